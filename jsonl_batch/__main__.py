@@ -1,0 +1,5 @@
+"""``python -m jsonl_batch`` runs the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,102 @@
+"""``jsonl-batch validate``."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import click
+
+from ..validate import ValidationReport, validate_file
+from ._common import echo_json, format_option, handle_errors, progress_bar, target_option
+
+_COLORS = {"error": "red", "warning": "yellow"}
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@target_option
+@format_option("github")
+@click.option(
+    "--max-errors",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop a file after this many errors.",
+)
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
+@handle_errors
+def validate(
+    files: tuple[str, ...],
+    target: str,
+    output_format: str,
+    max_errors: int | None,
+    strict: bool,
+    quiet: bool,
+) -> None:
+    """Check batch input FILES (.jsonl, .jsonl.gz or - for stdin) for everything the
+    service would reject: bad JSON, duplicate or missing custom_id, mixed url or model,
+    placeholder deployment names, invalid bodies, streaming, size and request limits.
+
+    \b
+    Examples:
+      jsonl-batch validate requests.jsonl
+      jsonl-batch validate --target openai --format json data/*.jsonl
+      jsonl-batch validate --format github shards/*.jsonl   # CI annotations
+
+    Exit status: 0 when clean, 1 when a file has errors (or warnings with --strict),
+    2 on usage errors.
+    """
+    reports: list[ValidationReport] = []
+    for path in files:
+        size = os.path.getsize(path) if path != "-" and os.path.isfile(path) else None
+        with progress_bar(size, f"validating {path}") as advance:
+            reports.append(
+                validate_file(path, target=target, max_errors=max_errors, on_progress=advance)
+            )
+
+    if output_format == "json":
+        echo_json({"target": target, "files": [r.to_dict() for r in reports]})
+    elif output_format == "github":
+        for report in reports:
+            for f in report.findings:
+                line = f",line={f.line}" if f.line else ""
+                click.echo(
+                    f"::{f.severity} file={f.file}{line},title={f.code}::{f.message}"
+                    + (f" ({f.hint})" if f.hint else "")
+                )
+    else:
+        for report in reports:
+            if not quiet:
+                _print_findings(report)
+            _print_summary(report)
+
+    failed = any(not r.ok or (strict and r.warnings) for r in reports)
+    raise SystemExit(1 if failed else 0)
+
+
+def _print_findings(report: ValidationReport) -> None:
+    for f in report.findings:
+        label = click.style(f"{f.severity}[{f.code}]", fg=_COLORS[f.severity], bold=True)
+        click.echo(f"{f.location()}: {label}: {f.message}")
+        if f.path:
+            click.echo(f"    --> {f.path}")
+        if f.hint:
+            click.echo(f"    = hint: {f.hint}")
+
+
+def _print_summary(report: ValidationReport) -> None:
+    status = (
+        click.style("ok", fg="green", bold=True)
+        if report.ok
+        else click.style("FAILED", fg="red", bold=True)
+    )
+    click.echo(
+        f"{report.file}: {status}: {report.requests:,} requests, {report.bytes:,} bytes, "
+        f"{report.errors} error(s), {report.warnings} warning(s) (target {report.target})"
+    )
+    if report.truncated:
+        click.echo("  stopped early at --max-errors; more problems may follow")
+    counts = Counter((f.severity, f.code) for f in report.findings)
+    for (severity, code), n in sorted(counts.items()):
+        click.echo(f"  {n:>6}  {severity:<7}  {code}")

@@ -1,0 +1,377 @@
+"""Streaming JSONL reader and atomic writer.
+
+The reader splits on ``\\n`` only (binary line iteration), so U+2028, U+2029 and NEL inside
+strings stay inside their line, and memory is bounded by the longest line. Each line comes
+back with its number, byte offset and raw bytes, so later steps (split, merge, retry files)
+can copy lines byte for byte instead of re-serialising them.
+
+The writer writes to a temporary file next to the target and renames it into place on
+success, so a crash or an exception never leaves a half-written file or clobbers the old one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+import orjson
+
+from .errors import InputError
+
+BOM = b"\xef\xbb\xbf"
+_BUFFER = 1 << 20
+
+# Format notices a line can carry. The validator turns them into findings.
+BOM_PRESENT = "bom"
+CRLF = "crlf"
+BLANK = "blank"
+NO_FINAL_NEWLINE = "no_final_newline"
+INVALID_UTF8 = "invalid_utf8"
+NON_STANDARD_NUMBER = "non_standard_number"
+DUPLICATE_KEY = "duplicate_key"
+NOT_AN_OBJECT = "not_an_object"
+INVALID_JSON = "invalid_json"
+
+
+@dataclass(slots=True)
+class Line:
+    """One line of a JSONL file.
+
+    ``raw`` holds the line's bytes exactly as in the file, terminator included (and the BOM
+    on line 1 when there is one), so concatenating ``raw`` of every line gives the file back.
+    """
+
+    number: int
+    offset: int
+    raw: bytes
+    obj: Any = None
+    error: str | None = None
+    notices: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when the line parsed to a JSON object."""
+        return self.error is None and isinstance(self.obj, dict)
+
+    @property
+    def content(self) -> bytes:
+        """The line without its terminator and without a leading BOM."""
+        raw = self.raw
+        if raw.endswith(b"\n"):
+            raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+        if self.number == 1 and raw.startswith(BOM):
+            raw = raw[3:]
+        return raw
+
+
+def source_name(source: str | os.PathLike[str] | IO[bytes]) -> str:
+    """A printable name for a path, ``-`` or an open stream."""
+    if isinstance(source, str | os.PathLike):
+        return "<stdin>" if str(source) == "-" else str(source)
+    return getattr(source, "name", "<stream>")
+
+
+@contextlib.contextmanager
+def open_binary(source: str | os.PathLike[str] | IO[bytes]) -> Iterator[BinaryIO]:
+    """Open a path, a ``.gz`` path, ``-`` (stdin) or pass through an open binary stream."""
+    if not isinstance(source, str | os.PathLike):
+        yield source  # type: ignore[misc]
+        return
+    name = str(source)
+    if name == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        raw = open(name, "rb", buffering=_BUFFER)  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file", hint="check the path") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a directory, not a JSONL file") from None
+    except PermissionError:
+        raise InputError(f"{name}: permission denied") from None
+    try:
+        if name.endswith(".gz"):
+            with gzip.GzipFile(fileobj=raw) as gz:
+                yield gz  # type: ignore[misc]
+        else:
+            yield raw
+    finally:
+        raw.close()
+
+
+def read_lines(source: str | os.PathLike[str] | IO[bytes], *, parse: bool = True) -> Iterator[Line]:
+    """Yield every line of ``source`` with its number, offset, raw bytes and parsed value.
+
+    Never raises on bad content: parse problems are in ``Line.error`` and format quirks in
+    ``Line.notices``. Raises :class:`InputError` only when the source cannot be opened or read
+    (a missing file, a corrupt gzip stream).
+    """
+    name = source_name(source)
+    with open_binary(source) as stream:
+        number = 0
+        offset = 0
+        try:
+            for raw in stream:
+                number += 1
+                line = _make_line(number, offset, raw, parse)
+                offset += len(raw)
+                yield line
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise InputError(
+                f"{name}:{number + 1}: cannot read past byte {offset}: {exc}",
+                hint="the file is truncated or not really gzip; re-create it",
+            ) from None
+
+
+def _make_line(number: int, offset: int, raw: bytes, parse: bool) -> Line:
+    notices: list[str] = []
+    text = raw
+    if raw.endswith(b"\n"):
+        if raw.endswith(b"\r\n"):
+            notices.append(CRLF)
+            text = raw[:-2]
+        else:
+            text = raw[:-1]
+    else:
+        notices.append(NO_FINAL_NEWLINE)
+    if number == 1 and text.startswith(BOM):
+        notices.append(BOM_PRESENT)
+        text = text[3:]
+    if not text.strip():
+        notices.append(BLANK)
+        return Line(number, offset, raw, None, None, tuple(notices))
+    if not parse:
+        return Line(number, offset, raw, None, None, tuple(notices))
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        kind, message = _classify_parse_error(text, exc)
+        notices.append(kind)
+        return Line(number, offset, raw, None, message, tuple(notices))
+    if not isinstance(obj, dict):
+        notices.append(NOT_AN_OBJECT)
+    elif _may_have_duplicate_keys(text, obj) and (dup := find_duplicate_key(text)):
+        notices.append(DUPLICATE_KEY)
+        return Line(number, offset, raw, obj, None, (*notices, f"{DUPLICATE_KEY}:{dup}"))
+    return Line(number, offset, raw, obj, None, tuple(notices))
+
+
+def _classify_parse_error(text: bytes, exc: Exception) -> tuple[str, str]:
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return INVALID_UTF8, f"invalid UTF-8 at byte {bad.start} of the line"
+    try:
+        json.loads(decoded)
+    except ValueError:
+        return INVALID_JSON, f"not valid JSON: {exc}"
+    # The standard library accepts NaN / Infinity, which are not JSON.
+    return NON_STANDARD_NUMBER, "NaN or Infinity is not valid JSON"
+
+
+def _may_have_duplicate_keys(text: bytes, obj: dict[str, Any]) -> bool:
+    """Cheap pre-check: compare key markers in the bytes with keys in the parsed tree.
+
+    orjson keeps the last of duplicate keys silently. Counting ``":`` in the raw bytes is
+    exact for keys; a mismatch (duplicates, or ``":`` inside string values) sends the line
+    to the exact, slow check.
+    """
+    markers = text.count(b'":') + text.count(b'" :')
+    return markers != _count_keys(obj)
+
+
+def _count_keys(obj: dict[str, Any]) -> int:
+    total = len(obj)
+    for value in obj.values():
+        kind = type(value)
+        if kind is dict:
+            total += _count_keys(value)
+        elif kind is list:
+            total += _count_keys_in_list(value)
+    return total
+
+
+def _count_keys_in_list(items: list[Any]) -> int:
+    total = 0
+    for value in items:
+        kind = type(value)
+        if kind is dict:
+            total += _count_keys(value)
+        elif kind is list:
+            total += _count_keys_in_list(value)
+    return total
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def find_duplicate_key(text: bytes | str) -> str | None:
+    """Return the first key that appears twice in one object of ``text``, or None."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen[key] = value
+        return seen
+
+    try:
+        json.loads(text, object_pairs_hook=hook)
+    except _DuplicateKey as dup:
+        return str(dup)
+    except ValueError:
+        return None
+    return None
+
+
+def duplicate_key_of(line: Line) -> str | None:
+    """The duplicated key a line's notices name, if any."""
+    for notice in line.notices:
+        if notice.startswith(DUPLICATE_KEY + ":"):
+            return notice.split(":", 1)[1]
+    return None
+
+
+def dumps_line(obj: Any) -> bytes:
+    """Serialise one object as a ``\\n``-terminated JSONL line."""
+    return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+
+
+class AtomicWriter:
+    """Write a file through a temporary sibling and rename it into place on success.
+
+    Use as a context manager. On an exception inside the block, the temporary file is
+    removed and the target is untouched. ``.gz`` targets are gzip-compressed.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = True) -> None:
+        self.path = Path(path)
+        if not overwrite and self.path.exists():
+            raise InputError(f"{self.path}: already exists", hint="pass --overwrite to replace it")
+        self.lines = 0
+        self.bytes = 0
+        self._tmp_path: Path | None = None
+        self._file: BinaryIO | None = None
+        self._stream: BinaryIO | None = None
+
+    def open(self) -> AtomicWriter:
+        directory = self.path.parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot write here: {exc.strerror}") from None
+        self._tmp_path = Path(tmp)
+        self._file = os.fdopen(fd, "wb", buffering=_BUFFER)
+        self._stream = (
+            gzip.GzipFile(fileobj=self._file, mode="wb", mtime=0)  # type: ignore[assignment]
+            if self.path.name.endswith(".gz")
+            else self._file
+        )
+        return self
+
+    def __enter__(self) -> AtomicWriter:
+        return self.open()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def write_raw(self, data: bytes) -> None:
+        """Write bytes as they are (already a complete line, or several)."""
+        assert self._stream is not None, "writer is not open"
+        self._stream.write(data)
+        self.bytes += len(data)
+        self.lines += data.count(b"\n")
+
+    def write(self, obj: Any) -> None:
+        """Write one object as one line."""
+        self.write_raw(dumps_line(obj))
+
+    def write_many(self, objects: Iterable[Any]) -> None:
+        for obj in objects:
+            self.write(obj)
+
+    def commit(self) -> None:
+        """Flush, fsync and rename the temporary file onto the target."""
+        if self._file is None or self._tmp_path is None:
+            return
+        if self._stream is not self._file:
+            self._stream.close()  # type: ignore[union-attr]
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self._tmp_path, self.path)
+        self._file = self._stream = None
+        self._tmp_path = None
+
+    def abort(self) -> None:
+        """Drop everything written so far."""
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+        if self._tmp_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._tmp_path.unlink()
+        self._file = self._stream = None
+        self._tmp_path = None
+
+
+def write_jsonl(path: str | os.PathLike[str], objects: Iterable[Any]) -> int:
+    """Atomically write ``objects`` to ``path``, one per line. Returns the line count."""
+    with AtomicWriter(path) as writer:
+        writer.write_many(objects)
+    return writer.lines
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Atomically replace ``path`` with ``data``."""
+    with AtomicWriter(path) as writer:
+        writer.write_raw(data)
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Atomically write a pretty-printed JSON document (manifests, job files)."""
+    atomic_write_bytes(
+        path, orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    )
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a whole JSON document, with a clear error when it is missing or broken."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON: {exc}") from None
+
+
+__all__ = [
+    "AtomicWriter",
+    "Line",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "dumps_line",
+    "find_duplicate_key",
+    "open_binary",
+    "read_json",
+    "read_lines",
+    "write_jsonl",
+]

@@ -1,0 +1,534 @@
+"""Streaming validator: find what the batch service would reject, before it does.
+
+One pass over the file, every problem reported (not the first), each with a code (the
+service's own where it has one), a severity, file, line, the JSON path inside the line, a
+message and a hint. The :class:`Validator` checks one line at a time so ``split`` can
+validate in the same pass that writes shards.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import IO, Any, Literal
+
+from pydantic import ValidationError
+
+from .jsonl import (
+    BLANK,
+    BOM_PRESENT,
+    CRLF,
+    INVALID_UTF8,
+    NO_FINAL_NEWLINE,
+    NON_STANDARD_NUMBER,
+    Line,
+    duplicate_key_of,
+    read_lines,
+    source_name,
+)
+from .models import BODY_MODELS, endpoint_of
+from .profiles import Profile, load_profile
+
+Severity = Literal["error", "warning"]
+
+# Code → (default severity, hint). Codes the services use keep their names
+# (invalid_json_line, duplicate_custom_id, url_mismatch, model_mismatch, empty_file,
+# too_many_tasks); ``Finding.service_code`` gives the target's own code for the others.
+RULES: dict[str, tuple[Severity, str]] = {
+    "invalid_json_line": ("error", "each line must be one complete JSON object"),
+    "invalid_utf8": ("error", "save the file as UTF-8"),
+    "not_an_object": ("error", "each line must be a JSON object {...}, not an array or value"),
+    "duplicate_key": (
+        "warning",
+        "remove the repeated key; the service keeps only one of the values",
+    ),
+    "utf8_bom": ("error", "save the file as UTF-8 without a byte-order mark (BOM)"),
+    "crlf_line_ending": ("warning", "convert line endings to \\n (e.g. dos2unix)"),
+    "blank_line": ("warning", "remove empty lines; some services reject them"),
+    "missing_final_newline": ("warning", "end the file with a newline"),
+    "unknown_field": (
+        "warning",
+        "a request line has exactly custom_id, method, url and body",
+    ),
+    "missing_custom_id": ("error", "add a unique string custom_id to every line"),
+    "invalid_custom_id": ("error", "use a non-empty string of at most 64 ASCII characters"),
+    "duplicate_custom_id": ("error", "give every request a unique custom_id"),
+    "invalid_method": ("error", 'set "method": "POST"'),
+    "missing_url": ("error", 'add "url", e.g. "/v1/chat/completions"'),
+    "unsupported_url": ("error", "use one of the target's endpoints (see --target)"),
+    "url_mismatch": ("error", "every line of one file must use the same url; split the file"),
+    "missing_body": ("error", "add the request body as a JSON object"),
+    "missing_model": ("error", "set body.model (the deployment name on Azure)"),
+    "placeholder_model": ("error", "replace the placeholder with your deployment/model name"),
+    "model_mismatch": (
+        "error",
+        "one model/deployment per file: use `jsonl-batch split --by-model`",
+    ),
+    "invalid_body": ("error", "fix the field so it matches the endpoint's request schema"),
+    "stream_not_supported": ("error", "remove body.stream; batch requests cannot stream"),
+    "empty_file": ("error", "the file needs at least one request"),
+    "too_many_tasks": ("error", "split the file: `jsonl-batch split FILE --out-dir DIR`"),
+    "file_too_large": ("error", "split the file: `jsonl-batch split FILE --out-dir DIR`"),
+    "too_many_embedding_inputs": ("error", "split the file into smaller batches"),
+    "context_window_exceeded": ("error", "shorten the prompt or use a model with more context"),
+    "max_tokens_too_large": ("warning", "lower max_tokens to the model's maximum output"),
+    "token_count_approximate": ("warning", "the count for this request is an estimate"),
+}
+
+MAX_CUSTOM_ID_LENGTH = 64
+_TOP_LEVEL_KEYS = frozenset({"custom_id", "method", "url", "body"})
+# Union member tags pydantic puts into error locations; not part of the JSON path.
+_UNION_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem found in a file."""
+
+    code: str
+    severity: Severity
+    file: str
+    line: int | None
+    path: str | None
+    message: str
+    hint: str | None = None
+    service_code: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "file": self.file,
+            "line": self.line,
+            "path": self.path,
+            "message": self.message,
+            "hint": self.hint,
+            "service_code": self.service_code,
+        }
+
+    def location(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+
+@dataclass
+class ValidationReport:
+    """Everything found in one file."""
+
+    file: str
+    target: str
+    findings: list[Finding] = field(default_factory=list)
+    requests: int = 0
+    bytes: int = 0
+    url: str | None = None
+    model: str | None = None
+    truncated: bool = False
+    """True when ``max_errors`` stopped the scan early."""
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.findings if f.severity == "error")
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for f in self.findings if f.severity == "warning")
+
+    @property
+    def ok(self) -> bool:
+        """True when the file has no errors (warnings allowed)."""
+        return self.errors == 0
+
+    def counts_by_code(self) -> dict[str, tuple[Severity, int]]:
+        counts = Counter((f.code, f.severity) for f in self.findings)
+        return {code: (sev, n) for (code, sev), n in sorted(counts.items())}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "target": self.target,
+            "ok": self.ok,
+            "requests": self.requests,
+            "bytes": self.bytes,
+            "url": self.url,
+            "model": self.model,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "truncated": self.truncated,
+            "counts": {code: n for code, (_sev, n) in self.counts_by_code().items()},
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+TokenCheck = Callable[[Line, str, dict[str, Any]], Iterable[tuple[str, str, str]]]
+"""Optional per-request check: (line, endpoint, body) → (code, path, message) triples."""
+
+
+class Validator:
+    """Check lines one at a time; :meth:`finish` adds the file-level findings.
+
+    Memory: one entry per distinct ``custom_id`` (for duplicate detection) plus findings.
+    """
+
+    def __init__(
+        self,
+        file: str,
+        profile: Profile | str = "azure",
+        *,
+        max_errors: int | None = None,
+        token_check: TokenCheck | None = None,
+    ) -> None:
+        self.profile = load_profile(profile) if isinstance(profile, str) else profile
+        self.report = ValidationReport(file=file, target=self.profile.name)
+        self.max_errors = max_errors
+        self.token_check = token_check
+        self._errors = 0
+        self._seen_ids: dict[str, int] = {}
+        self._first_url: tuple[str, int] | None = None
+        self._first_model: tuple[str, int] | None = None
+        self._crlf_lines = 0
+        self._first_crlf: int | None = None
+        self._last_line: Line | None = None
+        self._limit_lines: dict[str, int] = {}
+        self._embedding_inputs = 0
+
+    @property
+    def stopped(self) -> bool:
+        """True once ``max_errors`` errors have been found."""
+        return self.max_errors is not None and self._errors >= self.max_errors
+
+    def _add(self, code: str, line: int | None, message: str, path: str | None = None) -> None:
+        severity, hint = RULES[code]
+        if code == "utf8_bom" and not self.profile.bom_is_error:
+            severity = "warning"
+        if severity == "error":
+            if self.stopped:
+                self.report.truncated = True
+                return
+            self._errors += 1
+        self.report.findings.append(
+            Finding(
+                code,
+                severity,
+                self.report.file,
+                line,
+                path,
+                message,
+                hint,
+                self.profile.service_code(code),
+            )
+        )
+
+    # -- per line ---------------------------------------------------------------------
+
+    def check(self, line: Line) -> None:
+        """Check one line (in file order)."""
+        report = self.report
+        report.bytes += len(line.raw)
+        self._last_line = line
+        number = line.number
+        notices = line.notices
+        if notices:
+            self._check_notices(line)
+            if BLANK in notices:
+                return
+        report.requests += 1
+        if report.requests == self.profile.max_requests + 1:
+            self._limit_lines["requests"] = number
+        if report.bytes > self.profile.max_bytes and "bytes" not in self._limit_lines:
+            self._limit_lines["bytes"] = number
+        if line.error is not None:
+            if INVALID_UTF8 in notices:
+                self._add("invalid_utf8", number, line.error)
+            else:
+                self._add("invalid_json_line", number, line.error)
+            return
+        obj = line.obj
+        if type(obj) is not dict:
+            self._add(
+                "not_an_object",
+                number,
+                f"line is a JSON {_json_type(obj)}, not an object",
+            )
+            return
+        self._check_envelope(number, obj)
+        body = obj.get("body")
+        if body is None:
+            if "body" not in obj:
+                self._add("missing_body", number, "missing required field 'body'", "body")
+            else:
+                self._add("missing_body", number, "'body' is null", "body")
+            return
+        if type(body) is not dict:
+            self._add("invalid_body", number, "'body' must be a JSON object", "body")
+            return
+        url = obj.get("url")
+        endpoint = self.profile.urls.get(url) if type(url) is str else None
+        self._check_body(line, endpoint, body)
+
+    def _check_notices(self, line: Line) -> None:
+        number = line.number
+        for notice in line.notices:
+            if notice == BOM_PRESENT:
+                self._add("utf8_bom", 1, "file starts with a UTF-8 byte-order mark (BOM)")
+            elif notice == CRLF:
+                self._crlf_lines += 1
+                if self._first_crlf is None:
+                    self._first_crlf = number
+            elif notice == BLANK:
+                self._add("blank_line", number, "blank line")
+            elif notice == NON_STANDARD_NUMBER:
+                pass  # reported as invalid_json_line with its own message
+        if (key := duplicate_key_of(line)) is not None:
+            self._add("duplicate_key", number, f"key {key!r} appears twice in one object")
+
+    def _check_envelope(self, number: int, obj: dict[str, Any]) -> None:
+        extra = obj.keys() - _TOP_LEVEL_KEYS
+        if extra:
+            names = ", ".join(sorted(extra))
+            self._add("unknown_field", number, f"unexpected top-level field(s): {names}")
+
+        custom_id = obj.get("custom_id")
+        if custom_id is None:
+            self._add(
+                "missing_custom_id", number, "missing required field 'custom_id'", "custom_id"
+            )
+        elif type(custom_id) is not str:
+            self._add(
+                "invalid_custom_id",
+                number,
+                f"custom_id must be a string, not {_json_type(custom_id)}",
+                "custom_id",
+            )
+        elif not custom_id.strip():
+            self._add("invalid_custom_id", number, "custom_id is empty", "custom_id")
+        else:
+            if len(custom_id) > MAX_CUSTOM_ID_LENGTH:
+                self._add(
+                    "invalid_custom_id",
+                    number,
+                    f"custom_id is {len(custom_id)} characters; keep it to {MAX_CUSTOM_ID_LENGTH}",
+                    "custom_id",
+                )
+            first = self._seen_ids.setdefault(custom_id, number)
+            if first != number:
+                self._add(
+                    "duplicate_custom_id",
+                    number,
+                    f"custom_id {custom_id!r} is already used on line {first}",
+                    "custom_id",
+                )
+
+        method = obj.get("method")
+        if method != "POST":
+            shown = "missing" if method is None else repr(method)
+            self._add(
+                "invalid_method", number, f"method is {shown}; only POST is supported", "method"
+            )
+
+        url = obj.get("url")
+        if url is None:
+            self._add("missing_url", number, "missing required field 'url'", "url")
+        elif type(url) is not str or url not in self.profile.urls:
+            allowed = ", ".join(self.profile.urls)
+            self._add(
+                "unsupported_url",
+                number,
+                f"url {url!r} is not a batch endpoint of target {self.profile.name!r} "
+                f"(allowed: {allowed})",
+                "url",
+            )
+        elif self._first_url is None:
+            self._first_url = (url, number)
+            self.report.url = url
+        elif url != self._first_url[0]:
+            self._add(
+                "url_mismatch",
+                number,
+                f"url {url!r} differs from {self._first_url[0]!r} on line {self._first_url[1]}",
+                "url",
+            )
+
+    def _check_body(self, line: Line, endpoint: str | None, body: dict[str, Any]) -> None:
+        number = line.number
+        model = body.get("model")
+        if model is None:
+            self._add("missing_model", number, "missing required field 'body.model'", "body.model")
+        elif type(model) is str:
+            if _is_placeholder(model, self.profile.placeholder_models):
+                self._add(
+                    "placeholder_model",
+                    number,
+                    f"body.model {model!r} is a placeholder from the docs",
+                    "body.model",
+                )
+            elif self._first_model is None:
+                self._first_model = (model, number)
+                self.report.model = model
+            elif model != self._first_model[0]:
+                what = "deployment" if self.profile.model_is_deployment else "model"
+                self._add(
+                    "model_mismatch",
+                    number,
+                    f"{what} {model!r} differs from {self._first_model[0]!r} on line "
+                    f"{self._first_model[1]}",
+                    "body.model",
+                )
+        if body.get("stream") is True:
+            self._add(
+                "stream_not_supported", number, "stream is not supported in batch", "body.stream"
+            )
+        if endpoint is None:
+            return
+        self._check_schema(number, endpoint, body)
+        if endpoint == "embeddings" and self.profile.max_embedding_inputs is not None:
+            inputs = body.get("input")
+            self._embedding_inputs += (
+                len(inputs)
+                if isinstance(inputs, list) and inputs and not isinstance(inputs[0], int)
+                else 1
+            )
+        if self.token_check is not None:
+            for code, path, message in self.token_check(line, endpoint, body):
+                self._add(code, number, message, path)
+
+    def _check_schema(self, number: int, endpoint: str, body: dict[str, Any]) -> None:
+        model_cls = BODY_MODELS[endpoint]
+        try:
+            model_cls.model_validate(body)
+        except ValidationError as exc:
+            seen: set[str] = set()
+            for error in exc.errors(include_url=False):
+                loc = error["loc"]
+                if loc == ("model",) and error["type"] == "missing":
+                    continue  # reported as missing_model
+                path = _json_path(loc)
+                if path in seen:
+                    continue
+                seen.add(path)
+                self._add("invalid_body", number, f"{path}: {_describe(error)}", path)
+        if self.profile.forbid_unknown_body_fields:
+            unknown = body.keys() - model_cls.model_fields.keys()
+            for key in sorted(unknown):
+                self._add(
+                    "invalid_body",
+                    number,
+                    f"body.{key}: not a parameter this target accepts",
+                    f"body.{key}",
+                )
+
+    # -- file level -------------------------------------------------------------------
+
+    def finish(self) -> ValidationReport:
+        """Add the file-level findings and return the report."""
+        report = self.report
+        profile = self.profile
+        if self._crlf_lines:
+            self._add(
+                "crlf_line_ending",
+                self._first_crlf,
+                f"{self._crlf_lines} line(s) end with CRLF (\\r\\n), first on this line",
+            )
+        last = self._last_line
+        if last is not None and NO_FINAL_NEWLINE in last.notices:
+            self._add("missing_final_newline", last.number, "the last line has no newline")
+        if report.requests == 0 and not report.truncated:
+            self._add("empty_file", None, "the file has no requests")
+        if report.requests > profile.max_requests:
+            self._add(
+                "too_many_tasks",
+                self._limit_lines.get("requests"),
+                f"{report.requests:,} requests; target {profile.name!r} allows "
+                f"{profile.max_requests:,} per file (first extra request on this line)",
+            )
+        if report.bytes > profile.max_bytes:
+            self._add(
+                "file_too_large",
+                self._limit_lines.get("bytes"),
+                f"{report.bytes:,} bytes; target {profile.name!r} allows "
+                f"{profile.max_bytes:,} per file (limit crossed on this line)",
+            )
+        if (
+            profile.max_embedding_inputs is not None
+            and self._embedding_inputs > profile.max_embedding_inputs
+        ):
+            self._add(
+                "too_many_embedding_inputs",
+                None,
+                f"{self._embedding_inputs:,} embedding inputs; target {profile.name!r} "
+                f"allows {profile.max_embedding_inputs:,} per batch",
+            )
+        report.findings.sort(key=lambda f: f.line or 0)
+        return report
+
+
+def validate_file(
+    source: str | os.PathLike[str] | IO[bytes],
+    *,
+    target: Profile | str = "azure",
+    max_errors: int | None = None,
+    token_check: TokenCheck | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> ValidationReport:
+    """Validate one file (a path, a ``.jsonl.gz``, ``-`` for stdin, or a binary stream)."""
+    validator = Validator(
+        source_name(source), target, max_errors=max_errors, token_check=token_check
+    )
+    for line in read_lines(source):
+        validator.check(line)
+        if on_progress is not None:
+            on_progress(len(line.raw))
+        if validator.stopped:
+            validator.report.truncated = True
+            break
+    return validator.finish()
+
+
+def _is_placeholder(model: str, placeholders: frozenset[str]) -> bool:
+    lowered = model.strip().lower()
+    return (
+        lowered in placeholders
+        or lowered.startswith("replace-with")
+        or lowered.startswith("your-")
+        or (lowered.startswith("<") and lowered.endswith(">"))
+    )
+
+
+def _json_path(loc: tuple[int | str, ...]) -> str:
+    """``("messages", 3, "role")`` → ``body.messages[3].role`` (union tags dropped)."""
+    path = "body"
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in _UNION_TAGS or "[" in part or "-" in part or part[:1].isupper():
+            continue
+        else:
+            path += f".{part}"
+    return path
+
+
+def _describe(error: Any) -> str:
+    if error["type"] == "missing":
+        return "required field is missing"
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    got = error.get("input")
+    message = str(error["msg"])
+    if error["type"] in {"string_type", "int_type", "list_type", "dict_type", "model_type"}:
+        return f"{message} (got {_json_type(got)})"
+    return message
+
+
+def _json_type(value: Any) -> str:
+    return {
+        dict: "object",
+        list: "array",
+        str: "string",
+        int: "integer",
+        float: "number",
+        bool: "boolean",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+__all__ = ["RULES", "Finding", "ValidationReport", "Validator", "endpoint_of", "validate_file"]
