@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import json
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
+import jiter
 import orjson
 
 from .errors import InputError
@@ -151,87 +152,35 @@ def _make_line(number: int, offset: int, raw: bytes, parse: bool) -> Line:
     if not parse:
         return Line(number, offset, raw, None, None, tuple(notices))
     try:
+        obj = jiter.from_json(
+            text, catch_duplicate_keys=True, allow_inf_nan=False, cache_mode=False
+        )
+    except ValueError as exc:
+        message = str(exc)
+        if not message.startswith("Detected duplicate key"):
+            kind, message = _classify_parse_error(text, message)
+            notices.append(kind)
+            return Line(number, offset, raw, None, message, tuple(notices))
+        # Keep the last value, as most JSON parsers (and the services) do.
         obj = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        kind, message = _classify_parse_error(text, exc)
-        notices.append(kind)
-        return Line(number, offset, raw, None, message, tuple(notices))
-    if not isinstance(obj, dict):
+        key = message.split('"')[1] if '"' in message else "?"
+        notices += [DUPLICATE_KEY, f"{DUPLICATE_KEY}:{key}"]
+    if type(obj) is not dict:
         notices.append(NOT_AN_OBJECT)
-    elif _may_have_duplicate_keys(text, obj) and (dup := find_duplicate_key(text)):
-        notices.append(DUPLICATE_KEY)
-        return Line(number, offset, raw, obj, None, (*notices, f"{DUPLICATE_KEY}:{dup}"))
     return Line(number, offset, raw, obj, None, tuple(notices))
 
 
-def _classify_parse_error(text: bytes, exc: Exception) -> tuple[str, str]:
+def _classify_parse_error(text: bytes, message: str) -> tuple[str, str]:
     try:
-        decoded = text.decode("utf-8")
+        text.decode("utf-8")
     except UnicodeDecodeError as bad:
         return INVALID_UTF8, f"invalid UTF-8 at byte {bad.start} of the line"
-    try:
-        json.loads(decoded)
-    except ValueError:
-        return INVALID_JSON, f"not valid JSON: {exc}"
-    # The standard library accepts NaN / Infinity, which are not JSON.
-    return NON_STANDARD_NUMBER, "NaN or Infinity is not valid JSON"
+    if _NON_STANDARD_NUMBER.search(text):
+        return NON_STANDARD_NUMBER, "NaN or Infinity is not valid JSON"
+    return INVALID_JSON, "not valid JSON: " + message.replace("line 1 column", "column")
 
 
-def _may_have_duplicate_keys(text: bytes, obj: dict[str, Any]) -> bool:
-    """Cheap pre-check: compare key markers in the bytes with keys in the parsed tree.
-
-    orjson keeps the last of duplicate keys silently. Counting ``":`` in the raw bytes is
-    exact for keys; a mismatch (duplicates, or ``":`` inside string values) sends the line
-    to the exact, slow check.
-    """
-    markers = text.count(b'":') + text.count(b'" :')
-    return markers != _count_keys(obj)
-
-
-def _count_keys(obj: dict[str, Any]) -> int:
-    total = len(obj)
-    for value in obj.values():
-        kind = type(value)
-        if kind is dict:
-            total += _count_keys(value)
-        elif kind is list:
-            total += _count_keys_in_list(value)
-    return total
-
-
-def _count_keys_in_list(items: list[Any]) -> int:
-    total = 0
-    for value in items:
-        kind = type(value)
-        if kind is dict:
-            total += _count_keys(value)
-        elif kind is list:
-            total += _count_keys_in_list(value)
-    return total
-
-
-class _DuplicateKey(Exception):
-    pass
-
-
-def find_duplicate_key(text: bytes | str) -> str | None:
-    """Return the first key that appears twice in one object of ``text``, or None."""
-
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in seen:
-                raise _DuplicateKey(key)
-            seen[key] = value
-        return seen
-
-    try:
-        json.loads(text, object_pairs_hook=hook)
-    except _DuplicateKey as dup:
-        return str(dup)
-    except ValueError:
-        return None
-    return None
+_NON_STANDARD_NUMBER = re.compile(rb"[:,\[]\s*-?(NaN|Infinity)\s*[,}\]]")
 
 
 def duplicate_key_of(line: Line) -> str | None:
@@ -369,7 +318,6 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "dumps_line",
-    "find_duplicate_key",
     "open_binary",
     "read_json",
     "read_lines",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .jsonl import (
     BLANK,
@@ -30,6 +30,7 @@ from .jsonl import (
 )
 from .models import BODY_MODELS, endpoint_of
 from .profiles import Profile, load_profile
+from .quickcheck import quick_check
 
 Severity = Literal["error", "warning"]
 
@@ -283,9 +284,8 @@ class Validator:
             self._add("duplicate_key", number, f"key {key!r} appears twice in one object")
 
     def _check_envelope(self, number: int, obj: dict[str, Any]) -> None:
-        extra = obj.keys() - _TOP_LEVEL_KEYS
-        if extra:
-            names = ", ".join(sorted(extra))
+        if not obj.keys() <= _TOP_LEVEL_KEYS:
+            names = ", ".join(sorted(obj.keys() - _TOP_LEVEL_KEYS))
             self._add("unknown_field", number, f"unexpected top-level field(s): {names}")
 
         custom_id = obj.get("custom_id")
@@ -352,7 +352,9 @@ class Validator:
     def _check_body(self, line: Line, endpoint: str | None, body: dict[str, Any]) -> None:
         number = line.number
         model = body.get("model")
-        if model is None:
+        if self._first_model is not None and model == self._first_model[0]:
+            pass  # the common case: same model as the first line, already checked
+        elif model is None:
             self._add("missing_model", number, "missing required field 'body.model'", "body.model")
         elif type(model) is str:
             if _is_placeholder(model, self.profile.placeholder_models):
@@ -394,6 +396,21 @@ class Validator:
 
     def _check_schema(self, number: int, endpoint: str, body: dict[str, Any]) -> None:
         model_cls = BODY_MODELS[endpoint]
+        if not quick_check(model_cls)(body):
+            self._check_with_model(number, model_cls, body)
+        if self.profile.forbid_unknown_body_fields:
+            unknown = body.keys() - model_cls.model_fields.keys()
+            for key in sorted(unknown):
+                self._add(
+                    "invalid_body",
+                    number,
+                    f"body.{key}: not a parameter this target accepts",
+                    f"body.{key}",
+                )
+
+    def _check_with_model(
+        self, number: int, model_cls: type[BaseModel], body: dict[str, Any]
+    ) -> None:
         try:
             model_cls.model_validate(body)
         except ValidationError as exc:
@@ -407,15 +424,6 @@ class Validator:
                     continue
                 seen.add(path)
                 self._add("invalid_body", number, f"{path}: {_describe(error)}", path)
-        if self.profile.forbid_unknown_body_fields:
-            unknown = body.keys() - model_cls.model_fields.keys()
-            for key in sorted(unknown):
-                self._add(
-                    "invalid_body",
-                    number,
-                    f"body.{key}: not a parameter this target accepts",
-                    f"body.{key}",
-                )
 
     # -- file level -------------------------------------------------------------------
 
