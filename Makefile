@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	@# Wheels of our dependencies, so the pre-commit hook test installs offline.
+	$(BIN)/python -m pip wheel -q -w $(VENV)/wheelhouse . setuptools wheel
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -60,7 +60,7 @@ def _predicate(annotation: Any, metadata: list[Any]) -> Predicate | None:
     if types is None:
         return None
     low, high, min_len = _bounds(metadata)
-    if low is None and high is None and min_len is None:
+    if annotation is type(None) or (low is None and high is None and min_len is None):
         return _type_check(types)
 
     def check(v: Any) -> bool:

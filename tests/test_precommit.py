@@ -1,0 +1,67 @@
+"""The pre-commit hook, run by the real ``pre-commit try-repo``.
+
+pre-commit installs the hook into a fresh virtualenv with pip. To keep the test offline,
+``make`` fills ``.venv/wheelhouse`` with wheels of the project's dependencies at install time,
+and the test points pip there with ``--no-index``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, SAMPLES
+
+WHEELHOUSE = ROOT / ".venv" / "wheelhouse"
+PRE_COMMIT = Path(sys.executable).parent / "pre-commit"
+
+pytestmark = pytest.mark.skipif(
+    not (PRE_COMMIT.exists() and WHEELHOUSE.is_dir() and (ROOT / ".git").exists()),
+    reason="needs pre-commit, a git checkout and .venv/wheelhouse (created by `make`)",
+)
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+def test_hook_passes_good_files_and_fails_bad_ones(tmp_path: Path) -> None:
+    repo = tmp_path / "dataset"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    shutil.copy(SAMPLES / "azure-chat.jsonl", repo / "good.jsonl")
+    shutil.copy(SAMPLES / "broken.jsonl", repo / "bad.jsonl")
+    git(repo, "add", ".")
+    env = {
+        **os.environ,
+        "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(WHEELHOUSE),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
+
+    def try_repo(*files: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(PRE_COMMIT), "try-repo", str(ROOT), "jsonl-batch-validate", "--files", *files],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    good = try_repo("good.jsonl")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "Passed" in good.stdout
+
+    bad = try_repo("good.jsonl", "bad.jsonl")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "Failed" in bad.stdout
+    assert "bad.jsonl: FAILED" in bad.stdout
+    assert "duplicate_custom_id" in bad.stdout
