@@ -72,9 +72,19 @@ ROWS: list[tuple[bytes, str, str, str | None]] = [
         "error",
         "body.messages[0].role",
     ),
-    (dump(request("t15", body_stream=True)) + b"\n", "stream_not_supported", "error", "body.stream"),
+    (
+        dump(request("t15", body_stream=True)) + b"\n",
+        "stream_not_supported",
+        "error",
+        "body.stream",
+    ),
     (b"   \n", "blank_line", "warning", None),
-    (dump(request("t17")).replace(b"Question", b"Qu\xffestion") + b"\n", "invalid_utf8", "error", None),
+    (
+        dump(request("t17")).replace(b"Question", b"Qu\xffestion") + b"\n",
+        "invalid_utf8",
+        "error",
+        None,
+    ),
     (
         b'{"custom_id": "t18", "custom_id": "t18b", '
         + dump(request("t18"))[len(b'{"custom_id": "t18", ') :]
@@ -83,12 +93,21 @@ ROWS: list[tuple[bytes, str, str, str | None]] = [
         "warning",
         None,
     ),
-    (dump(request("t19")).replace(b'"model"', b'"temperature": NaN, "model"') + b"\n",
-     "invalid_json_line", "error", None),
+    (
+        dump(request("t19")).replace(b'"model"', b'"temperature": NaN, "model"') + b"\n",
+        "invalid_json_line",
+        "error",
+        None,
+    ),
     (dump(request("t20")) + b"\r\n", "crlf_line_ending", "warning", None),
     (dump(request("t21", metadata={"a": "b"})) + b"\n", "unknown_field", "warning", None),
     (dump(request("t" * 80)) + b"\n", "invalid_custom_id", "error", "custom_id"),
-    (dump(request("t23", body_max_tokens="100")) + b"\n", "invalid_body", "error", "body.max_tokens"),
+    (
+        dump(request("t23", body_max_tokens="100")) + b"\n",
+        "invalid_body",
+        "error",
+        "body.max_tokens",
+    ),
     (dump(request("t24", body=None)) + b"\n", "missing_body", "error", "body"),
     (dump(request("t25")), "missing_final_newline", "warning", None),
 ]
