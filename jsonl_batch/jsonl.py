@@ -28,6 +28,14 @@ import orjson
 from .errors import InputError
 
 BOM = b"\xef\xbb\xbf"
+_JSON_WHITESPACE = frozenset(b" \t\r\n")
+# Exact duplicate-key detection at parse time; no NaN/Infinity; long unique strings are not
+# worth caching.
+_PARSE_OPTIONS: dict[str, Any] = {
+    "catch_duplicate_keys": True,
+    "allow_inf_nan": False,
+    "cache_mode": False,
+}
 _BUFFER = 1 << 20
 
 # Format notices a line can carry. The validator turns them into findings.
@@ -122,7 +130,17 @@ def read_lines(source: str | os.PathLike[str] | IO[bytes], *, parse: bool = True
         try:
             for raw in stream:
                 number += 1
-                line = _make_line(number, offset, raw, parse)
+                # Fast path: an ordinary line ("{...}\n", not line 1 with its possible BOM)
+                # needs no notices; anything else, or a parse error, takes the full path.
+                if parse and number > 1 and raw.endswith(b"}\n"):
+                    try:
+                        obj = jiter.from_json(raw, **_PARSE_OPTIONS)
+                    except ValueError:
+                        line = _make_line(number, offset, raw, parse)
+                    else:
+                        line = Line(number, offset, raw, obj)
+                else:
+                    line = _make_line(number, offset, raw, parse)
                 offset += len(raw)
                 yield line
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
@@ -134,27 +152,23 @@ def read_lines(source: str | os.PathLike[str] | IO[bytes], *, parse: bool = True
 
 def _make_line(number: int, offset: int, raw: bytes, parse: bool) -> Line:
     notices: list[str] = []
-    text = raw
     if raw.endswith(b"\n"):
         if raw.endswith(b"\r\n"):
             notices.append(CRLF)
-            text = raw[:-2]
-        else:
-            text = raw[:-1]
     else:
         notices.append(NO_FINAL_NEWLINE)
-    if number == 1 and text.startswith(BOM):
+    # The terminator is JSON whitespace, so the parser takes ``raw`` as it is (no copy).
+    text = raw
+    if number == 1 and raw.startswith(BOM):
         notices.append(BOM_PRESENT)
-        text = text[3:]
-    if not text.strip():
+        text = raw[3:]
+    if not text or (text[0] in _JSON_WHITESPACE and not text.strip()):
         notices.append(BLANK)
         return Line(number, offset, raw, None, None, tuple(notices))
     if not parse:
         return Line(number, offset, raw, None, None, tuple(notices))
     try:
-        obj = jiter.from_json(
-            text, catch_duplicate_keys=True, allow_inf_nan=False, cache_mode=False
-        )
+        obj = jiter.from_json(text, **_PARSE_OPTIONS)
     except ValueError as exc:
         message = str(exc)
         if not message.startswith("Detected duplicate key"):

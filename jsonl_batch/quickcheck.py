@@ -26,6 +26,7 @@ _SCALARS: dict[Any, tuple[type, ...]] = {
     bool: (bool,),
     type(None): (type(None),),
 }
+_JSON_TYPES = (dict, list, str, int, float, bool, type(None))
 
 
 def _bounds(metadata: list[Any]) -> tuple[float | None, float | None, int | None]:
@@ -41,29 +42,41 @@ def _bounds(metadata: list[Any]) -> tuple[float | None, float | None, int | None
     return low, high, min_len
 
 
-def _predicate(annotation: Any, metadata: list[Any]) -> Predicate | None:
-    """A quick predicate for one annotation, or None when it has no simple form."""
+# A compiled check is a small tuple the hot loop in ``quick_check`` interprets inline,
+# so the common cases (a type, a literal, a list of models) cost no extra call.
+TYPES, LITERAL, UNION, LIST, CALL = range(5)
+Spec = tuple[int, Any, Any]
+
+
+def _spec(annotation: Any, metadata: list[Any]) -> Spec | None:
+    """Compile one annotation, or None when it has no simple form (pydantic decides)."""
     origin = get_origin(annotation)
     if origin is Annotated:
         inner, *extra = get_args(annotation)
-        return _predicate(inner, [*metadata, *extra])
+        return _spec(inner, [*metadata, *extra])
     if origin in (Union, UnionType):
-        return _union_predicate([_predicate(arg, metadata) for arg in get_args(annotation)])
+        return _union_spec([_spec(arg, metadata) for arg in get_args(annotation)])
     if origin is Literal:
-        allowed = frozenset(get_args(annotation))
-        return lambda v: type(v) is str and v in allowed
+        return (LITERAL, frozenset(get_args(annotation)), None)
+    if annotation is Any:
+        return (TYPES, _JSON_TYPES, None)
+    if origin is dict and get_args(annotation) == (str, Any):
+        return (TYPES, (dict,), None)  # parsed JSON objects always have str keys
     if origin is list:
-        return _list_predicate(get_args(annotation)[0], metadata)
+        item = _spec(get_args(annotation)[0], [])
+        if item is None:
+            return None
+        return (LIST, _callable(item), _ListInfo(_bounds(metadata)[2] or 0))
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return quick_check(annotation)
+        return (CALL, quick_check(annotation), None)
     types = _SCALARS.get(annotation)
     if types is None:
         return None
     low, high, min_len = _bounds(metadata)
     if annotation is type(None) or (low is None and high is None and min_len is None):
-        return _type_check(types)
+        return (TYPES, types, None)
 
-    def check(v: Any) -> bool:
+    def bounded(v: Any) -> bool:
         if type(v) not in types:
             return False
         if low is not None and v < low:
@@ -72,82 +85,111 @@ def _predicate(annotation: Any, metadata: list[Any]) -> Predicate | None:
             return False
         return min_len is None or len(v) >= min_len
 
-    return check
+    return (CALL, bounded, None)
 
 
-def _type_check(types: tuple[type, ...]) -> Predicate:
-    """``type(v) in types``, tagged with ``.types`` so callers can inline or merge it."""
+class _ListInfo:
+    """Minimum length, and the items accepted last at the first positions: batch files
+    repeat the same system message on every line, and an equal item needs no new check."""
 
-    def check(v: Any) -> bool:
-        return type(v) in types
+    __slots__ = ("last", "min_length")
 
-    check.types = types  # type: ignore[attr-defined]
-    return check
+    def __init__(self, min_length: int) -> None:
+        self.min_length = min_length
+        self.last: list[Any] = [None, None]
 
 
-def _union_predicate(members: list[Predicate | None]) -> Predicate | None:
+def _list_matches(item: Predicate, info: _ListInfo, value: Any) -> bool:
+    if type(value) is not list or len(value) < info.min_length:
+        return False
+    last = info.last
+    for index, x in enumerate(value):
+        if index < 2:
+            if x == last[index]:
+                continue
+            if not item(x):
+                return False
+            last[index] = x
+        elif not item(x):
+            return False
+    return True
+
+
+def _union_spec(members: list[Spec | None]) -> Spec | None:
     simple = [m for m in members if m is not None]
     if not simple:
         return None
-    types = tuple(t for m in simple for t in getattr(m, "types", ()))
-    others = [m for m in simple if not hasattr(m, "types")]
+    types = tuple(t for kind, a, _ in simple if kind == TYPES for t in a)
+    others = [_callable(m) for m in simple if m[0] != TYPES]
     if not others:
-        return _type_check(types)
+        return (TYPES, types, None)
 
-    def check(v: Any) -> bool:
-        if type(v) in types:
-            return True
+    def rest(v: Any) -> bool:
         for member in others:  # noqa: SIM110 - a loop beats any() + genexpr here
             if member(v):
                 return True
         return False
 
-    return check
+    return (UNION, types, rest)
 
 
-def _list_predicate(item_type: Any, metadata: list[Any]) -> Predicate | None:
-    item = _predicate(item_type, [])
-    if item is None:
-        return None
-    need = _bounds(metadata)[2] or 0
+def _callable(spec: Spec) -> Predicate:
+    """The same check as a function, for nesting."""
+    kind, a, b = spec
+    if kind == CALL:
+        return a  # type: ignore[no-any-return]
+    return lambda v: _matches(kind, a, b, v)
 
-    def check(v: Any) -> bool:
-        if type(v) is not list or len(v) < need:
-            return False
-        for x in v:  # noqa: SIM110 - hot path: a loop beats all() + genexpr
-            if not item(x):
-                return False
-        return True
 
-    return check
+def _matches(kind: int, a: Any, b: Any, value: Any) -> bool:
+    if kind == TYPES:
+        return type(value) in a
+    if kind == LITERAL:
+        return type(value) is str and value in a
+    if kind == UNION:
+        return type(value) in a or b(value)
+    if kind == LIST:
+        return _list_matches(a, b, value)
+    return a(value)  # type: ignore[no-any-return]
 
 
 @functools.cache
 def quick_check(model: type[BaseModel]) -> Predicate:
     """A predicate that is True only for inputs ``model`` accepts (see the module doc)."""
-    fields: dict[str, tuple[tuple[type, ...] | None, Predicate | None]] = {}
-    for name, info in model.model_fields.items():
-        check = _predicate(info.annotation, list(info.metadata))
-        types = getattr(check, "types", None)
-        fields[name] = (types, None if types else check)
+    specs = {
+        name: _spec(info.annotation, list(info.metadata))
+        for name, info in model.model_fields.items()
+    }
     required = frozenset(n for n, info in model.model_fields.items() if info.is_required())
     allow_extra = model.model_config.get("extra") == "allow"
-    lookup = fields.get
+    lookup = specs.get
+    unknown = (None, None, None)
 
     def accepts(value: Any) -> bool:
-        if type(value) is not dict or not required <= value.keys():
+        if type(value) is not dict or not value.keys() >= required:
             return False
         for key, item in value.items():
-            field = lookup(key)
-            if field is None:
-                if not allow_extra:
+            spec = lookup(key, unknown)
+            if spec is None:
+                return False  # a field with no quick form: let pydantic decide
+            kind, a, b = spec
+            # The branches repeat _matches inline: this loop runs for every line.
+            if kind == TYPES:
+                if type(item) not in a:
                     return False
-                continue
-            types, check = field
-            if types is not None:
-                if type(item) not in types:
+            elif kind == LITERAL:
+                if type(item) is not str or item not in a:
                     return False
-            elif check is None or not check(item):
+            elif kind == UNION:
+                if type(item) not in a and not b(item):
+                    return False
+            elif kind == LIST:
+                if not _list_matches(a, b, item):
+                    return False
+            elif kind == CALL:
+                if not a(item):
+                    return False
+            elif not allow_extra:
                 return False
         return True
 

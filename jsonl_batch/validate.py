@@ -192,6 +192,8 @@ class Validator:
         self._last_line: Line | None = None
         self._limit_lines: dict[str, int] = {}
         self._embedding_inputs = 0
+        # (url, model, quick check) of the first good line, once known: see _fast_accepts.
+        self._fast: tuple[str, str, Callable[[Any], bool]] | None = None
 
     @property
     def stopped(self) -> bool:
@@ -227,6 +229,47 @@ class Validator:
         report = self.report
         report.bytes += len(line.raw)
         self._last_line = line
+        if self._fast is not None and self._fast_accepts(line):
+            report.requests += 1
+            if report.requests > self.profile.max_requests or report.bytes > self.profile.max_bytes:
+                self._note_limits(line.number)
+            return
+        self._check_slowly(line)
+
+    def _fast_accepts(self, line: Line) -> bool:
+        """The common case in one go: a clean line like the first good one (same url and
+        model, new custom_id, a body the quick check accepts). False sends the line to the
+        full checks, which then say what is wrong; so this path never hides a finding."""
+        obj = line.obj
+        if line.notices or type(obj) is not dict or len(obj) != 4:
+            return False
+        url, model, accepts = self._fast  # type: ignore[misc]
+        body = obj.get("body")
+        custom_id = obj.get("custom_id")
+        if (
+            obj.get("url") != url
+            or obj.get("method") != "POST"
+            or type(body) is not dict
+            or body.get("model") != model
+            or body.get("stream") is True
+            or type(custom_id) is not str
+            or not 0 < len(custom_id) <= MAX_CUSTOM_ID_LENGTH
+            or custom_id.isspace()
+            or custom_id in self._seen_ids
+            or not accepts(body)
+        ):
+            return False
+        self._seen_ids[custom_id] = line.number
+        return True
+
+    def _note_limits(self, number: int) -> None:
+        if self.report.requests == self.profile.max_requests + 1:
+            self._limit_lines["requests"] = number
+        if self.report.bytes > self.profile.max_bytes and "bytes" not in self._limit_lines:
+            self._limit_lines["bytes"] = number
+
+    def _check_slowly(self, line: Line) -> None:
+        report = self.report
         number = line.number
         notices = line.notices
         if notices:
@@ -234,10 +277,7 @@ class Validator:
             if BLANK in notices:
                 return
         report.requests += 1
-        if report.requests == self.profile.max_requests + 1:
-            self._limit_lines["requests"] = number
-        if report.bytes > self.profile.max_bytes and "bytes" not in self._limit_lines:
-            self._limit_lines["bytes"] = number
+        self._note_limits(number)
         if line.error is not None:
             if INVALID_UTF8 in notices:
                 self._add("invalid_utf8", number, line.error)
@@ -300,7 +340,7 @@ class Validator:
                 f"custom_id must be a string, not {_json_type(custom_id)}",
                 "custom_id",
             )
-        elif not custom_id.strip():
+        elif not custom_id or custom_id.isspace():
             self._add("invalid_custom_id", number, "custom_id is empty", "custom_id")
         else:
             if len(custom_id) > MAX_CUSTOM_ID_LENGTH:
@@ -393,6 +433,15 @@ class Validator:
         if self.token_check is not None:
             for code, path, message in self.token_check(line, endpoint, body):
                 self._add(code, number, message, path)
+        elif (
+            self._fast is None
+            and self._first_url is not None
+            and self._first_model is not None
+            and endpoint == self.profile.urls.get(self._first_url[0])
+            and (endpoint != "embeddings" or self.profile.max_embedding_inputs is None)
+        ):
+            accepts = quick_check(BODY_MODELS[endpoint])
+            self._fast = (self._first_url[0], self._first_model[0], accepts)
 
     def _check_schema(self, number: int, endpoint: str, body: dict[str, Any]) -> None:
         model_cls = BODY_MODELS[endpoint]
