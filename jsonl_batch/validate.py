@@ -74,7 +74,7 @@ RULES: dict[str, tuple[Severity, str]] = {
     "file_too_large": ("error", "split the file: `jsonl-batch split FILE --out-dir DIR`"),
     "too_many_embedding_inputs": ("error", "split the file into smaller batches"),
     "context_window_exceeded": ("error", "shorten the prompt or use a model with more context"),
-    "max_tokens_too_large": ("warning", "lower max_tokens to the model's maximum output"),
+    "max_tokens_too_large": ("error", "lower max_tokens to the model's maximum output"),
     "token_count_approximate": ("warning", "the count for this request is an estimate"),
 }
 

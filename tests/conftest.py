@@ -14,3 +14,18 @@ SHARED = ROOT.parent / "shared"
 @pytest.fixture
 def samples() -> Path:
     return SAMPLES
+
+
+@pytest.fixture
+def emulator():
+    """A running batch emulator on a free loopback port, fresh state, fast clock.
+
+    ``AzureOpenAI(azure_endpoint=emulator.base_url, api_key=emulator.api_key,
+    api_version=...)`` or ``OpenAI(base_url=emulator.openai_base_url, ...)``; control it with
+    ``emulator.set_faults(...)``, ``.advance(seconds)``, ``.state()``, ``.reset()``.
+    """
+    from jsonl_batch.emulator import Emulator, EmulatorConfig
+
+    server = Emulator(EmulatorConfig(speed=2000)).start()
+    yield server
+    server.close()

@@ -216,3 +216,29 @@ def test_real_subprocess_gzip_file(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["files"][0]["requests"] == 1
+
+
+def test_tokens_flag_finds_context_and_output_cap_problems(tmp_path: Path) -> None:
+    long_prompt = "word " * 20_000  # ~20k tokens, over gpt-3.5-turbo's 16k window
+    path = write(
+        tmp_path,
+        request("ok", max_tokens=100),
+        request("cap", max_tokens=50_000),
+        {
+            **request("long"),
+            "body": {
+                "model": "gpt-4o-batch",
+                "messages": [{"role": "user", "content": long_prompt}],
+            },
+        },
+    )
+    args = ["validate", "--tokens", "--format", "json", str(path)]
+    result = CliRunner().invoke(main, [*args, "--deployment-map", "gpt-4o-batch=gpt-3.5-turbo"])
+    assert result.exit_code == 1, result.output
+    findings = json.loads(result.output)["files"][0]["findings"]
+    assert [(f["line"], f["code"], f["path"]) for f in findings] == [
+        (2, "max_tokens_too_large", "body.max_tokens"),
+        (3, "context_window_exceeded", "body"),
+    ]
+    # without --tokens the same file is clean
+    assert CliRunner().invoke(main, ["validate", str(path)]).exit_code == 0

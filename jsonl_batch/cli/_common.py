@@ -6,6 +6,7 @@ import functools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -37,6 +38,50 @@ target_option = click.option(
     default="azure",
     show_default=True,
     help="Which service the file is for; decides limits, allowed urls and error codes.",
+)
+
+
+def deployment_map_options(func: F) -> F:
+    """``--deployment-map NAME=MODEL`` (repeatable) and ``--deployment-map-file FILE``;
+    the command turns them into a dict with :func:`read_deployment_map`."""
+    func = click.option(
+        "--deployment-map-file",
+        type=click.Path(exists=True, dir_okay=False),
+        help="A file of NAME=MODEL lines or a JSON object {name: model}.",
+    )(func)
+    return click.option(
+        "--deployment-map",
+        "deployment_items",
+        multiple=True,
+        metavar="NAME=MODEL",
+        help="Azure deployment name -> the model it serves (repeatable), e.g. prod-4o=gpt-4o.",
+    )(func)
+
+
+def read_deployment_map(items: tuple[str, ...], path: str | None) -> dict[str, str]:
+    """Merge ``--deployment-map`` items over the ``--deployment-map-file`` entries."""
+    from ..tokens import parse_deployment_map
+
+    mapping = parse_deployment_map(list(items))
+    if path:
+        mapping = {**parse_deployment_map(Path(path)), **mapping}
+    return mapping
+
+
+prices_option = click.option(
+    "--prices",
+    "prices_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Price table: our prices.json format or LiteLLM's model_prices_and_context_window.json "
+    "(default: the bundled, dated table).",
+)
+
+region_option = click.option(
+    "--region",
+    type=click.Choice(["global", "data-zone"]),
+    default="global",
+    show_default=True,
+    help="Azure deployment type: Global Batch or Data Zone Batch (EU/US, +10%).",
 )
 
 

@@ -8,7 +8,17 @@ from collections import Counter
 import click
 
 from ..validate import ValidationReport, validate_file
-from ._common import echo_json, format_option, handle_errors, progress_bar, target_option
+from ._common import (
+    deployment_map_options,
+    echo_json,
+    format_option,
+    handle_errors,
+    prices_option,
+    progress_bar,
+    read_deployment_map,
+    region_option,
+    target_option,
+)
 
 _COLORS = {"error": "red", "warning": "yellow"}
 
@@ -24,6 +34,16 @@ _COLORS = {"error": "red", "warning": "yellow"}
     help="Stop a file after this many errors.",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@click.option(
+    "--tokens",
+    "check_tokens",
+    is_flag=True,
+    help="Also count tokens: requests over the model's context window "
+    "(context_window_exceeded) and output caps above its maximum (max_tokens_too_large).",
+)
+@deployment_map_options
+@prices_option
+@region_option
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
 @handle_errors
 def validate(
@@ -32,6 +52,11 @@ def validate(
     output_format: str,
     max_errors: int | None,
     strict: bool,
+    check_tokens: bool,
+    deployment_items: tuple[str, ...],
+    deployment_map_file: str | None,
+    prices_path: str | None,
+    region: str,
     quiet: bool,
 ) -> None:
     """Check batch input FILES (.jsonl, .jsonl.gz or - for stdin) for everything the
@@ -43,16 +68,35 @@ def validate(
       jsonl-batch validate requests.jsonl
       jsonl-batch validate --target openai --format json data/*.jsonl
       jsonl-batch validate --format github shards/*.jsonl   # CI annotations
+      jsonl-batch validate --tokens --deployment-map prod-4o=gpt-4o requests.jsonl
 
     Exit status: 0 when clean, 1 when a file has errors (or warnings with --strict),
     2 on usage errors.
     """
+    token_check = None
+    if check_tokens:
+        from ..estimate import token_limit_check
+        from ..pricing import PriceTable
+        from ..tokens import TokenCounter
+
+        token_check = token_limit_check(
+            TokenCounter(read_deployment_map(deployment_items, deployment_map_file)),
+            PriceTable.load(prices_path),
+            region=region,
+            target=target,
+        )
     reports: list[ValidationReport] = []
     for path in files:
         size = os.path.getsize(path) if path != "-" and os.path.isfile(path) else None
         with progress_bar(size, f"validating {path}") as advance:
             reports.append(
-                validate_file(path, target=target, max_errors=max_errors, on_progress=advance)
+                validate_file(
+                    path,
+                    target=target,
+                    max_errors=max_errors,
+                    token_check=token_check,
+                    on_progress=advance,
+                )
             )
 
     if output_format == "json":

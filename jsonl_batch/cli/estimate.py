@@ -1,0 +1,246 @@
+"""``jsonl-batch estimate``: tokens and Batch cost of input files, as a low/expected/high range."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+
+import click
+
+from ..estimate import EstimateResult, ModelRow, combine_results, estimate_file
+from ..jsonl import AtomicWriter
+from ..pricing import PriceTable
+from ._common import (
+    deployment_map_options,
+    echo_json,
+    format_option,
+    handle_errors,
+    prices_option,
+    progress_bar,
+    read_deployment_map,
+    region_option,
+    target_option,
+)
+
+_SHOW_PROGRESS_AFTER_S = 1.0
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@target_option
+@deployment_map_options
+@prices_option
+@region_option
+@click.option(
+    "--expected-output-tokens",
+    type=click.IntRange(min=0),
+    help="Expected output tokens per request (capped at the request's max).",
+)
+@click.option(
+    "--output-ratio",
+    type=click.FloatRange(min=0),
+    help="Expected output = R x input tokens per request (capped at the request's max).",
+)
+@click.option(
+    "--cached-fraction",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of input tokens you expect to hit the prompt cache (used by the low figure).",
+)
+@click.option(
+    "--enqueued-limit",
+    type=click.IntRange(min=1),
+    help="Warn when a file has more input tokens than this (your enqueued-token quota).",
+)
+@click.option(
+    "--per-request",
+    "per_request_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write one JSON line per request (custom_id, model, tokens, cost) to this file.",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes for large files [default: all cores].",
+)
+@format_option()
+@handle_errors
+def estimate(
+    files: tuple[str, ...],
+    target: str,
+    deployment_items: tuple[str, ...],
+    deployment_map_file: str | None,
+    prices_path: str | None,
+    region: str,
+    expected_output_tokens: int | None,
+    output_ratio: float | None,
+    cached_fraction: float,
+    enqueued_limit: int | None,
+    per_request_path: str | None,
+    jobs: int | None,
+    output_format: str,
+) -> None:
+    """Count the input tokens of batch FILES (.jsonl, .jsonl.gz or - for stdin) and price
+    them at Batch rates, per file and per model, as a range:
+
+    \b
+      low       input (cached share at the cached rate) + expected output
+      expected  input + expected output
+      high      input + every request's full output cap (max_tokens, else the model's max)
+
+    Reasoning models bill their reasoning tokens as output. Without
+    --expected-output-tokens or --output-ratio the expected output is 0.
+
+    \b
+    Examples:
+      jsonl-batch estimate requests.jsonl --output-ratio 0.5
+      jsonl-batch estimate batch.jsonl --deployment-map prod-4o=gpt-4o --region data-zone
+      jsonl-batch estimate --target openai --format json --per-request costs.jsonl a.jsonl
+      jsonl-batch estimate big.jsonl --prices model_prices_and_context_window.json -j 4
+
+    Exit status: 0 ok, 1 problems (bad lines, requests over the context window, files over
+    --enqueued-limit, retired models, a model with no price), 2 usage error.
+    """
+    if expected_output_tokens is not None and output_ratio is not None:
+        raise click.UsageError("use --expected-output-tokens or --output-ratio, not both")
+    if target == "openai" and region != "global":
+        raise click.UsageError("--region applies to Azure targets only")
+    deployment_map = read_deployment_map(deployment_items, deployment_map_file)
+    table = PriceTable.load(prices_path)
+
+    results: list[EstimateResult] = []
+    with ExitStack() as stack:
+        on_request = None
+        if per_request_path:
+            writer = stack.enter_context(AtomicWriter(per_request_path))
+            on_request = writer.write
+        for path in files:
+            size = os.path.getsize(path) if path != "-" and os.path.isfile(path) else None
+            with _late_progress(size, f"estimating {path}") as advance:
+                results.append(
+                    estimate_file(
+                        path,
+                        prices=table,
+                        deployment_map=deployment_map,
+                        target=target,
+                        region=region,
+                        expected_output_tokens=expected_output_tokens,
+                        output_ratio=output_ratio,
+                        cached_fraction=cached_fraction,
+                        enqueued_limit=enqueued_limit,
+                        jobs=jobs,
+                        on_progress=advance,
+                        on_request=on_request,
+                    )
+                )
+    total = combine_results(results)
+
+    if output_format == "json":
+        echo_json(
+            {
+                "target": target,
+                "region": region,
+                "prices": table.describe(),
+                "files": [r.to_dict() for r in results],
+                "total": total.total.to_dict(),
+                "ok": total.ok,
+            }
+        )
+    else:
+        for result in results:
+            _print_result(result)
+        if len(results) > 1:
+            click.echo(f"all {len(results)} files")
+            _print_rows(total.rows, total.total)
+            click.echo()
+        click.echo(
+            f"prices: {table.describe()}; target {target}"
+            + (f", {region}" if target != "openai" else "")
+            + ", batch rates, USD"
+        )
+        if per_request_path:
+            click.echo(f"per-request costs written to {per_request_path}")
+    raise SystemExit(0 if total.ok else 1)
+
+
+@contextmanager
+def _late_progress(total_bytes: int | None, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar that appears only once a file has taken more than a second."""
+    started = time.monotonic()
+    pending = 0
+    with ExitStack() as stack:
+        bar: list[Callable[[int], None]] = []
+
+        def advance(n_bytes: int) -> None:
+            nonlocal pending
+            if bar:
+                bar[0](n_bytes)
+                return
+            pending += n_bytes
+            if time.monotonic() - started > _SHOW_PROGRESS_AFTER_S:
+                bar.append(stack.enter_context(progress_bar(total_bytes, label)))
+                bar[0](pending)
+
+        yield advance
+
+
+_HEADER = (
+    "model",
+    "priced as",
+    "requests",
+    "input tok",
+    "out exp",
+    "out max",
+    "low $",
+    "expected $",
+    "high $",
+)
+
+
+def _print_result(result: EstimateResult) -> None:
+    bad = f", {result.bad_lines:,} bad line(s) skipped" if result.bad_lines else ""
+    click.echo(f"{result.path}: {result.total.requests:,} requests, {result.bytes:,} bytes{bad}")
+    if result.rows:
+        _print_rows(result.rows, result.total)
+    for warning in result.warnings:
+        click.echo(click.style("  warning: ", fg="yellow", bold=True) + warning)
+    for note in result.notes:
+        click.echo(f"  note: {note}")
+    click.echo()
+
+
+def _print_rows(rows: list[ModelRow], total: ModelRow) -> None:
+    table = [_HEADER, *(_cells(row) for row in rows)]
+    if len(rows) > 1:
+        table.append(_cells(total))
+    widths = [max(len(r[i]) for r in table) for i in range(len(_HEADER))]
+    for cells in table:
+        left = [cells[0].ljust(widths[0]), cells[1].ljust(widths[1])]
+        right = [c.rjust(w) for c, w in zip(cells[2:], widths[2:], strict=True)]
+        click.echo("  " + "  ".join(left + right))
+
+
+def _cells(row: ModelRow) -> tuple[str, ...]:
+    return (
+        row.model,
+        row.priced_as,
+        f"{row.requests:,}",
+        f"{row.input_tokens:,}",
+        f"{row.expected_output_tokens:,}",
+        f"{row.max_output_tokens:,}",
+        _usd(row.cost_low),
+        _usd(row.cost_expected),
+        _usd(row.cost_high),
+    )
+
+
+def _usd(value: float) -> str:
+    return f"{value:,.2f}" if value >= 100 else f"{value:,.4f}"
+
+
+__all__ = ["estimate"]
