@@ -22,6 +22,8 @@ SCHEMA_MODELS: dict[str, str] = {
     "completions_body": "jsonl_batch.models:CompletionsBody",
     "output_line": "jsonl_batch.models:OutputLine",
     "error_line": "jsonl_batch.models:ErrorLine",
+    "manifest": "jsonl_batch.split:Manifest",
+    "job": "jsonl_batch.azure.jobfile:JobFile",
 }
 
 

@@ -1,0 +1,935 @@
+"""Crash-safe batch jobs: submit the shards of a request file, follow them, download results.
+
+Every step is written to the job file before and after it talks to the service, so running
+the same command again after a crash continues where it stopped. The two steps that create
+something remote look for what a crashed run may already have created before creating it
+again: an upload by its file name (job id + shard hash), a batch by its ``metadata`` (job id,
+shard, attempt). So a shard never gets a second batch.
+
+``JSONL_BATCH_CRASH_AFTER=<step>`` (or ``<step>:<shard index>``) makes the process exit on
+the spot at that step; it exists only so tests can crash a real process between every pair
+of steps (see :data:`CRASH_STEPS`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, JobError, ServiceError
+from ..jsonl import AtomicWriter, dumps_line, read_lines
+from ..profiles import load_profile
+from .connection import (
+    Connection,
+    is_token_limit_error,
+    is_transient,
+    retry_after_seconds,
+    translate_error,
+)
+from .jobfile import (
+    JOB_SUFFIX,
+    BatchErrorInfo,
+    ConnectionInfo,
+    JobFile,
+    RequestCounts,
+    ShardState,
+    read_job_file,
+    write_job_file,
+)
+
+CRASH_ENV = "JSONL_BATCH_CRASH_AFTER"
+CRASH_EXIT_CODE = 86
+CRASH_STEPS = (
+    "split",  # manifest written, no job file yet
+    "prepared",  # job file written, nothing uploaded
+    "upload-started",  # shard marked "uploading", upload not sent
+    "uploaded",  # upload accepted by the service, file id not saved
+    "upload-saved",  # file id saved
+    "create-started",  # shard marked "creating", create not sent
+    "created",  # batch created by the service, batch id not saved
+    "create-saved",  # batch id saved
+)
+TOKEN_LIMIT_CODE = "token_limit_exceeded"
+METADATA_JOB_KEY = "jsonl_batch_job"
+MAX_METADATA_VALUE = 512
+# How far back a lookup for a batch a crashed run may have created searches the service's
+# list, before the moment the create was first attempted (clock skew, slow answers).
+LOOKUP_SLACK_SECONDS = 3600.0
+_CHUNK = 1 << 20
+
+EventHandler = Callable[[str], None]
+
+
+def crash_point(step: str, shard: int | None = None) -> None:
+    """Test hook: exit the process at once when ``JSONL_BATCH_CRASH_AFTER`` names this step."""
+    wanted = os.environ.get(CRASH_ENV)
+    if wanted and wanted in (step, f"{step}:{shard}"):
+        os._exit(CRASH_EXIT_CODE)
+
+
+def job_path_for(input_path: Path) -> Path:
+    """``data.jsonl`` / ``data.manifest.json`` → ``data.job.json`` next to it."""
+    name = input_path.name
+    for suffix in (".gz", ".manifest.json", ".jsonl", ".json"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+    return input_path.with_name(name + JOB_SUFFIX)
+
+
+def _stem_of_job(path: Path) -> str:
+    return path.name[: -len(JOB_SUFFIX)] if path.name.endswith(JOB_SUFFIX) else path.stem
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _rel(path: Path, base: Path) -> str:
+    return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
+
+
+def _timestamp(value: Any) -> float | None:
+    """Unix seconds from an int or an ISO-8601 string (Azure's REST samples use both)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _id_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _field(obj: Any, name: str) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def batch_errors(batch: Any) -> list[BatchErrorInfo]:
+    """``errors.data`` of a batch object as plain records."""
+    errors = _field(batch, "errors")
+    data = _field(errors, "data") if errors is not None else None
+    return [
+        BatchErrorInfo(
+            code=_field(item, "code"),
+            message=_field(item, "message"),
+            line=_field(item, "line"),
+            param=_field(item, "param"),
+        )
+        for item in (data or [])
+    ]
+
+
+def _backoff(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with jitter: base, 2·base, 4·base ... up to cap."""
+    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    return delay * (0.75 + 0.25 * random.random())
+
+
+class Job:
+    """One job file and the service it talks to.
+
+    Library use::
+
+        job = Job.submit("data.jsonl", connection)   # split, upload, create (resumable)
+        job.wait(poll_interval=60)                     # refresh, submit queued, download
+        job.cancel(); job.refresh(); job.download()
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        data: JobFile,
+        connection: Connection | None = None,
+        *,
+        on_event: EventHandler | None = None,
+        quota_retry_seconds: float = 5.0,
+        quota_retry_max_seconds: float = 300.0,
+        quota_max_attempts: int = 10,
+        create_retries: int = 6,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self.data = data
+        self._connection = connection
+        self.on_event = on_event or (lambda _message: None)
+        self.quota_retry_seconds = quota_retry_seconds
+        self.quota_retry_max_seconds = quota_retry_max_seconds
+        self.quota_max_attempts = quota_max_attempts
+        self.create_retries = create_retries
+        self.sleep = sleep
+        self.clock = clock
+
+    # --- files ------------------------------------------------------------------------
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    @property
+    def stem(self) -> str:
+        return _stem_of_job(self.path)
+
+    @property
+    def shards(self) -> list[ShardState]:
+        return self.data.shards
+
+    @property
+    def connection(self) -> Connection:
+        if self._connection is None:
+            raise JobError(
+                f"{self.path}: no connection to the service was given",
+                hint="pass the endpoint/base URL and key (flags or environment)",
+            )
+        return self._connection
+
+    def save(self) -> None:
+        """Write the job file atomically; called after every step."""
+        self.data.updated_at = self.clock()
+        write_job_file(self.path, self.data)
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], connection: Connection | None = None, **options: Any
+    ) -> Job:
+        """Open an existing job file."""
+        job_path = Path(path)
+        if not job_path.exists():
+            raise JobError(
+                f"{job_path}: no such job file",
+                hint="pass the <stem>.job.json that `jsonl-batch submit` wrote",
+            )
+        return cls(job_path, read_job_file(job_path), connection, **options)
+
+    def resolve(self, relative: str) -> Path:
+        return self.folder / relative
+
+    # --- submit -----------------------------------------------------------------------
+
+    @classmethod
+    def submit(
+        cls,
+        input_path: str | os.PathLike[str],
+        connection: Connection,
+        *,
+        job_path: str | os.PathLike[str] | None = None,
+        deployments: Sequence[str] = (),
+        enqueued_limit: int | None = None,
+        description: str | None = None,
+        split_limits: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Split (if needed), upload and create a batch per shard; resume an existing job.
+
+        ``input_path`` is a request file or a split manifest. Shards that do not fit under
+        ``enqueued_limit`` (input tokens per deployment) stay ``queued``; :meth:`wait` submits
+        them as earlier ones finish.
+        """
+        source = Path(input_path)
+        path = Path(job_path) if job_path else job_path_for(source)
+        if path.exists():
+            job = cls.load(path, connection, **options)
+            job._check_same_job(source, deployments, enqueued_limit)
+            job.on_event(f"resuming {path}")
+        else:
+            job = cls._create(
+                source,
+                path,
+                connection,
+                deployments,
+                enqueued_limit,
+                description,
+                split_limits or {},
+                options,
+            )
+        job.submit_ready()
+        return job
+
+    @classmethod
+    def _create(
+        cls,
+        source: Path,
+        path: Path,
+        connection: Connection,
+        deployments: Sequence[str],
+        enqueued_limit: int | None,
+        description: str | None,
+        split_limits: dict[str, Any],
+        options: dict[str, Any],
+    ) -> Job:
+        if not source.exists():
+            raise InputError(f"{source}: no such file", hint="pass a request file or a manifest")
+        settings = connection.settings
+        profile = load_profile(settings.target)
+        if source.name.endswith(".manifest.json"):
+            manifest_path, request_path = source, None
+        else:
+            out_dir = path.parent / f"{_stem_of_job(path)}.split"
+            manifest_path = _split(source, out_dir, settings.target, enqueued_limit, split_limits)
+            request_path = source
+            crash_point("split")
+        from ..split import load_manifest
+
+        manifest = load_manifest(manifest_path)
+        folder = path.parent
+        if request_path is None and manifest.source_path().exists():
+            request_path = manifest.source_path()
+        now = time.time()
+        data = JobFile(
+            job_id=f"job_{uuid.uuid4().hex[:24]}",
+            created_at=now,
+            updated_at=now,
+            source=_rel(request_path, folder) if request_path else None,
+            manifest=_rel(manifest_path, folder),
+            target=settings.target,
+            connection=ConnectionInfo(**settings.public()),
+            description=description,
+            deployments=list(deployments),
+            enqueued_limit=enqueued_limit,
+            file_expiry_seconds=profile.file_expiry_seconds,
+            shards=[],
+        )
+        job = cls(path, data, connection, **options)
+        for position, shard in enumerate(sorted(manifest.shards, key=lambda s: s.index)):
+            job.data.shards.append(job._prepare_shard(manifest_path.parent, shard, position))
+        job.save()
+        job.on_event(f"job {data.job_id}: {len(data.shards)} shard(s), saved to {path}")
+        crash_point("prepared")
+        return job
+
+    def _check_same_job(
+        self, source: Path, deployments: Sequence[str], enqueued_limit: int | None
+    ) -> None:
+        known = {self.data.manifest, self.data.source} - {None}
+        if _rel(source, self.folder) not in known:
+            raise JobError(
+                f"{self.path} belongs to another input ({', '.join(sorted(known))}), not {source}",
+                hint="pass --job NEW.job.json to start a separate job",
+            )
+        if deployments and list(deployments) != self.data.deployments:
+            raise JobError(
+                f"{self.path} was submitted with deployments {self.data.deployments},"
+                f" not {list(deployments)}",
+                hint="rerun without --deployment to resume, or pass --job NEW.job.json",
+            )
+        if enqueued_limit is not None and enqueued_limit != self.data.enqueued_limit:
+            self.data.enqueued_limit = enqueued_limit
+            self.on_event(f"enqueued-token limit is now {enqueued_limit} per deployment")
+
+    def _prepare_shard(self, manifest_folder: Path, shard: Any, position: int) -> ShardState:
+        """Check a manifest shard, rewrite its deployment if asked, count tokens if needed."""
+        shard_path = manifest_folder / shard.path
+        if not shard_path.exists():
+            raise InputError(
+                f"{shard_path}: shard {shard.index} of the manifest is missing",
+                hint="split the request file again",
+            )
+        profile = load_profile(self.data.target)
+        deployments = self.data.deployments
+        deployment = deployments[position % len(deployments)] if deployments else shard.model
+        upload_path, sha256, size = shard_path, shard.sha256, shard.bytes
+        if deployment != shard.model:
+            upload_path = (
+                self.folder
+                / f"{self.stem}.shards"
+                / (f"{self.stem}.{shard.index:04d}.{_safe_name(deployment)}.jsonl")
+            )
+            sha256, size = _rewrite_model(shard_path, upload_path, deployment)
+        elif _sha256_of(shard_path) != shard.sha256:
+            raise InputError(
+                f"{shard_path}: changed since it was split (sha256 differs from the manifest)",
+                hint="split the request file again",
+            )
+        tokens = shard.input_tokens
+        if tokens is None and self.data.enqueued_limit is not None:
+            tokens = _count_tokens(upload_path)
+        limit = self.data.enqueued_limit
+        if limit is not None and tokens is not None and tokens > limit:
+            raise JobError(
+                f"shard {shard.index} ({shard_path}) has {tokens} input tokens, more than the"
+                f" enqueued-token limit {limit}: it could never be submitted",
+                hint="split again with a token limit (jsonl-batch split --max-tokens)"
+                " or raise --enqueued-limit",
+            )
+        return ShardState(
+            index=shard.index,
+            path=_rel(shard_path, self.folder),
+            upload_path=_rel(upload_path, self.folder),
+            sha256=sha256,
+            requests=shard.requests,
+            bytes=size,
+            input_tokens=tokens,
+            deployment=deployment,
+            url=shard.url,
+            endpoint=profile.batch_endpoint(shard.url),
+        )
+
+    def submit_ready(self) -> int:
+        """Upload every pending shard and create batches for those that fit; returns creates."""
+        created = 0
+        for shard in self.shards:
+            if shard.status in ("pending", "uploading"):
+                self._upload(shard)
+        for shard in self.shards:
+            if shard.status == "creating" or (
+                shard.status in ("uploaded", "queued") and self._ready(shard)
+            ):
+                created += self._create_batch(shard)
+            elif shard.status == "uploaded":
+                shard.status = "queued"
+                self.save()
+        return created
+
+    def _ready(self, shard: ShardState) -> bool:
+        """Due (after a quota refusal's backoff) and within the enqueued-token limit."""
+        if shard.next_attempt_at is not None and shard.next_attempt_at > self.clock():
+            return False
+        limit = self.data.enqueued_limit
+        if limit is None:
+            return True
+        enqueued = sum(
+            other.input_tokens or 0
+            for other in self.shards
+            if other.active and other.deployment == shard.deployment and other is not shard
+        )
+        return enqueued == 0 or enqueued + (shard.input_tokens or 0) <= limit
+
+    # upload
+
+    def _upload_name(self, shard: ShardState) -> str:
+        return f"{self.data.job_id}-{shard.index:04d}-{shard.sha256[:16]}.jsonl"
+
+    def _upload(self, shard: ShardState) -> None:
+        name = self._upload_name(shard)
+        if shard.status == "uploading":
+            found = self._find_upload(name)
+            if found is not None:
+                self.on_event(f"shard {shard.index}: found earlier upload {found}")
+                self._uploaded(shard, found, None)
+                return
+        shard.status = "uploading"
+        shard.upload_started_at = self.clock()
+        self.save()
+        crash_point("upload-started", shard.index)
+        connection = self.connection
+        kwargs: dict[str, Any] = {}
+        if self.data.file_expiry_seconds:
+            kwargs["expires_after"] = {
+                "anchor": "created_at",
+                "seconds": self.data.file_expiry_seconds,
+            }
+        if connection.extra_body:
+            kwargs["extra_body"] = connection.extra_body
+        if self.data.target == "litellm" and shard.deployment:
+            # LiteLLM's model-based routing: the proxy encodes the model group in the file id
+            kwargs["extra_headers"] = {"x-litellm-model": shard.deployment}
+        with open(self.resolve(shard.upload_path), "rb") as stream:
+            uploaded = connection.call(
+                f"uploading shard {shard.index} ({shard.upload_path})",
+                connection.client.files.create,
+                file=(name, stream, "application/jsonl"),
+                purpose="batch",
+                **kwargs,
+            )
+        crash_point("uploaded", shard.index)
+        self._uploaded(shard, uploaded.id, getattr(uploaded, "status", None))
+        crash_point("upload-saved", shard.index)
+
+    def _uploaded(self, shard: ShardState, file_id: str, file_status: str | None) -> None:
+        shard.file_id = file_id
+        shard.file_status = (file_status or "").lower() or None
+        shard.status = "uploaded"
+        shard.uploaded_at = self.clock()
+        self.save()
+        self.on_event(f"shard {shard.index}: uploaded as {file_id}")
+
+    def _wait_processed(self, shard: ShardState) -> None:
+        """Azure's classic API answers an upload with ``pending`` until it has read the file;
+        a create before ``processed`` fails, so poll the file first (short, growing pauses)."""
+        if shard.file_status == "processed":
+            return
+        connection = self.connection
+        for attempt in range(1, 40):
+            item = connection.call(
+                f"checking upload {shard.file_id} (shard {shard.index})",
+                connection.client.files.retrieve,
+                shard.file_id,
+            )
+            status = str(getattr(item, "status", "") or "processed").lower()
+            if status in ("error", "deleted", "deleting"):
+                details = getattr(item, "status_details", None) or "no details"
+                raise ServiceError(
+                    f"the service could not read the upload of shard {shard.index}"
+                    f" ({shard.upload_path}, {shard.file_id}): {status}: {details}",
+                    hint="validate the shard (jsonl-batch validate), then rerun submit",
+                )
+            if status not in ("pending", "uploaded", "running"):
+                shard.file_status = status
+                self.save()
+                return
+            self.sleep(min(10.0, 0.5 * attempt))
+        raise ServiceError(
+            f"the upload of shard {shard.index} ({shard.file_id}) is still being processed",
+            hint="rerun the same command later: it continues from here",
+        )
+
+    def _find_upload(self, name: str) -> str | None:
+        """An upload a crashed run made: same file name (job id + shard hash), not failed."""
+        connection = self.connection
+        files = connection.call(
+            "listing uploaded files", connection.client.files.list, purpose="batch"
+        )
+        for item in connection.call("listing uploaded files", lambda: list(files)):
+            if item.filename == name and (item.status or "").lower() not in ("error", "deleted"):
+                return str(item.id)
+        return None
+
+    # create
+
+    def _metadata(self, shard: ShardState) -> dict[str, str]:
+        description = self.data.description or (
+            f"jsonl-batch {self.data.source or self.data.manifest}"
+            f" shard {shard.index}/{len(self.shards)}"
+        )
+        return {
+            METADATA_JOB_KEY: self.data.job_id,
+            "shard": str(shard.index),
+            "shard_sha256": shard.sha256,
+            "attempt": str(shard.attempt),
+            "description": description[:MAX_METADATA_VALUE],
+        }
+
+    def _create_batch(self, shard: ShardState) -> int:
+        """Create the shard's batch, unless a crashed or failed-over call already did."""
+        if shard.status == "creating":
+            found = self._find_batch(shard)
+            if found is not None:
+                self.on_event(f"shard {shard.index}: found earlier batch {found.id}")
+                self._created(shard, found, {})
+                return 0
+        self._wait_processed(shard)
+        shard.status = "creating"
+        shard.create_started_at = self.clock()
+        self.save()
+        crash_point("create-started", shard.index)
+        connection = self.connection
+        client = connection.client.with_options(max_retries=0)
+        kwargs: dict[str, Any] = {
+            "input_file_id": shard.file_id,
+            "endpoint": shard.endpoint,
+            "completion_window": self.data.completion_window,
+            "metadata": self._metadata(shard),
+        }
+        if self.data.file_expiry_seconds:
+            kwargs["output_expires_after"] = {
+                "anchor": "created_at",
+                "seconds": self.data.file_expiry_seconds,
+            }
+        extra_body = dict(connection.extra_body or {})
+        if self.data.target == "litellm" and shard.deployment:
+            # the model group picks the deployment when the proxy load-balances batches
+            extra_body["model"] = shard.deployment
+        if extra_body:
+            kwargs["extra_body"] = extra_body
+        action = f"creating the batch of shard {shard.index}"
+        import openai
+
+        for attempt in range(1, self.create_retries + 2):
+            try:
+                raw = client.batches.with_raw_response.create(**kwargs)
+                batch, headers = raw.parse(), raw.headers
+                break
+            except openai.OpenAIError as exc:
+                if is_token_limit_error(exc):
+                    self._requeue(shard, None, str(exc))
+                    return 0
+                if not is_transient(exc) or attempt > self.create_retries:
+                    shard.status = "uploaded"
+                    self.save()
+                    raise translate_error(exc, connection.settings, action) from exc
+                delay = retry_after_seconds(exc) or _backoff(attempt, 0.5, 30.0)
+                self.on_event(
+                    f"shard {shard.index}: {type(exc).__name__}, retrying in {delay:.1f}s"
+                )
+                self.sleep(delay)
+                if not isinstance(exc, openai.RateLimitError):
+                    # The create may have gone through before the error: never create twice.
+                    found = self._find_batch(shard)
+                    if found is not None:
+                        self._created(shard, found, {})
+                        return 1
+        crash_point("created", shard.index)
+        self._created(shard, batch, headers)
+        crash_point("create-saved", shard.index)
+        return 1
+
+    def _created(self, shard: ShardState, batch: Any, headers: Any) -> None:
+        shard.batch_id = str(batch.id)
+        shard.submitted_at = self.clock()
+        shard.next_attempt_at = None
+        for header, attribute in (
+            ("deployment-enqueued-tokens", "enqueued_tokens"),
+            ("deployment-maximum-enqueued-tokens", "maximum_enqueued_tokens"),
+        ):
+            value = headers.get(header) if headers else None
+            if value and value.isdigit():
+                setattr(shard, attribute, int(value))
+        self._apply_batch(shard, batch)
+        self.save()
+        self.on_event(f"shard {shard.index}: batch {shard.batch_id} {shard.status}")
+        self._requeue_if_refused(shard)  # Azure's fail-fast quota check
+
+    def _find_batch(self, shard: ShardState) -> Any | None:
+        """A batch this shard's current attempt already has (its metadata names it)."""
+        connection = self.connection
+        since = (shard.create_started_at or self.data.created_at) - LOOKUP_SLACK_SECONDS
+        page = connection.call("listing batches", connection.client.batches.list, limit=100)
+        while True:
+            data = list(page.data)
+            for batch in data:
+                metadata = _field(batch, "metadata") or {}
+                if (
+                    metadata.get(METADATA_JOB_KEY) == self.data.job_id
+                    and metadata.get("shard") == str(shard.index)
+                    and metadata.get("attempt") == str(shard.attempt)
+                    and batch.id not in shard.previous_batch_ids
+                ):
+                    return batch
+            created = [_timestamp(_field(b, "created_at")) for b in data]
+            if not data or all(c is not None and c < since for c in created):
+                return None
+            if not page.has_next_page():
+                return None
+            page = connection.call("listing batches", page.get_next_page)
+
+    def _requeue(self, shard: ShardState, batch_id: str | None, reason: str) -> None:
+        """A quota refusal (token_limit_exceeded): back off and try again later, or give up
+        after ``quota_max_attempts`` (the shard then stays ``failed`` with that error)."""
+        if shard.attempt >= self.quota_max_attempts:
+            if batch_id is None:  # refused at create (HTTP 400): no batch carries the error
+                shard.errors = [BatchErrorInfo(code=TOKEN_LIMIT_CODE, message=reason)]
+                shard.batch_id = None
+            shard.status = "failed"
+            shard.finished_at = shard.finished_at or self.clock()
+            self.save()
+            self.on_event(
+                f"shard {shard.index}: still over the enqueued-token quota after"
+                f" {shard.attempt} attempts, giving up"
+            )
+            return
+        if batch_id:
+            shard.previous_batch_ids.append(batch_id)
+        delay = _backoff(shard.attempt, self.quota_retry_seconds, self.quota_retry_max_seconds)
+        shard.attempt += 1
+        shard.batch_id = None
+        shard.status = "queued"
+        shard.create_started_at = None
+        shard.output_file_id = shard.error_file_id = None
+        shard.next_attempt_at = self.clock() + delay
+        self.save()
+        self.on_event(
+            f"shard {shard.index}: enqueued-token quota full ({reason.splitlines()[0][:120]});"
+            f" retrying in {delay:.0f}s"
+        )
+
+    # --- refresh ----------------------------------------------------------------------
+
+    def _apply_batch(self, shard: ShardState, batch: Any) -> None:
+        status = str(_field(batch, "status") or "").lower()
+        shard.status = {"canceled": "cancelled", "canceling": "cancelling"}.get(status, status)
+        counts = _field(batch, "request_counts")
+        shard.request_counts = RequestCounts(
+            total=_count(_field(counts, "total")),
+            completed=_count(_field(counts, "completed")),
+            failed=_count(_field(counts, "failed")),
+        )
+        shard.errors = batch_errors(batch)
+        shard.output_file_id = _id_or_none(_field(batch, "output_file_id"))
+        shard.error_file_id = _id_or_none(_field(batch, "error_file_id"))
+        if shard.terminal and shard.finished_at is None:
+            shard.finished_at = self.clock()  # local clock, like submitted_at: elapsed is honest
+
+    def _requeue_if_refused(self, shard: ShardState) -> bool:
+        """A batch failed for the enqueued-token quota goes back to the queue, not to the end."""
+        refusals = [e for e in shard.errors if e.code == TOKEN_LIMIT_CODE]
+        if shard.status != "failed" or not refusals or shard.batch_id is None:
+            return False
+        self._requeue(shard, shard.batch_id, refusals[0].message or TOKEN_LIMIT_CODE)
+        return True
+
+    def _needs_refresh(self, shard: ShardState) -> bool:
+        if shard.batch_id is None:
+            return False
+        if not shard.terminal:
+            return True
+        # A completed batch can show no output file id for a moment (LiteLLM notes it).
+        return (
+            shard.status == "completed"
+            and shard.output_file_id is None
+            and shard.request_counts.completed > 0
+        )
+
+    def refresh(self) -> bool:
+        """Fetch the status of every running batch; requeue quota refusals. True if changed."""
+        changed = False
+        connection = self.connection
+        for shard in self.shards:
+            # a run that crashed between saving a refused batch and requeueing it
+            if shard.attempt < self.quota_max_attempts and self._requeue_if_refused(shard):
+                changed = True
+        for shard in self.shards:
+            if not self._needs_refresh(shard):
+                continue
+            before = shard.model_dump()
+            batch = connection.call(
+                f"checking batch {shard.batch_id} (shard {shard.index})",
+                connection.client.batches.retrieve,
+                shard.batch_id,
+            )
+            self._apply_batch(shard, batch)
+            self._requeue_if_refused(shard)
+            if shard.model_dump() != before:
+                changed = True
+                if shard.terminal:
+                    self.on_event(self._finished_message(shard))
+        if changed:
+            self.save()
+        return changed
+
+    @staticmethod
+    def _finished_message(shard: ShardState) -> str:
+        counts = shard.request_counts
+        text = (
+            f"shard {shard.index}: {shard.status}"
+            f" ({counts.completed} ok, {counts.failed} failed of {counts.total or shard.requests})"
+        )
+        if shard.errors:
+            first = shard.errors[0]
+            text += f": {first.code}: {first.message}"
+        return text
+
+    # --- download ---------------------------------------------------------------------
+
+    def download(self, *, force: bool = False) -> list[Path]:
+        """Stream the output and error files of finished shards next to the job file."""
+        written: list[Path] = []
+        for shard in self.shards:
+            if not shard.terminal:
+                continue
+            for kind in ("output", "error"):
+                file_id = getattr(shard, f"{kind}_file_id")
+                local = getattr(shard, f"{kind}_file")
+                if file_id is None or (local is not None and not force):
+                    continue
+                target = (
+                    self.folder
+                    / f"{self.stem}.results"
+                    / (f"{self.stem}.{shard.index:04d}.{kind}.jsonl")
+                )
+                self._stream_to(
+                    file_id, target, f"downloading the {kind} file of shard {shard.index}"
+                )
+                setattr(shard, f"{kind}_file", _rel(target, self.folder))
+                shard.downloaded_at = self.clock()
+                self.save()
+                written.append(target)
+                self.on_event(f"shard {shard.index}: {kind} file saved to {target}")
+        return written
+
+    def _stream_to(self, file_id: str, target: Path, action: str) -> None:
+        connection = self.connection
+        content = connection.client.files.with_streaming_response.content
+
+        def fetch() -> None:
+            with content(file_id) as response, AtomicWriter(target) as writer:
+                for chunk in response.iter_bytes(_CHUNK):
+                    writer.write_raw(chunk)
+
+        connection.call(action, fetch)
+
+    # --- wait -------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        """Every shard finished and its results downloaded."""
+        return all(shard.terminal and shard.downloaded for shard in self.shards) and not any(
+            self._needs_refresh(shard) for shard in self.shards
+        )
+
+    def step(self) -> bool:
+        """One round of wait: refresh, download finished shards, submit queued ones."""
+        changed = self.refresh()
+        changed = bool(self.download()) or changed
+        changed = self.submit_ready() > 0 or changed
+        return changed
+
+    def wait(
+        self,
+        *,
+        poll_interval: float = 60.0,
+        max_poll_interval: float | None = None,
+        timeout: float | None = None,
+        on_poll: Callable[[Job], None] | None = None,
+    ) -> bool:
+        """Poll until every shard is finished and downloaded; True when done.
+
+        The interval grows by half each quiet round up to ``max_poll_interval`` (default
+        10 × ``poll_interval``) and drops back when something changes. Returns False on
+        ``timeout``. Ctrl-C raises KeyboardInterrupt and cancels nothing.
+        """
+        ceiling = max_poll_interval or poll_interval * 10
+        interval = poll_interval
+        started = self.clock()
+        while True:
+            changed = self.step()
+            if on_poll is not None:
+                on_poll(self)
+            if self.done:
+                return True
+            if timeout is not None and self.clock() - started >= timeout:
+                return False
+            interval = poll_interval if changed else min(ceiling, interval * 1.5)
+            pause = interval
+            due = [
+                s.next_attempt_at for s in self.shards if s.status == "queued" and s.next_attempt_at
+            ]
+            if due:
+                pause = max(0.0, min(pause, min(due) - self.clock()))
+            self.sleep(pause)
+
+    # --- cancel -----------------------------------------------------------------------
+
+    def cancel(self) -> list[str]:
+        """Cancel every running batch; shards not yet submitted are cancelled locally."""
+        cancelled: list[str] = []
+        connection = self.connection
+        self.refresh()
+        for shard in self.shards:
+            if shard.status == "creating" and (found := self._find_batch(shard)) is not None:
+                self._created(shard, found, {})
+            if shard.batch_id is None and not shard.terminal:
+                shard.status = "cancelled"
+                shard.finished_at = self.clock()
+                continue
+            if shard.terminal or shard.status == "cancelling":
+                continue
+            batch = connection.call(
+                f"cancelling batch {shard.batch_id} (shard {shard.index})",
+                connection.client.batches.cancel,
+                shard.batch_id,
+                extra_body=connection.extra_body,
+            )
+            self._apply_batch(shard, batch)
+            cancelled.append(str(shard.batch_id))
+            self.on_event(f"shard {shard.index}: batch {shard.batch_id} {shard.status}")
+        self.save()
+        return cancelled
+
+    # --- reporting --------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """Counts over all shards, for progress lines and ``status``."""
+        statuses: dict[str, int] = {}
+        for shard in self.shards:
+            statuses[shard.status] = statuses.get(shard.status, 0) + 1
+        return {
+            "job_id": self.data.job_id,
+            "shards": len(self.shards),
+            "statuses": statuses,
+            "requests": sum(s.requests for s in self.shards),
+            "completed": sum(s.request_counts.completed for s in self.shards),
+            "failed": sum(s.request_counts.failed for s in self.shards),
+            "done": self.done,
+        }
+
+    def iter_rows(self) -> Iterator[dict[str, Any]]:
+        """One row per shard for the ``status`` table."""
+        now = self.clock()
+        for shard in self.shards:
+            counts = shard.request_counts
+            total = counts.total or shard.requests
+            elapsed = None
+            if shard.submitted_at is not None:
+                elapsed = (shard.finished_at or now) - shard.submitted_at
+            yield {
+                "index": shard.index,
+                "deployment": shard.deployment,
+                "status": shard.status,
+                "batch_id": shard.batch_id,
+                "completed": counts.completed,
+                "failed": counts.failed,
+                "total": total,
+                "progress": (counts.completed + counts.failed) / total if total else 0.0,
+                "elapsed_seconds": elapsed,
+                "errors": [e.model_dump() for e in shard.errors],
+                "output_file": shard.output_file,
+                "error_file": shard.error_file,
+            }
+
+
+# --- module helpers -------------------------------------------------------------------
+
+
+def _safe_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:64] or "model"
+
+
+def _rewrite_model(source: Path, target: Path, deployment: str) -> tuple[str, int]:
+    """Copy a shard with every ``body.model`` set to ``deployment``; returns (sha256, bytes)."""
+    digest = hashlib.sha256()
+    with AtomicWriter(target) as writer:
+        for line in read_lines(source):
+            if not line.content.strip():
+                continue
+            if not line.ok or not isinstance(line.obj.get("body"), dict):
+                raise InputError(
+                    f"{source}:{line.number}: not a request line with a body",
+                    hint="validate the file first: jsonl-batch validate",
+                )
+            line.obj["body"]["model"] = deployment
+            raw = dumps_line(line.obj)
+            digest.update(raw)
+            writer.write_raw(raw)
+    return digest.hexdigest(), writer.bytes
+
+
+def _count_tokens(path: Path) -> int:
+    """Input tokens of a shard, for the enqueued-token limit, when the manifest has none."""
+    from ..tokens import TokenCounter
+
+    counter = TokenCounter()
+    return sum(counter.count_line(line.obj).input_tokens for line in read_lines(path) if line.ok)
+
+
+def _split(
+    source: Path, out_dir: Path, target: str, enqueued_limit: int | None, options: dict[str, Any]
+) -> Path:
+    """Split a request file with the target's limits (and the token limit); the manifest path."""
+    from ..split import manifest_path_for, split_file
+
+    limits = {key: value for key, value in options.items() if value is not None}
+    if enqueued_limit is not None:
+        limits.setdefault("max_tokens", enqueued_limit)
+    split_file(source, out_dir, target=target, overwrite=True, **limits)
+    return manifest_path_for(source, out_dir)

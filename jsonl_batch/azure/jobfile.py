@@ -1,0 +1,149 @@
+"""The job file (``<stem>.job.json``): everything a batch job needs to resume after a crash.
+
+Kept apart from the logic so the merge step, the schema generator and tests can read it
+without importing the SDK. Paths are relative to the job file's folder; the secret of the
+connection is never stored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import JobError
+from ..jsonl import atomic_write_json, read_json
+
+JOB_SUFFIX = ".job.json"
+
+# Service statuses (lower-cased); a shard also has local ones before its batch exists:
+# pending → uploading → uploaded → (queued ↔) creating → validating → ...
+TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
+ACTIVE_STATUSES = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
+LOCAL_STATUSES = ("pending", "uploading", "uploaded", "queued", "creating")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class RequestCounts(_Model):
+    """Requests of a batch: ``completed`` succeeded, ``failed`` went to the error file."""
+
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+
+
+class BatchErrorInfo(_Model):
+    """One entry of a batch's ``errors.data`` (why the whole batch failed)."""
+
+    code: str | None = None
+    message: str | None = None
+    line: int | None = None
+    param: str | None = None
+
+
+class ConnectionInfo(_Model):
+    """Where the batches were sent; enough to reconnect with a key from the environment."""
+
+    kind: Literal["azure", "openai"]
+    endpoint: str
+    target: str
+    api_version: str | None = None
+    auth: Literal["api_key", "entra"] = "api_key"
+    custom_llm_provider: str | None = None
+
+
+class ShardState(_Model):
+    """One shard of the job: its file, upload, batch and downloaded results."""
+
+    index: int = Field(description="1-based shard number, as in the split manifest")
+    path: str = Field(description="the shard's request file, relative to the job folder")
+    upload_path: str = Field(
+        description="the file actually uploaded: path, or a copy with body.model rewritten"
+    )
+    sha256: str = Field(description="sha256 of upload_path")
+    requests: int
+    bytes: int
+    input_tokens: int | None = None
+    deployment: str | None = Field(None, description="body.model of every line (Azure deployment)")
+    url: str
+    endpoint: str = Field(description="the endpoint passed at batch create")
+    status: str = "pending"
+    attempt: int = Field(1, description="batch creates so far (quota refusals retry)")
+    file_id: str | None = None
+    file_status: str | None = Field(None, description="the upload's status (processed, ...)")
+    batch_id: str | None = None
+    previous_batch_ids: list[str] = Field(default_factory=list)
+    request_counts: RequestCounts = Field(default_factory=RequestCounts)
+    errors: list[BatchErrorInfo] = Field(default_factory=list)
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    output_file: str | None = Field(None, description="downloaded output, relative to job folder")
+    error_file: str | None = Field(None, description="downloaded error file, relative")
+    enqueued_tokens: int | None = Field(None, description="deployment-enqueued-tokens at create")
+    maximum_enqueued_tokens: int | None = None
+    upload_started_at: float | None = None
+    uploaded_at: float | None = None
+    create_started_at: float | None = None
+    submitted_at: float | None = None
+    finished_at: float | None = None
+    downloaded_at: float | None = None
+    next_attempt_at: float | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def active(self) -> bool:
+        """Holds enqueued tokens on its deployment."""
+        return self.status in ACTIVE_STATUSES or self.status == "creating"
+
+    @property
+    def downloaded(self) -> bool:
+        """Every result file the service has for this shard is on disk."""
+        return (self.output_file_id is None or self.output_file is not None) and (
+            self.error_file_id is None or self.error_file is not None
+        )
+
+
+class JobFile(_Model):
+    """``<stem>.job.json``: one job = the shards of one request file, each its own batch."""
+
+    version: Literal[1] = 1
+    job_id: str
+    created_at: float
+    updated_at: float
+    source: str | None = Field(None, description="the request file, relative to the job folder")
+    manifest: str | None = Field(None, description="the split manifest, relative")
+    target: str
+    connection: ConnectionInfo
+    description: str | None = None
+    deployments: list[str] = Field(default_factory=list)
+    enqueued_limit: int | None = Field(None, description="input tokens per deployment at once")
+    completion_window: str = "24h"
+    file_expiry_seconds: int | None = None
+    shards: list[ShardState]
+
+
+def read_job_file(path: Path) -> JobFile:
+    """Load and check a job file; a clear JobError when it is not one."""
+    data = read_json(path)
+    try:
+        return JobFile.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise JobError(
+            f"{path}: not a valid job file ({where}: {first['msg']})",
+            hint="pass the <stem>.job.json written by `jsonl-batch submit`",
+        ) from None
+
+
+def write_job_file(path: Path, job: JobFile) -> None:
+    """Replace the job file atomically (a crash leaves the old or the new one, never half)."""
+    data: dict[str, Any] = job.model_dump(mode="json")
+    atomic_write_json(path, data)

@@ -1,0 +1,482 @@
+"""``jsonl-batch submit | status | wait | cancel | list | download``: batch jobs on Azure
+OpenAI, a LiteLLM proxy or any OpenAI-compatible service."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..azure.connection import Connection, resolve_connection
+from ..azure.job import Job
+from ..azure.jobfile import JOB_SUFFIX, read_job_file
+from ..errors import JobError
+from ._common import echo_json, format_option, handle_errors
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_CONNECTION_HELP = """
+\b
+Connection (flags, else environment, else the job file's saved connection):
+  Azure OpenAI:  --endpoint https://NAME.openai.azure.com  (AZURE_OPENAI_ENDPOINT or
+                 AZURE_API_BASE), key AZURE_OPENAI_API_KEY or AZURE_API_KEY, api-version
+                 OPENAI_API_VERSION; or --auth entra (pip install 'jsonl-batch[entra]').
+  LiteLLM proxy: --base-url http://localhost:4000 --api-key sk-...  [--custom-llm-provider azure]
+  OpenAI:        OPENAI_API_KEY (base URL https://api.openai.com/v1).
+"""
+
+
+def connection_options(func: F) -> F:
+    """The flags that say where batches go and how to sign in."""
+    options = [
+        click.option("--endpoint", help="Azure OpenAI resource URL (uses the AzureOpenAI client)."),
+        click.option("--base-url", help="OpenAI-compatible base URL: a LiteLLM proxy, OpenAI."),
+        click.option("--api-key", help="API key (prefer the environment variables)."),
+        click.option("--api-version", help="Azure api-version, e.g. 2025-04-01-preview."),
+        click.option(
+            "--target",
+            type=click.Choice(["azure", "openai", "litellm"]),
+            help="Profile for limits and url forms (default: guessed from the URL).",
+        ),
+        click.option(
+            "--auth",
+            type=click.Choice(["api-key", "entra"]),
+            help="api-key (default) or entra (Microsoft Entra ID via azure-identity).",
+        ),
+        click.option(
+            "--custom-llm-provider",
+            help="LiteLLM proxy: route to this provider (sent as header and extra_body).",
+        ),
+        click.option(
+            "--max-retries",
+            type=click.IntRange(min=0),
+            help="Retries of 429/5xx/connection errors per call (default 5).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _connection(options: dict[str, Any], saved: dict[str, Any] | None = None) -> Connection:
+    auth = options.get("auth")
+    settings = resolve_connection(
+        endpoint=options.get("endpoint"),
+        base_url=options.get("base_url"),
+        api_key=options.get("api_key"),
+        api_version=options.get("api_version"),
+        target=options.get("target"),
+        auth="api_key" if auth == "api-key" else auth,
+        custom_llm_provider=options.get("custom_llm_provider"),
+        max_retries=options.get("max_retries"),
+        saved=saved,
+    )
+    return Connection(settings)
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _open_job(path: str, options: dict[str, Any], **job_options: Any) -> Job:
+    job_path = Path(path)
+    if not job_path.exists():
+        raise JobError(
+            f"{job_path}: no such job file",
+            hint="pass the <stem>.job.json that `jsonl-batch submit` wrote",
+        )
+    saved = read_job_file(job_path).connection.model_dump()
+    return Job.load(job_path, _connection(options, saved), on_event=_say, **job_options)
+
+
+# --- submit --------------------------------------------------------------------------
+
+
+@click.command(epilog=_CONNECTION_HELP)
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False))
+@connection_options
+@click.option("--job", "job_path", type=click.Path(dir_okay=False), help="Job file to write.")
+@click.option(
+    "--deployment",
+    "deployments",
+    multiple=True,
+    metavar="NAME",
+    help="Deployment to send shards to (repeat to spread shards over several).",
+)
+@click.option(
+    "--enqueued-limit",
+    type=click.IntRange(min=1),
+    help="Input tokens each deployment may have queued at once; other shards wait.",
+)
+@click.option("--description", help="Stored in each batch's metadata.")
+@click.option("--max-requests", type=click.IntRange(min=1), help="Split: requests per shard.")
+@click.option("--max-bytes", type=click.IntRange(min=1), help="Split: bytes per shard.")
+@click.option("--max-tokens", type=click.IntRange(min=1), help="Split: input tokens per shard.")
+@click.option("--wait", "then_wait", is_flag=True, help="Wait for the job after submitting.")
+@click.option("--poll-interval", type=click.FloatRange(min=0), default=60.0, show_default=True)
+@click.option(
+    "--quota-retry-delay",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="First delay before retrying a shard refused with token_limit_exceeded (doubles).",
+)
+@format_option()
+@handle_errors
+def submit(
+    input_path: str,
+    job_path: str | None,
+    deployments: tuple[str, ...],
+    enqueued_limit: int | None,
+    description: str | None,
+    max_requests: int | None,
+    max_bytes: int | None,
+    max_tokens: int | None,
+    then_wait: bool,
+    poll_interval: float,
+    quota_retry_delay: float,
+    output_format: str,
+    **options: Any,
+) -> None:
+    """Submit a request file (split first with the target's limits) or a split manifest as
+    one batch per shard, recorded in INPUT's <stem>.job.json.
+
+    Safe to rerun: after a crash or an error it continues where it stopped and never
+    creates a second batch for a shard.
+
+    \b
+    Example:
+      jsonl-batch submit requests.jsonl --endpoint https://NAME.openai.azure.com \\
+          --deployment gpt-4o-batch --deployment gpt-4o-batch-2 --enqueued-limit 5000000
+      jsonl-batch wait requests.job.json
+    """
+    connection = _connection(options)
+    job = Job.submit(
+        input_path,
+        connection,
+        job_path=job_path,
+        deployments=deployments,
+        enqueued_limit=enqueued_limit,
+        description=description,
+        split_limits={
+            "max_requests": max_requests,
+            "max_bytes": max_bytes,
+            "max_tokens": max_tokens,
+        },
+        on_event=_say,
+        quota_retry_seconds=quota_retry_delay,
+    )
+    if then_wait:
+        _wait(job, poll_interval, None, None)
+    _report(job, output_format)
+    if then_wait and not _all_completed(job):
+        sys.exit(1)
+
+
+def _report(job: Job, output_format: str) -> None:
+    if output_format == "json":
+        echo_json({"job_file": str(job.path), **job.summary(), "shards": list(job.iter_rows())})
+        return
+    _print_table(job)
+
+
+# --- status --------------------------------------------------------------------------
+
+
+def _elapsed(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def _print_table(job: Job) -> None:
+    rows = list(job.iter_rows())
+    header = ("SHARD", "DEPLOYMENT", "STATUS", "PROGRESS", "ELAPSED", "ERRORS", "BATCH")
+    table = [header]
+    for row in rows:
+        errors = str(row["failed"]) if row["failed"] else "0"
+        if row["errors"]:
+            errors += f" ({row['errors'][0]['code']})"
+        table.append(
+            (
+                str(row["index"]),
+                row["deployment"] or "-",
+                row["status"],
+                f"{row['completed'] + row['failed']}/{row['total']} {row['progress']:.0%}",
+                _elapsed(row["elapsed_seconds"]),
+                errors,
+                row["batch_id"] or "-",
+            )
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    for line in table:
+        cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        click.echo("  ".join(cells).rstrip())
+    summary = job.summary()
+    statuses = ", ".join(
+        f"{count} {status}" for status, count in sorted(summary["statuses"].items())
+    )
+    click.echo(
+        f"job {summary['job_id']}: {statuses}; {summary['completed']} ok,"
+        f" {summary['failed']} failed of {summary['requests']} requests"
+        + ("; all results downloaded" if summary["done"] else "")
+    )
+
+
+@click.command(epilog=_CONNECTION_HELP)
+@click.argument("job_path", metavar="JOB", type=click.Path(dir_okay=False))
+@connection_options
+@click.option(
+    "--refresh/--no-refresh",
+    default=True,
+    show_default=True,
+    help="Ask the service first (--no-refresh shows the job file as saved, offline).",
+)
+@format_option()
+@handle_errors
+def status(job_path: str, refresh: bool, output_format: str, **options: Any) -> None:
+    """Show each shard of a job: status, progress, elapsed time and errors so far.
+
+    \b
+    Example:
+      jsonl-batch status requests.job.json --format json
+    """
+    if refresh:
+        job = _open_job(job_path, options)
+        job.refresh()
+    else:
+        job = Job.load(job_path)
+    _report(job, output_format)
+
+
+# --- wait ----------------------------------------------------------------------------
+
+
+def _all_completed(job: Job) -> bool:
+    return all(shard.status == "completed" for shard in job.shards)
+
+
+def _wait(job: Job, poll_interval: float, max_poll: float | None, timeout: float | None) -> bool:
+    last = [""]
+
+    def progress(current: Job) -> None:
+        summary = current.summary()
+        statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary["statuses"].items()))
+        line = (
+            f"[{datetime.now(UTC):%H:%M:%S}] {statuses}; {summary['completed']} ok,"
+            f" {summary['failed']} failed of {summary['requests']}"
+        )
+        if line[11:] != last[0]:
+            _say(line)
+            last[0] = line[11:]
+
+    try:
+        return job.wait(
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll,
+            timeout=timeout,
+            on_poll=progress,
+        )
+    except KeyboardInterrupt:
+        _say(
+            "stopped waiting; nothing was cancelled."
+            f" Run `jsonl-batch wait {job.path}` to continue."
+        )
+        sys.exit(130)
+
+
+@click.command(epilog=_CONNECTION_HELP)
+@click.argument("job_path", metavar="JOB", type=click.Path(dir_okay=False))
+@connection_options
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds between status checks (Azure asks for at least 60); grows when quiet.",
+)
+@click.option("--max-poll-interval", type=click.FloatRange(min=0), help="Default 10x interval.")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Give up waiting after N seconds.")
+@click.option(
+    "--quota-retry-delay",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="First delay before retrying a shard refused with token_limit_exceeded (doubles).",
+)
+@format_option()
+@handle_errors
+def wait(
+    job_path: str,
+    poll_interval: float,
+    max_poll_interval: float | None,
+    timeout: float | None,
+    quota_retry_delay: float,
+    output_format: str,
+    **options: Any,
+) -> None:
+    """Wait until every shard of a job has finished: downloads results as shards finish and
+    submits queued shards as the enqueued-token quota frees. Ctrl-C stops waiting and
+    cancels nothing.
+
+    Exit code 0 when every shard completed, 1 otherwise (failed, expired, cancelled, timeout).
+
+    \b
+    Example:
+      jsonl-batch wait requests.job.json --poll-interval 60
+    """
+    job = _open_job(job_path, options, quota_retry_seconds=quota_retry_delay)
+    finished = _wait(job, poll_interval, max_poll_interval, timeout)
+    _report(job, output_format)
+    if not finished:
+        _say(f"still running after {timeout:g}s; run `jsonl-batch wait {job_path}` again")
+    if not finished or not _all_completed(job):
+        sys.exit(1)
+
+
+# --- cancel --------------------------------------------------------------------------
+
+
+@click.command(epilog=_CONNECTION_HELP)
+@click.argument("what", metavar="JOB|BATCH_ID")
+@connection_options
+@format_option()
+@handle_errors
+def cancel(what: str, output_format: str, **options: Any) -> None:
+    """Cancel every running batch of a job (shards not yet submitted are dropped), or one
+    batch by id. Cancelled batches keep their partial results: run `download` later.
+
+    \b
+    Example:
+      jsonl-batch cancel requests.job.json
+      jsonl-batch cancel batch_abc123 --endpoint https://NAME.openai.azure.com
+    """
+    if what.endswith(JOB_SUFFIX) or Path(what).is_file():
+        job = _open_job(what, options)
+        cancelled = job.cancel()
+        result: dict[str, Any] = {"job_id": job.data.job_id, "cancelled": cancelled}
+    else:
+        connection = _connection(options)
+        batch = connection.call(
+            f"cancelling batch {what}",
+            connection.client.batches.cancel,
+            what,
+            extra_body=connection.extra_body,
+        )
+        cancelled = [batch.id]
+        result = {"cancelled": cancelled, "status": batch.status}
+    if output_format == "json":
+        echo_json(result)
+    elif cancelled:
+        click.echo(f"cancel requested for {len(cancelled)} batch(es): {' '.join(cancelled)}")
+    else:
+        click.echo("nothing to cancel: every batch of the job has already finished")
+
+
+# --- list ----------------------------------------------------------------------------
+
+
+@click.command("list", epilog=_CONNECTION_HELP)
+@connection_options
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--job", "job_filter", help="Only batches of this job (job file or job id).")
+@format_option()
+@handle_errors
+def list_batches(limit: int, job_filter: str | None, output_format: str, **options: Any) -> None:
+    """List batches on the service, newest first, following pagination up to --limit.
+
+    \b
+    Example:
+      jsonl-batch list --limit 50 --job requests.job.json
+    """
+    saved = None
+    job_id = job_filter
+    if job_filter and (job_filter.endswith(JOB_SUFFIX) or Path(job_filter).is_file()):
+        data = read_job_file(Path(job_filter))
+        job_id, saved = data.job_id, data.connection.model_dump()
+    connection = _connection(options, saved)
+    rows = connection.call("listing batches", lambda: _collect_batches(connection, limit, job_id))
+    if output_format == "json":
+        echo_json(rows)
+        return
+    for row in rows:
+        click.echo(
+            f"{row['id']}  {row['status']:<11}  {row['created']}  "
+            f"{row['completed']}/{row['total']} ok  {row['failed']} failed"
+            + (f"  job {row['job_id']} shard {row['shard']}" if row["job_id"] else "")
+        )
+    if not rows:
+        click.echo("no batches" + (f" for job {job_id}" if job_id else ""))
+
+
+def _collect_batches(
+    connection: Connection, limit: int, job_id: str | None
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    # iterating the page follows ``after`` cursors page by page until --limit rows are found
+    for batch in connection.client.batches.list(limit=min(100, limit)):
+        metadata = batch.metadata or {}
+        if job_id and metadata.get("jsonl_batch_job") != job_id:
+            continue
+        counts = batch.request_counts
+        created = batch.created_at
+        rows.append(
+            {
+                "id": batch.id,
+                "status": str(batch.status).lower(),
+                "created": (
+                    datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%d %H:%M:%S")
+                    if isinstance(created, int | float)
+                    else str(created)
+                ),
+                "total": (counts.total if counts else 0) or 0,
+                "completed": (counts.completed if counts else 0) or 0,
+                "failed": (counts.failed if counts else 0) or 0,
+                "job_id": metadata.get("jsonl_batch_job"),
+                "shard": metadata.get("shard"),
+                "metadata": metadata,
+            }
+        )
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+# --- download ------------------------------------------------------------------------
+
+
+@click.command(epilog=_CONNECTION_HELP)
+@click.argument("job_path", metavar="JOB", type=click.Path(dir_okay=False))
+@connection_options
+@click.option("--force", is_flag=True, help="Download again files already on disk.")
+@format_option()
+@handle_errors
+def download(job_path: str, force: bool, output_format: str, **options: Any) -> None:
+    """Download the output and error files of a job's finished shards next to the job file
+    (<stem>.results/), streamed and written atomically.
+
+    \b
+    Example:
+      jsonl-batch download requests.job.json && jsonl-batch merge requests.job.json
+    """
+    job = _open_job(job_path, options)
+    job.refresh()
+    started = time.monotonic()
+    written = job.download(force=force)
+    if output_format == "json":
+        echo_json({"job_id": job.data.job_id, "files": [str(p) for p in written]})
+        return
+    size = sum(p.stat().st_size for p in written)
+    click.echo(
+        f"downloaded {len(written)} file(s), {size} bytes in {time.monotonic() - started:.1f}s"
+    )
+    pending = [s.index for s in job.shards if not s.terminal]
+    if pending:
+        click.echo(f"shards still running: {', '.join(map(str, pending))}")
