@@ -33,6 +33,8 @@ class Profile:
     """Endpoint → the ``url`` the builder writes."""
     create_endpoint: str | None
     """The ``endpoint`` to pass at batch create; None means "the line url"."""
+    api_version: str | None
+    """Default ``api-version`` for classic (``/openai/...?api-version=``) Azure paths."""
     model_is_deployment: bool
     bom_is_error: bool
     file_expiry_seconds: int | None
@@ -86,6 +88,7 @@ def load_profile(name: str) -> Profile:
         urls=value("urls"),
         default_urls=entry["default_urls"],
         create_endpoint=value("create_endpoint"),
+        api_version=value("api_version"),
         model_is_deployment=value("model_is_deployment"),
         bom_is_error=value("bom_is_error"),
         file_expiry_seconds=value("file_expiry_seconds"),

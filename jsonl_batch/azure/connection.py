@@ -16,14 +16,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, ServiceError
+from ..profiles import load_profile
 
 if TYPE_CHECKING:  # the SDK takes a second to import: only commands that talk to a service do
     import openai
 
-# The api-version used with classic Azure endpoints when neither --api-version nor
-# OPENAI_API_VERSION is set: the latest GA version on Azure's batch page
-# (https://learn.microsoft.com/en-us/azure/foundry/openai/how-to/batch, 2026-03-19).
-DEFAULT_AZURE_API_VERSION = "2024-10-21"
 # Scope of Azure OpenAI tokens for Microsoft Entra ID sign-in (Azure batch how-to).
 ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 DEFAULT_MAX_RETRIES = 5
@@ -151,7 +148,7 @@ def resolve_connection(
             api_version
             or saved.get("api_version")
             or _first(env, AZURE_VERSION_VARS)
-            or DEFAULT_AZURE_API_VERSION
+            or load_profile("azure").api_version
         )
     key = api_key
     if auth == "api_key" and not key:
