@@ -178,8 +178,10 @@ class Validator:
         *,
         max_errors: int | None = None,
         token_check: TokenCheck | None = None,
+        ignore_codes: Iterable[str] = (),
     ) -> None:
         self.profile = load_profile(profile) if isinstance(profile, str) else profile
+        self.ignore_codes = frozenset(ignore_codes)
         self.report = ValidationReport(file=file, target=self.profile.name)
         self.max_errors = max_errors
         self.token_check = token_check
@@ -196,11 +198,18 @@ class Validator:
         self._fast: tuple[str, str, Callable[[Any], bool]] | None = None
 
     @property
+    def error_count(self) -> int:
+        """Errors found so far."""
+        return self._errors
+
+    @property
     def stopped(self) -> bool:
         """True once ``max_errors`` errors have been found."""
         return self.max_errors is not None and self._errors >= self.max_errors
 
     def _add(self, code: str, line: int | None, message: str, path: str | None = None) -> None:
+        if code in self.ignore_codes:
+            return
         severity, hint = RULES[code]
         if code == "utf8_bom" and not self.profile.bom_is_error:
             severity = "warning"

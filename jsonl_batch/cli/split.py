@@ -1,0 +1,222 @@
+"""``jsonl-batch split``."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import click
+
+from ..split import Manifest, SplitRefused, manifest_path_for, split_file
+from ._common import echo_json, format_option, handle_errors, progress_bar, target_option
+from .validate import _print_findings, _print_summary
+
+_UNITS = {
+    "": 1,
+    "k": 10**3,
+    "m": 10**6,
+    "g": 10**9,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+}
+
+
+class _Quantity(click.ParamType):
+    """A positive integer with an optional decimal or binary unit: 200MB, 1.5GiB, 2M, 500k."""
+
+    name = "quantity"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*([0-9][0-9_,]*(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", str(value))
+        unit = match and _UNITS.get(match.group(2).lower())
+        if not match or unit is None:
+            self.fail(f"{value!r} is not a number like 200000, 200MB, 1GiB or 2M", param, ctx)
+        amount = int(float(match.group(1).replace(",", "").replace("_", "")) * unit)
+        if amount < 1:
+            self.fail(f"{value!r} must be at least 1", param, ctx)
+        return amount
+
+
+QUANTITY = _Quantity()
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--out-dir",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the shards and <stem>.manifest.json (created if missing).",
+)
+@target_option
+@click.option(
+    "--max-requests",
+    type=QUANTITY,
+    default=None,
+    help="Requests per shard [default: the target's, Azure 100,000, OpenAI 50,000].",
+)
+@click.option(
+    "--max-bytes",
+    type=QUANTITY,
+    default=None,
+    help="Bytes per shard, e.g. 150MB [default: the target's, 200 MB].",
+)
+@click.option(
+    "--max-tokens",
+    type=QUANTITY,
+    default=None,
+    help="Estimated input (enqueued) tokens per shard, e.g. 2M. Off by default.",
+)
+@click.option(
+    "--token-margin",
+    type=click.FloatRange(min=0, max=1000, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Safety margin in percent for --max-tokens: estimate x (1 + margin/100) <= max.",
+)
+@click.option(
+    "--by-model",
+    is_flag=True,
+    default=True,
+    help="One model/deployment (and one url) per shard. Always on: every target needs it.",
+)
+@click.option(
+    "--deployment-map",
+    multiple=True,
+    metavar="NAME=MODEL|FILE",
+    help="Azure deployment name -> model, for counting tokens (repeatable, or a file).",
+)
+@click.option("--no-validate", is_flag=True, help="Skip validation (faster; trust the file).")
+@click.option("--force", is_flag=True, help="Split even when the file has errors.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier split's manifest and shards.")
+@click.option(
+    "--max-errors",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop listing errors after this many.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Do not list the validation findings.")
+@format_option()
+@handle_errors
+def split(
+    file: str,
+    out_dir: str,
+    target: str,
+    max_requests: int | None,
+    max_bytes: int | None,
+    max_tokens: int | None,
+    token_margin: float,
+    by_model: bool,
+    deployment_map: tuple[str, ...],
+    no_validate: bool,
+    force: bool,
+    overwrite: bool,
+    max_errors: int | None,
+    quiet: bool,
+    output_format: str,
+) -> None:
+    """Split FILE into shards the service accepts: one model and one url per shard, at most
+    --max-requests requests, --max-bytes bytes and (optionally) --max-tokens estimated input
+    tokens each. Lines are copied byte for byte in input order; blank lines are dropped.
+    Writes <stem>.<model>.part-0001.jsonl ... and <stem>.manifest.json (read by submit and
+    merge) into --out-dir, all at once or not at all.
+
+    The file is validated in the same pass; a file with errors is not split unless --force.
+
+    \b
+    Examples:
+      jsonl-batch split requests.jsonl --out-dir shards/
+      jsonl-batch split requests.jsonl -o shards/ --target openai --max-bytes 100MB
+      jsonl-batch split big.jsonl -o shards/ --max-tokens 5M --token-margin 10 \\
+          --deployment-map my-gpt4o=gpt-4o-2024-08-06
+      jsonl-batch split requests.jsonl -o shards/ --format json   # prints the manifest
+
+    Exit status: 0 when split, 1 when the file has errors (nothing written) or a single
+    request exceeds a limit, 2 on usage errors.
+    """
+    from ..tokens import parse_deployment_map
+
+    mapping = parse_deployment_map(list(deployment_map)) if deployment_map else None
+    size = os.path.getsize(file) if os.path.isfile(file) else None
+    try:
+        with progress_bar(size, f"splitting {file}") as advance:
+            manifest = split_file(
+                file,
+                out_dir,
+                target=target,
+                max_requests=max_requests,
+                max_bytes=max_bytes,
+                max_tokens=max_tokens,
+                token_margin=token_margin,
+                by_model=by_model,
+                validate=not no_validate,
+                force=force,
+                overwrite=overwrite,
+                max_errors=max_errors,
+                deployment_map=mapping,
+                on_progress=advance,
+            )
+    except SplitRefused as refused:
+        if output_format == "json":
+            echo_json({"split": False, "reason": refused.message, **refused.report.to_dict()})
+        else:
+            if not quiet:
+                _print_findings(refused.report)
+            _print_summary(refused.report)
+        raise
+
+    if output_format == "json":
+        echo_json(manifest.to_json())
+        return
+    report = manifest.report
+    if report is not None and report.findings:
+        if not quiet:
+            _print_findings(report)
+        _print_summary(report)
+        if not report.ok:
+            click.secho("split anyway (--force)", fg="yellow", err=True)
+    _print_table(manifest, manifest_path_for(file, out_dir))
+
+
+def _print_table(manifest: Manifest, manifest_path: os.PathLike[str]) -> None:
+    with_tokens = manifest.limits.max_tokens is not None
+    headers = ["path", "model", "requests", "bytes"] + (["tokens"] if with_tokens else [])
+    rows = [
+        [shard.path, shard.model or "(none)", f"{shard.requests:,}", f"{shard.bytes:,}"]
+        + ([f"{shard.input_tokens:,}"] if with_tokens else [])
+        for shard in manifest.shards
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    numeric = {"requests", "bytes", "tokens"}
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if h in numeric else c.ljust(w)
+            for c, w, h in zip(cells, widths, headers, strict=True)
+        ).rstrip()
+
+    click.echo(fmt(headers))
+    for r in rows:
+        click.echo(fmt(r))
+    source = manifest.source
+    limits = manifest.limits
+    token_text = ""
+    if limits.max_tokens is not None:
+        token_text = f", {limits.max_tokens:,} tokens"
+        if limits.token_margin:
+            token_text += f" less {limits.token_margin:g}% margin"
+    blank = f" ({source.blank_lines} blank line(s) dropped)" if source.blank_lines else ""
+    click.echo(
+        f"{source.requests:,} requests{blank} -> {len(manifest.shards)} shard(s) "
+        f"(limits per shard: {limits.max_requests:,} requests, {limits.max_bytes:,} bytes"
+        f"{token_text}; target {manifest.target})"
+    )
+    click.echo(f"manifest: {manifest_path}")

@@ -1,0 +1,824 @@
+"""Split a batch input file into shards the service accepts, plus a manifest that lists them.
+
+Why: a service takes one model (Azure: one deployment) and one ``url`` per file, a capped
+number of requests and bytes per file, and a capped number of enqueued input tokens per
+model. ``split`` cuts a file along those lines in one streaming pass, validating it on the
+way, and records what it wrote in ``<stem>.manifest.json`` for ``submit`` and ``merge``.
+
+Guarantees:
+
+* Lines are copied byte for byte (BOM, CRLF and a missing final newline included), in input
+  order within each shard; concatenating the shards of one (model, url) group in manifest
+  order gives that group's lines of the input exactly. Blank lines are not requests: they are
+  dropped and counted in the manifest.
+* Every shard holds at least one request and stays within every limit (requests, bytes,
+  estimated input tokens, and embedding inputs where the target caps them); shards are
+  filled greedily, so a shard is closed only when the group's next line would not fit.
+* All or nothing: shards are written into a hidden staging folder inside the output folder,
+  renamed into place only when the whole input has been read, and the manifest is written
+  last. An error or Ctrl-C removes the staging folder, so no shard and no manifest is left.
+* Memory: one open shard file (with a 1 MB buffer) per (model, url) group, so memory and
+  open files grow with the number of models and urls, never with the file size; the
+  validator adds one entry per distinct ``custom_id``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
+
+from .errors import ConfigError, InputError, SplitError
+from .jsonl import (
+    BLANK,
+    Line,
+    atomic_write_json,
+    open_binary,
+    read_json,
+    read_lines,
+)
+from .profiles import Profile, load_profile
+from .validate import ValidationReport, Validator
+
+MANIFEST_VERSION = 1
+MANIFEST_SUFFIX = ".manifest.json"
+PROGRESS_EVERY_BYTES = 1 << 20
+_FLUSH_BYTES = 1 << 20
+_MAX_LABEL_CHARS = 80
+# Findings a split itself cures: file-level limits and mixed url / model in one file.
+FIXED_BY_SPLIT = frozenset(
+    {
+        "too_many_tasks",
+        "file_too_large",
+        "too_many_embedding_inputs",
+        "url_mismatch",
+        "model_mismatch",
+    }
+)
+
+ProgressCallback = Callable[[int], None]
+
+
+# --- manifest -----------------------------------------------------------------------------
+
+
+class _Documented(BaseModel):
+    """Field docstrings become descriptions in ``schemas/manifest.schema.json``."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+
+class SourceInfo(_Documented):
+    """The file that was split."""
+
+    path: str
+    """Relative to the manifest's folder, or absolute when the file is not under it."""
+    sha256: str
+    """Of the bytes read (after gunzip for a ``.gz`` input)."""
+    bytes: int
+    requests: int
+    blank_lines: int
+
+
+class SplitLimits(_Documented):
+    """The limits every shard was cut to."""
+
+    max_requests: int
+    max_bytes: int
+    max_tokens: int | None = None
+    token_margin: float = 0.0
+    """Safety margin in percent: a shard's estimated input tokens times (1 + margin/100)
+    stays within ``max_tokens``."""
+    by_model: bool = True
+    token_budget: int | None = None
+    """The estimated input tokens a shard may hold: ``max_tokens`` less the margin."""
+    max_embedding_inputs: int | None = None
+    """Embedding inputs per shard (the target's per-batch cap; None: no cap)."""
+
+
+class ShardInfo(_Documented):
+    """One shard file."""
+
+    index: int
+    """1-based position in the manifest."""
+    path: str
+    """Relative to the manifest's folder."""
+    model: str
+    """``body.model`` of every line ("" when the lines have none; only with ``--force``)."""
+    url: str
+    requests: int
+    bytes: int
+    input_tokens: int | None
+    """Estimated input tokens; None unless the split had a token limit."""
+    embedding_inputs: int | None = None
+    """Inputs of an embeddings shard when the target caps them; None otherwise."""
+    sha256: str
+    first_custom_id: str
+    last_custom_id: str
+    first_line: int
+    """Line numbers in the source file (1-based, blank lines counted)."""
+    last_line: int
+    part: int = 1
+    """1-based part number within the shard's (model, url) group."""
+
+
+class ValidationSummary(_Documented):
+    """What the validation pass found (``checked`` is False with ``--no-validate``)."""
+
+    checked: bool
+    errors: int = 0
+    warnings: int = 0
+    forced: bool = False
+    counts: dict[str, int] = {}
+
+
+class Manifest(_Documented):
+    """``<stem>.manifest.json``: what ``split`` wrote, read by ``submit`` and ``merge``."""
+
+    version: Literal[1] = MANIFEST_VERSION
+    source: SourceInfo
+    target: str
+    limits: SplitLimits
+    created_at: str
+    shards: list[ShardInfo]
+    validation: ValidationSummary | None = None
+    _base_dir: Path = PrivateAttr(default_factory=Path)
+    _report: ValidationReport | None = PrivateAttr(default=None)
+
+    @property
+    def report(self) -> ValidationReport | None:
+        """The full validation report of the split that made this manifest (not saved)."""
+        return self._report
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder the manifest lives in; the paths inside are relative to it."""
+        return self._base_dir
+
+    def source_path(self) -> Path:
+        """Where the source file is (it may have moved or been deleted since)."""
+        return self._base_dir / self.source.path
+
+    def shard_path(self, shard: ShardInfo) -> Path:
+        return self._base_dir / shard.path
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def load_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Read and check a manifest written by :func:`split_file`."""
+    manifest_path = Path(path)
+    data = read_json(manifest_path)
+    if not isinstance(data, dict) or "shards" not in data:
+        raise InputError(
+            f"{manifest_path}: not a split manifest (no 'shards' list)",
+            hint="pass the <stem>.manifest.json that `jsonl-batch split` wrote",
+        )
+    if data.get("version") != MANIFEST_VERSION:
+        raise InputError(
+            f"{manifest_path}: manifest version {data.get('version')!r} is not supported "
+            f"(this jsonl-batch reads version {MANIFEST_VERSION})",
+            hint="re-run `jsonl-batch split` with this version",
+        )
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InputError(
+            f"{manifest_path}: invalid manifest: {where}: {first['msg']}",
+            hint="the file was edited or truncated; re-run `jsonl-batch split --overwrite`",
+        ) from None
+    manifest._base_dir = manifest_path.parent
+    return manifest
+
+
+def manifest_path_for(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
+    """Where :func:`split_file` writes the manifest of ``source``."""
+    return Path(out_dir) / f"{source_stem(source)}{MANIFEST_SUFFIX}"
+
+
+def source_stem(source: str | os.PathLike[str]) -> str:
+    """``data/requests.jsonl.gz`` → ``requests`` (shard and manifest names start with it)."""
+    name = Path(source).name
+    for suffix in (".gz", ".jsonl", ".json", ".ndjson", ".txt"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+    return name
+
+
+def safe_label(text: str) -> str:
+    """A model name made safe for a file name: ``my/dep:1`` → ``my-dep-1``."""
+    label = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip(".-")[:_MAX_LABEL_CHARS]
+    return label.strip(".-") or "no-model"
+
+
+# --- limits -------------------------------------------------------------------------------
+
+
+def resolve_limits(
+    profile: Profile,
+    *,
+    max_requests: int | None = None,
+    max_bytes: int | None = None,
+    max_tokens: int | None = None,
+    token_margin: float = 0.0,
+    by_model: bool = True,
+) -> SplitLimits:
+    """The limits a split uses: the user's, else the target profile's."""
+    requests = profile.max_requests if max_requests is None else max_requests
+    size = profile.max_bytes if max_bytes is None else max_bytes
+    if requests < 1:
+        raise ConfigError(f"max requests per shard must be at least 1, not {requests}")
+    if size < 1:
+        raise ConfigError(f"max bytes per shard must be at least 1, not {size}")
+    if not 0 <= token_margin < 1000 or math.isnan(token_margin):
+        raise ConfigError(
+            f"token margin must be a percentage from 0 to 1000, not {token_margin}",
+            hint="e.g. --token-margin 10 keeps 10% headroom under --max-tokens",
+        )
+    if not by_model:
+        raise ConfigError(
+            f"target {profile.name!r} takes one model per file; shards are always split by model",
+            hint="drop the option that turned --by-model off",
+        )
+    budget = None
+    if max_tokens is not None:
+        if max_tokens < 1:
+            raise ConfigError(f"max tokens per shard must be at least 1, not {max_tokens}")
+        budget = math.floor(max_tokens / (1 + token_margin / 100))
+        if budget < 1:
+            raise ConfigError(
+                f"--max-tokens {max_tokens} with a {token_margin}% margin leaves no room",
+                hint="raise --max-tokens or lower --token-margin",
+            )
+    return SplitLimits(
+        max_requests=requests,
+        max_bytes=size,
+        max_tokens=max_tokens,
+        token_margin=token_margin,
+        by_model=True,
+        token_budget=budget,
+        max_embedding_inputs=profile.max_embedding_inputs,
+    )
+
+
+# --- the split ----------------------------------------------------------------------------
+
+
+class SplitRefused(SplitError):
+    """The input has errors and ``force`` was not given: nothing was written."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        super().__init__(
+            f"{report.file}: {report.errors} error(s); not split, nothing written",
+            hint="fix the errors (see above) or pass --force to split anyway",
+        )
+        self.report = report
+
+
+@dataclass(slots=True)
+class _Shard:
+    """A shard being written (or written) to the staging folder."""
+
+    part: int
+    staging_path: Path
+    file: BinaryIO | None
+    hasher: Any = field(default_factory=hashlib.sha256)
+    buffer: bytearray = field(default_factory=bytearray)
+    requests: int = 0
+    bytes: int = 0
+    tokens: int = 0
+    inputs: int = 0
+    first_custom_id: str = ""
+    last_custom_id: str = ""
+    first_line: int = 0
+    last_line: int = 0
+    sha256: str = ""
+
+
+@dataclass(slots=True)
+class _Group:
+    """All shards of one (model, url); only the last one is open."""
+
+    number: int
+    model: str
+    url: str
+    shards: list[_Shard] = field(default_factory=list)
+    label: str = ""
+
+
+class _ShardSet:
+    """The staging folder and every group's shards in it."""
+
+    def __init__(self, out_dir: Path, stem: str, limits: SplitLimits) -> None:
+        self.out_dir = out_dir
+        self.limits = limits
+        self.created_out_dir = not out_dir.exists()
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            self.staging = Path(tempfile.mkdtemp(prefix=f".{stem}.split-", dir=out_dir))
+        except OSError as exc:
+            raise InputError(f"{out_dir}: cannot write here: {exc.strerror}") from None
+        self.groups: dict[tuple[str, str], _Group] = {}
+        self.open_shards: dict[tuple[str, str], _Shard] = {}
+        self.max_requests = limits.max_requests
+        self.max_bytes = limits.max_bytes
+        self.token_budget = limits.token_budget
+        self.max_inputs = limits.max_embedding_inputs or 0
+
+    def add(
+        self,
+        raw: bytes,
+        number: int,
+        model: str,
+        url: str,
+        custom_id: str,
+        tokens: int,
+        inputs: int,
+    ) -> None:
+        """Append one request line to its group's open shard, opening a new one when full."""
+        shard = self.open_shards.get((model, url))
+        size = len(raw)
+        if (
+            shard is None
+            or shard.requests >= self.max_requests
+            or shard.bytes + size > self.max_bytes
+            or (self.token_budget is not None and shard.tokens + tokens > self.token_budget)
+            or (inputs and shard.inputs + inputs > self.max_inputs)
+        ):
+            shard = self._next_shard(model, url, shard)
+            shard.first_custom_id = custom_id
+            shard.first_line = number
+        shard.requests += 1
+        shard.bytes += size
+        shard.tokens += tokens
+        shard.inputs += inputs
+        shard.last_custom_id = custom_id
+        shard.last_line = number
+        buffer = shard.buffer
+        buffer += raw
+        if len(buffer) >= _FLUSH_BYTES:
+            self._flush(shard)
+
+    def _next_shard(self, model: str, url: str, full: _Shard | None) -> _Shard:
+        if full is not None:
+            self._close(full)
+        group = self.groups.get((model, url))
+        if group is None:
+            group = self.groups[(model, url)] = _Group(len(self.groups) + 1, model, url)
+        shard = self._open(group)
+        self.open_shards[(model, url)] = shard
+        return shard
+
+    def _open(self, group: _Group) -> _Shard:
+        part = len(group.shards) + 1
+        path = self.staging / f"{group.number:05d}.{part:06d}.jsonl"
+        # A plain file: the staging folder is the temporary area, renamed away at the end.
+        try:
+            file = open(path, "xb")  # noqa: SIM115 - closed in _close or discard
+        except OSError as exc:
+            raise InputError(f"{path}: cannot write a shard: {exc.strerror}") from None
+        shard = _Shard(part, path, file)
+        group.shards.append(shard)
+        return shard
+
+    @staticmethod
+    def _flush(shard: _Shard) -> None:
+        assert shard.file is not None
+        shard.file.write(shard.buffer)
+        shard.hasher.update(shard.buffer)
+        shard.buffer.clear()
+
+    def _close(self, shard: _Shard) -> None:
+        self._flush(shard)
+        assert shard.file is not None
+        shard.file.flush()
+        os.fsync(shard.file.fileno())
+        shard.file.close()
+        shard.file = None
+        shard.sha256 = shard.hasher.hexdigest()
+
+    def close_all(self) -> None:
+        for group in self.groups.values():
+            last = group.shards[-1]
+            if last.file is not None:
+                self._close(last)
+
+    def discard(self) -> None:
+        """Drop every shard written so far (the staging folder and all in it)."""
+        for group in self.groups.values():
+            for shard in group.shards:
+                if shard.file is not None:
+                    with contextlib.suppress(OSError):
+                        shard.file.close()
+                    shard.file = None
+        shutil.rmtree(self.staging, ignore_errors=True)
+        if self.created_out_dir:
+            with contextlib.suppress(OSError):
+                self.out_dir.rmdir()  # only if still empty
+
+
+def _assign_labels(groups: list[_Group]) -> None:
+    """File-name labels: the safe model name, plus the endpoint (or a hash) when needed.
+
+    Decided after the whole file is read, so the names depend only on the set of groups:
+    a model sent to two urls gets ``<model>.<endpoint>`` labels, and two models that look
+    alike once made safe (``a/b`` and ``a:b``) get a short hash of their real name.
+    """
+    by_label: dict[str, list[_Group]] = {}
+    for group in groups:
+        by_label.setdefault(safe_label(group.model), []).append(group)
+    for label, members in by_label.items():
+        if len(members) == 1:
+            members[0].label = label
+            continue
+        for group in members:
+            endpoint = safe_label(group.url) if group.url.strip("/") else "no-url"
+            group.label = f"{label}.{endpoint}"
+        seen: dict[str, int] = {}
+        for group in members:
+            seen[group.label] = seen.get(group.label, 0) + 1
+        for group in members:
+            if seen[group.label] > 1:
+                digest = hashlib.sha256(f"{group.model}\n{group.url}".encode()).hexdigest()
+                group.label = f"{group.label}-{digest[:8]}"
+
+
+def _route(obj: Any) -> tuple[str, str, str]:
+    """(model, url, custom_id) of a parsed line; "" for what is missing or not a string."""
+    if type(obj) is not dict:
+        return "", "", ""
+    body = obj.get("body")
+    model = body.get("model") if type(body) is dict else None
+    url = obj.get("url")
+    custom_id = obj.get("custom_id")
+    return (
+        model if type(model) is str else "",
+        url if type(url) is str else "",
+        custom_id if type(custom_id) is str else "",
+    )
+
+
+def _lines(source: Path, validator: Validator | None) -> Iterator[tuple[int, bytes, Any, bool]]:
+    """(number, raw bytes, parsed object or None, is blank) of every line of ``source``.
+
+    With a validator, lines come from :func:`read_lines` and are checked on the way. Without
+    one, a leaner loop parses only what routing needs (``orjson`` accepts the trailing
+    newline, so no copy of the line is made); blank lines are the same as ``read_lines``'.
+    """
+    if validator is not None:
+        for line in read_lines(source):
+            validator.check(line)
+            yield line.number, line.raw, line.obj, BLANK in line.notices
+        return
+    number = 0
+    loads = orjson.loads
+    with open_binary(source) as stream:
+        try:
+            for raw in stream:
+                number += 1
+                if raw.isspace():
+                    yield number, raw, None, True
+                    continue
+                try:
+                    obj = loads(raw)
+                except orjson.JSONDecodeError:
+                    line = Line(number, 0, raw)
+                    content = line.content
+                    if not content.strip():
+                        yield number, raw, None, True
+                        continue
+                    try:
+                        obj = loads(content)  # a BOM on line 1, or a bad line
+                    except orjson.JSONDecodeError:
+                        obj = None
+                yield number, raw, obj, False
+        except (OSError, EOFError) as exc:
+            raise InputError(
+                f"{source}:{number + 1}: cannot read: {exc}",
+                hint="the file is truncated or not really gzip; re-create it",
+            ) from None
+
+
+def _embedding_inputs(obj: Any) -> int:
+    """How many inputs an embeddings request sends (a list of strings or of token lists)."""
+    body = obj.get("body")
+    inputs = body.get("input") if isinstance(body, dict) else None
+    if isinstance(inputs, list) and inputs and not isinstance(inputs[0], int):
+        return len(inputs)
+    return 1
+
+
+def _relative_or_absolute(path: Path, base: Path) -> str:
+    path, base = path.resolve(), base.resolve()
+    return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
+
+
+def split_file(
+    path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    target: Profile | str = "azure",
+    max_requests: int | None = None,
+    max_bytes: int | None = None,
+    max_tokens: int | None = None,
+    token_margin: float = 0.0,
+    by_model: bool = True,
+    validate: bool = True,
+    force: bool = False,
+    overwrite: bool = False,
+    max_errors: int | None = None,
+    deployment_map: Mapping[str, str] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> Manifest:
+    """Split ``path`` into shards in ``out_dir`` and return the manifest it wrote.
+
+    Limits default to the target profile's. Raises :class:`SplitRefused` (carrying the
+    report) when the input has errors and ``force`` is false, :class:`SplitError` when one
+    request alone exceeds a limit, and :class:`InputError` when the manifest exists and
+    ``overwrite`` is false. On any error nothing is left in ``out_dir``. The findings of
+    the validation pass are in ``manifest.report``.
+    """
+    profile = load_profile(target) if isinstance(target, str) else target
+    limits = resolve_limits(
+        profile,
+        max_requests=max_requests,
+        max_bytes=max_bytes,
+        max_tokens=max_tokens,
+        token_margin=token_margin,
+        by_model=by_model,
+    )
+    source = Path(path)
+    out = Path(out_dir)
+    stem = source_stem(source)
+    manifest_path = manifest_path_for(source, out)
+    if manifest_path.exists() and not overwrite:
+        raise InputError(
+            f"{manifest_path}: already exists (a previous split of {source.name})",
+            hint="pass --overwrite to replace it and its shards, or choose another --out-dir",
+        )
+    if not source.is_file():
+        raise InputError(f"{source}: no such file", hint="check the path")
+    old_shards = _old_shard_paths(manifest_path) if overwrite else []
+    counter = None
+    if limits.token_budget is not None:
+        from .tokens import TokenCounter
+
+        counter = TokenCounter(deployment_map)
+
+    validator = (
+        Validator(str(source), profile, max_errors=max_errors, ignore_codes=FIXED_BY_SPLIT)
+        if validate
+        else None
+    )
+    shard_set = _ShardSet(out, stem, limits)
+    try:
+        source_info = _stream(
+            source, shard_set, profile, limits, validator, counter, force, on_progress
+        )
+        report = validator.finish() if validator is not None else None
+        if report is not None and not report.ok and not force:
+            raise SplitRefused(report)
+        if source_info.requests == 0:
+            raise SplitError(
+                f"{source}: no requests to split (the file is empty or blank)",
+                hint="check that you passed the right file",
+            )
+        shard_set.close_all()
+        manifest = _build_manifest(
+            source, manifest_path, source_info, profile, limits, shard_set, report, force
+        )
+        _publish(shard_set, manifest, manifest_path, source, overwrite, old_shards)
+    except BaseException:
+        shard_set.discard()
+        raise
+    shutil.rmtree(shard_set.staging, ignore_errors=True)
+    manifest._report = report
+    return manifest
+
+
+def _stream(
+    source: Path,
+    shard_set: _ShardSet,
+    profile: Profile,
+    limits: SplitLimits,
+    validator: Validator | None,
+    counter: Any,
+    force: bool,
+    on_progress: ProgressCallback | None,
+) -> SourceInfo:
+    """The one pass: hash, validate, count tokens and route each line to its shard."""
+    source_hash = hashlib.sha256()
+    total = requests = blank = unreported = 0
+    writing = True
+    max_bytes = limits.max_bytes
+    budget = limits.token_budget
+    max_inputs = limits.max_embedding_inputs
+    embedding_urls = {url for url, endpoint in profile.urls.items() if endpoint == "embeddings"}
+    for number, raw, obj, is_blank in _lines(source, validator):
+        size = len(raw)
+        source_hash.update(raw)
+        total += size
+        if on_progress is not None:
+            unreported += size
+            if unreported >= PROGRESS_EVERY_BYTES:
+                on_progress(unreported)
+                unreported = 0
+        if validator is not None:
+            if writing and validator.error_count and not force:
+                writing = False  # keep validating for the full report; write nothing
+                shard_set.discard()
+            if not writing and validator.stopped:
+                validator.report.truncated = True
+                break
+        if is_blank:
+            blank += 1
+            continue
+        requests += 1
+        if not writing:
+            continue
+        model, url, custom_id = _route(obj)
+        if size > max_bytes:
+            raise SplitError(
+                f"{source}:{number}: this request alone is {size:,} bytes, more than "
+                f"the {max_bytes:,} bytes allowed per shard",
+                hint="raise --max-bytes or shorten the request",
+            )
+        tokens = 0
+        if counter is not None and type(obj) is dict:
+            tokens = counter.count_line(obj).input_tokens
+            if budget is not None and tokens > budget:
+                raise SplitError(
+                    f"{source}:{number}: this request alone has about {tokens:,} input "
+                    f"tokens, more than the {budget:,} allowed per shard"
+                    + (
+                        f" (--max-tokens less {limits.token_margin:g}%)"
+                        if limits.token_margin
+                        else ""
+                    ),
+                    hint="raise --max-tokens, lower --token-margin or shorten the request",
+                )
+        inputs = 0
+        if max_inputs is not None and embedding_urls and url in embedding_urls:
+            inputs = _embedding_inputs(obj)
+            if inputs > max_inputs:
+                raise SplitError(
+                    f"{source}:{number}: this request alone has {inputs:,} embedding inputs, "
+                    f"more than the {max_inputs:,} allowed per batch",
+                    hint="split the input list over several requests",
+                )
+        shard_set.add(raw, number, model, url, custom_id, tokens, inputs)
+    if on_progress is not None and unreported:
+        on_progress(unreported)
+    return SourceInfo(
+        path=str(source),
+        sha256=source_hash.hexdigest(),
+        bytes=total,
+        requests=requests,
+        blank_lines=blank,
+    )
+
+
+def _build_manifest(
+    source: Path,
+    manifest_path: Path,
+    source_info: SourceInfo,
+    profile: Profile,
+    limits: SplitLimits,
+    shard_set: _ShardSet,
+    report: ValidationReport | None,
+    force: bool,
+) -> Manifest:
+    groups = list(shard_set.groups.values())
+    _assign_labels(groups)
+    stem = source_stem(source)
+    base = manifest_path.parent
+    shards: list[ShardInfo] = []
+    for group in groups:
+        for shard in group.shards:
+            shards.append(
+                ShardInfo(
+                    index=len(shards) + 1,
+                    path=f"{stem}.{group.label}.part-{shard.part:04d}.jsonl",
+                    model=group.model,
+                    url=group.url,
+                    requests=shard.requests,
+                    bytes=shard.bytes,
+                    input_tokens=shard.tokens if limits.token_budget is not None else None,
+                    embedding_inputs=shard.inputs if shard.inputs else None,
+                    sha256=shard.sha256,
+                    first_custom_id=shard.first_custom_id,
+                    last_custom_id=shard.last_custom_id,
+                    first_line=shard.first_line,
+                    last_line=shard.last_line,
+                    part=shard.part,
+                )
+            )
+    validation = ValidationSummary(checked=report is not None)
+    if report is not None:
+        validation = ValidationSummary(
+            checked=True,
+            errors=report.errors,
+            warnings=report.warnings,
+            forced=force and not report.ok,
+            counts={code: n for code, (_sev, n) in report.counts_by_code().items()},
+        )
+    manifest = Manifest(
+        source=source_info.model_copy(update={"path": _relative_or_absolute(source, base)}),
+        target=profile.name,
+        limits=limits,
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        shards=shards,
+        validation=validation,
+    )
+    manifest._base_dir = base
+    return manifest
+
+
+def _staged_paths(shard_set: _ShardSet) -> list[Path]:
+    return [shard.staging_path for group in shard_set.groups.values() for shard in group.shards]
+
+
+def _publish(
+    shard_set: _ShardSet,
+    manifest: Manifest,
+    manifest_path: Path,
+    source: Path,
+    overwrite: bool,
+    old_shards: list[Path],
+) -> None:
+    """Rename every shard into place, then write the manifest; undo the renames on error."""
+    moves = list(zip(_staged_paths(shard_set), manifest.shards, strict=True))
+    source_resolved = source.resolve()
+    for _staged, info in moves:
+        final = manifest.shard_path(info)
+        if final.resolve() == source_resolved:
+            raise SplitError(
+                f"{final}: a shard would replace the input file",
+                hint="choose another --out-dir",
+            )
+        if final.exists() and not overwrite:
+            raise InputError(
+                f"{final}: already exists", hint="pass --overwrite or choose another --out-dir"
+            )
+    published: list[Path] = []
+    try:
+        for staged, info in moves:
+            final = manifest.shard_path(info)
+            os.replace(staged, final)
+            published.append(final)
+        atomic_write_json(manifest_path, manifest.to_json())
+    except BaseException:
+        for final in published:
+            with contextlib.suppress(OSError):
+                final.unlink()
+        raise
+    new = {p.resolve() for p in published}
+    out_dir = manifest_path.parent.resolve()
+    for stale in old_shards:
+        resolved = stale.resolve()
+        if resolved not in new and resolved.parent == out_dir:
+            with contextlib.suppress(OSError):
+                resolved.unlink()
+
+
+def _old_shard_paths(manifest_path: Path) -> list[Path]:
+    """Shards of the manifest about to be replaced (removed after the new ones are in)."""
+    if not manifest_path.exists():
+        return []
+    try:
+        old = load_manifest(manifest_path)
+    except InputError:
+        return []
+    return [old.shard_path(shard) for shard in old.shards]
+
+
+__all__ = [
+    "FIXED_BY_SPLIT",
+    "Manifest",
+    "ShardInfo",
+    "SourceInfo",
+    "SplitLimits",
+    "SplitRefused",
+    "ValidationSummary",
+    "load_manifest",
+    "manifest_path_for",
+    "resolve_limits",
+    "safe_label",
+    "source_stem",
+    "split_file",
+]

@@ -1,0 +1,369 @@
+"""Token counter rules: cookbook and documentation worked examples, offline loading, maps."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import socket
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jsonl_batch import tokens
+from jsonl_batch.errors import ConfigError, EncodingUnavailable
+from jsonl_batch.tokens import (
+    TokenCounter,
+    count_request_tokens,
+    encoding_name_for_model,
+    get_encoding,
+    image_size_from_data_url,
+    image_tokens,
+    parse_deployment_map,
+)
+
+COOKBOOK_MESSAGES = [
+    {
+        "role": "system",
+        "content": "You are a helpful, pattern-following assistant that translates corporate "
+        "jargon into plain English.",
+    },
+    {
+        "role": "system",
+        "name": "example_user",
+        "content": "New synergies will help drive top-line growth.",
+    },
+    {
+        "role": "system",
+        "name": "example_assistant",
+        "content": "Things working well together will increase revenue.",
+    },
+    {
+        "role": "system",
+        "name": "example_user",
+        "content": "Let's circle back when we have more bandwidth to touch base on opportunities "
+        "for increased leverage.",
+    },
+    {
+        "role": "system",
+        "name": "example_assistant",
+        "content": "Let's talk later when we're less busy about how to do better.",
+    },
+    {
+        "role": "user",
+        "content": "This late pivot means we don't have time to boil the ocean for the client "
+        "deliverable.",
+    },
+]
+
+WEATHER_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_current_weather",
+            "description": "Get the current weather in a given location",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "location": {
+                        "type": "string",
+                        "description": "The city and state, e.g. San Francisco, CA",
+                    },
+                    "unit": {
+                        "type": "string",
+                        "description": "The unit of temperature to return",
+                        "enum": ["celsius", "fahrenheit"],
+                    },
+                },
+                "required": ["location"],
+            },
+        },
+    }
+]
+WEATHER_MESSAGES = [
+    {
+        "role": "system",
+        "content": "You are a helpful assistant that can answer to questions about the weather.",
+    },
+    {"role": "user", "content": "What's the weather like in San Francisco?"},
+]
+
+
+def chat(model: str, messages: list[dict[str, Any]], **extra: Any) -> int:
+    body = {"model": model, "messages": messages, **extra}
+    return TokenCounter().count_body("chat/completions", body).input_tokens
+
+
+def png_data_url(width: int, height: int) -> str:
+    header = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR"
+    header += struct.pack(">II", width, height) + b"\x08\x02\x00\x00\x00" + b"\x00" * 4
+    return "data:image/png;base64," + base64.b64encode(header).decode()
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("gpt-3.5-turbo", 129),
+        ("gpt-4-0613", 129),
+        ("gpt-4", 129),
+        ("gpt-4o", 124),
+        ("gpt-4o-mini", 124),
+        ("gpt-3.5-turbo-0301", 127),
+    ],
+)
+def test_cookbook_chat_example_matches_the_api(model: str, expected: int) -> None:
+    assert chat(model, COOKBOOK_MESSAGES) == expected
+
+
+@pytest.mark.parametrize(("model", "expected"), [("gpt-4", 105), ("gpt-4o", 101)])
+def test_cookbook_tools_example_is_within_one_token(model: str, expected: int) -> None:
+    # The rendering is fitted on 40+ real requests; the cookbook case itself is 1 over.
+    assert abs(chat(model, WEATHER_MESSAGES, tools=WEATHER_TOOLS) - expected) <= 1
+
+
+def test_reasoning_models_prime_the_reply_with_one_token_less() -> None:
+    messages = [{"role": "user", "content": "How do I cross the street?"}]
+    assert chat("o3-mini", messages) == chat("gpt-4o", messages) - 1
+
+
+def test_tool_call_arguments_count_the_same_compact_or_spaced() -> None:
+    def with_args(arguments: str) -> int:
+        call = {
+            "id": "c1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": arguments},
+        }
+        messages = [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+        ]
+        return chat("gpt-4o", messages)
+
+    assert with_args('{"city":"Paris"}') == with_args('{"city": "Paris"}')
+
+
+@pytest.mark.parametrize(
+    ("size", "detail", "expected"),
+    [
+        ((1024, 1024), "high", 765),
+        ((2048, 4096), "high", 1105),
+        ((4096, 8192), "low", 85),
+        ((640, 480), "auto", 425),
+    ],
+)
+def test_tile_formula_doc_examples(size: tuple[int, int], detail: str, expected: int) -> None:
+    assert image_tokens("gpt-4o", size[0], size[1], detail) == expected
+
+
+def test_gpt_4o_mini_tiles_cost_more() -> None:
+    assert image_tokens("gpt-4o-mini", 640, 480, None) == 2833 + 5667 * 2
+
+
+@pytest.mark.parametrize(("size", "patches"), [((1024, 1024), 1024), ((1800, 2400), 1452)])
+def test_patch_formula_doc_examples(size: tuple[int, int], patches: int) -> None:
+    assert tokens._patch_count(size[0], size[1], 1536, 2048) == patches
+    assert image_tokens("o4-mini", size[0], size[1], "high") == -(-patches * 172 // 100)
+
+
+def test_image_size_is_read_from_the_data_url_header() -> None:
+    assert image_size_from_data_url(png_data_url(3008, 2000)) == (3008, 2000)
+    gif = "data:image/gif;base64," + base64.b64encode(b"GIF89a" + struct.pack("<HH", 7, 9)).decode()
+    assert image_size_from_data_url(gif) == (7, 9)
+    jpeg = (
+        b"\xff\xd8" + b"\xff\xe0\x00\x04ab" + b"\xff\xc0\x00\x11\x08" + struct.pack(">HH", 48, 64)
+    )
+    assert image_size_from_data_url(
+        "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
+    ) == (64, 48)
+    webp = (
+        b"RIFF\x00\x00\x00\x00WEBPVP8X"
+        + b"\x00" * 8
+        + (99).to_bytes(3, "little")
+        + (49).to_bytes(3, "little")
+    )
+    assert image_size_from_data_url(
+        "data:image/webp;base64," + base64.b64encode(webp).decode()
+    ) == (100, 50)
+    assert image_size_from_data_url("https://example.com/cat.png") is None
+
+
+def test_image_message_adds_image_tokens() -> None:
+    text_only = [{"role": "user", "content": [{"type": "text", "text": "What is this?"}]}]
+    with_image = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": png_data_url(640, 480)}},
+            ],
+        }
+    ]
+    assert chat("gpt-4o", with_image) - chat("gpt-4o", text_only) == 425
+
+
+def test_remote_image_counts_the_maximum_and_is_flagged() -> None:
+    body = {
+        "model": "gpt-4o",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": "https://example.com/x.png", "detail": "high"},
+                    }
+                ],
+            }
+        ],
+    }
+    result = TokenCounter().count_body("chat/completions", body)
+    assert "remote_image_size_unknown" in result.flags
+    assert result.input_tokens >= 85 + 170 * 8
+
+
+def test_embeddings_sum_inputs_and_token_arrays() -> None:
+    counter = TokenCounter()
+    body = {"model": "text-embedding-3-small", "input": ["Hello, world!"]}
+    assert counter.count_body("embeddings", body).input_tokens == 4
+    body = {"model": "text-embedding-3-small", "input": ["hello", "world", [1, 2, 3]]}
+    assert counter.count_body("embeddings", body).input_tokens == 5
+
+
+def test_responses_instructions_count_as_a_system_message() -> None:
+    body = {
+        "model": "gpt-4.1-mini",
+        "instructions": "Follow the system instructions.",
+        "input": [{"role": "user", "content": ""}],
+    }
+    assert TokenCounter().count_body("responses", body).input_tokens == 16
+
+
+def test_max_output_tokens_from_the_body_times_n() -> None:
+    counter = TokenCounter()
+    body = {"model": "gpt-4o", "messages": [], "max_tokens": 100, "n": 3}
+    assert counter.count_body("chat/completions", body).max_output_tokens == 300
+    body = {"model": "gpt-4o", "messages": [], "max_completion_tokens": 50}
+    assert counter.count_body("chat/completions", body).max_output_tokens == 50
+    assert (
+        counter.count_body("responses", {"model": "gpt-4o", "input": "x"}).max_output_tokens is None
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": 5, "messages": "x"},
+        {"model": "gpt-4o", "messages": [1, {"role": 2}]},
+        {"model": "gpt-4o", "messages": [{"role": "user", "content": {"a": 1}}], "tools": "x"},
+        {"model": "gpt-4o", "messages": [{"role": "assistant", "tool_calls": [None]}]},
+    ],
+)
+def test_malformed_bodies_never_raise(body: dict[str, Any]) -> None:
+    result = TokenCounter().count_body("chat/completions", body)
+    assert "not_countable" in result.flags
+
+
+def test_models_follow_tiktokens_table_and_fall_back_to_o200k() -> None:
+    assert encoding_name_for_model("gpt-4o-2024-08-06") == "o200k_base"
+    assert encoding_name_for_model("ft:gpt-4o-mini:org::abc") == "o200k_base"
+    assert encoding_name_for_model("gpt-35-turbo") == "cl100k_base"
+    assert encoding_name_for_model("my-deployment") == "o200k_base"
+
+
+def test_deployment_map_resolves_azure_names(tmp_path: Path) -> None:
+    assert parse_deployment_map(["prod=gpt-4o-mini", " dev = gpt-35-turbo "]) == {
+        "prod": "gpt-4o-mini",
+        "dev": "gpt-35-turbo",
+    }
+    lines = tmp_path / "map.txt"
+    lines.write_text("# comment\nprod=gpt-4o\n\n")
+    assert parse_deployment_map(str(lines)) == {"prod": "gpt-4o"}
+    as_json = tmp_path / "map.json"
+    as_json.write_text('{"prod": "gpt-4.1"}')
+    assert parse_deployment_map(as_json) == {"prod": "gpt-4.1"}
+    with pytest.raises(ConfigError):
+        parse_deployment_map(["no-equals-sign"])
+    counter = TokenCounter({"prod": "gpt-35-turbo"})
+    assert counter.resolve_model("prod") == ("gpt-35-turbo", ())
+    assert counter.resolve_model("other") == ("other", ("unknown_model",))
+    line = {
+        "custom_id": "a",
+        "method": "POST",
+        "url": "/chat/completions",
+        "body": {"model": "prod", "messages": [{"role": "user", "content": "hi"}]},
+    }
+    result = count_request_tokens(line, deployment_map=["prod=gpt-35-turbo"])
+    assert (result.model, result.encoding) == ("gpt-35-turbo", "cl100k_base")
+
+
+def test_repeated_long_strings_are_cached_with_a_bound() -> None:
+    counter = TokenCounter(cache_size=2)
+    texts = [f"{i} " + "long shared system prompt " * 10 for i in range(5)]
+    first = [counter.count_text(t, "gpt-4o") for t in texts]
+    assert [counter.count_text(t, "gpt-4o") for t in texts] == first
+    assert all(len(cache) <= 2 for cache in counter._caches["o200k_base"])
+    assert counter.count_text("\ud800 lone surrogate", "gpt-4o") > 0
+
+
+def test_encodings_load_offline_without_the_tiktoken_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(tokens, "_ENCODINGS", {})
+
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("network used")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    assert get_encoding("cl100k_base").encode_ordinary("tiktoken is great!") == [
+        83,
+        1609,
+        5963,
+        374,
+        2294,
+        0,
+    ]
+    assert get_encoding("o200k_base").encode_ordinary("tiktoken is great!") == [
+        83,
+        8251,
+        2488,
+        382,
+        2212,
+        0,
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupted_rank_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = tmp_path / "o200k_base.tiktoken.gz"
+    bad.write_bytes(gzip.compress(b"aGVsbG8= 0\n"))
+    monkeypatch.setattr(tokens, "_ENCODINGS", {})
+    monkeypatch.setattr(tokens, "_rank_file", lambda basename: tmp_path / (basename + ".gz"))
+    with pytest.raises(EncodingUnavailable, match="sha256"):
+        get_encoding("o200k_base")
+    monkeypatch.setattr(tokens, "_rank_file", lambda basename: tmp_path / "missing.gz")
+    with pytest.raises(EncodingUnavailable, match="missing"):
+        get_encoding("cl100k_base")
+
+
+def test_recursive_tool_schemas_are_rendered_once() -> None:
+    node = {
+        "type": "object",
+        "properties": {f"child{i}": {"$ref": "#/$defs/Node"} for i in range(8)},
+    }
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "tree",
+            "parameters": {
+                "$defs": {"Node": node},
+                "type": "object",
+                "properties": {"root": {"$ref": "#/$defs/Node"}},
+            },
+        },
+    }
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "tools": [tool]}
+    assert 0 < TokenCounter().count_body("chat/completions", body).input_tokens < 500
