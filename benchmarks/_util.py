@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -26,16 +25,20 @@ def throughput(func: Callable[[], Any], size_bytes: int, repeat: int = 3) -> flo
 
 
 def peak_rss_mb(code: str) -> float:
-    """Peak resident memory (MB) of a fresh Python process running ``code``."""
+    """Peak resident memory (MB) of a fresh Python process running ``code``.
+
+    Read from ``VmHWM`` in /proc: unlike ``ru_maxrss``, it is not inherited from the parent
+    across fork and exec, so a big benchmark process does not inflate the figure.
+    """
     script = (
-        "import resource, json\n"
-        + code
-        + "\nprint(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))"
+        code
+        + "\nimport re\nstatus = open('/proc/self/status').read()"
+        + "\nprint(re.search(r'VmHWM:\\s+(\\d+)', status).group(1))"
     )
     out = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
-    return json.loads(out.strip().splitlines()[-1]) / 1024
+    return int(out.strip().splitlines()[-1]) / 1024
 
 
 def row(

@@ -205,6 +205,15 @@ def duplicate_key_of(line: Line) -> str | None:
     return None
 
 
+def _new_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_NEW_FILE_MODE = _new_file_mode()
+
+
 def dumps_line(obj: Any) -> bytes:
     """Serialise one object as a ``\\n``-terminated JSONL line."""
     return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
@@ -235,6 +244,7 @@ class AtomicWriter:
         except OSError as exc:
             raise InputError(f"{self.path}: cannot write here: {exc.strerror}") from None
         self._tmp_path = Path(tmp)
+        os.fchmod(fd, _NEW_FILE_MODE)  # mkstemp makes 0600; give the mode open() would
         self._file = os.fdopen(fd, "wb", buffering=_BUFFER)
         self._stream = (
             gzip.GzipFile(fileobj=self._file, mode="wb", mtime=0)  # type: ignore[assignment]

@@ -1,18 +1,23 @@
 """The README's first command (`make demo`): the whole trip on the samples.
 
-Builds a request file with the library, validates it (and a broken file, to show the
-report), and runs each later step with the real `jsonl-batch` CLI, as a user would.
-Everything it writes goes to samples/out/.
+Builds a request file with the library, then runs every step with the real `jsonl-batch`
+CLI, as a user would: validate (and a broken file, to show the report), estimate, split,
+submit to the project's local Azure OpenAI emulator, wait, and merge the results back in
+input order with a retry file. No cloud account, no network beyond 127.0.0.1. Everything it
+writes goes to samples/out/.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from jsonl_batch.build import RequestFileBuilder
+from jsonl_batch.emulator import Emulator, EmulatorConfig
+from jsonl_batch.emulator.config import Faults
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -29,13 +34,14 @@ QUESTIONS = [
 
 
 def step(title: str) -> None:
-    print(f"\n\033[1m== {title}\033[0m", flush=True)
+    bold, plain = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
+    print(f"\n{bold}== {title}{plain}", flush=True)
 
 
-def run(*args: str, ok_codes: tuple[int, ...] = (0,)) -> None:
+def run(*args: str, ok_codes: tuple[int, ...] = (0,), env: dict[str, str] | None = None) -> None:
     shown = " ".join(a if " " not in a else repr(a) for a in args)
     print(f"$ jsonl-batch {shown}", flush=True)
-    code = subprocess.call([CLI, *args], cwd=HERE)
+    code = subprocess.call([CLI, *args], cwd=HERE, env={**os.environ, **(env or {})})
     if code not in ok_codes:
         sys.exit(f"demo: `jsonl-batch {shown}` exited {code}")
 
@@ -67,7 +73,38 @@ def main() -> None:
     step("2b. validate a broken file: every line shows one problem")
     run("validate", "broken.jsonl", ok_codes=(1,))
 
-    print("\ndemo finished: see samples/out/")
+    step("3. estimate tokens and cost (gpt-4o-batch is an Azure deployment of gpt-4o)")
+    run(
+        "estimate",
+        "out/questions.jsonl",
+        "--deployment-map",
+        "gpt-4o-batch=gpt-4o",
+        "--output-ratio",
+        "0.5",
+    )
+
+    step("4. split into shards of at most 4 requests, with a manifest")
+    run("split", "out/questions.jsonl", "--out-dir", "out/shards", "--max-requests", "4")
+
+    # One request in five fails inside the batch (seeded, so always the same ones): the
+    # merge below then has something to put in the retry file.
+    config = EmulatorConfig(
+        speed=5000,
+        deployments={"gpt-4o-batch": "gpt-4o-2024-08-06"},
+        faults=Faults(request_failure_rate=0.2, request_failure_statuses=[429]),
+    )
+    with Emulator(config).start() as emulator:
+        # The same variables a real Azure OpenAI resource is configured with.
+        azure = {"AZURE_OPENAI_ENDPOINT": emulator.base_url, "AZURE_OPENAI_API_KEY": config.api_key}
+        step(f"5. submit the shards to the local Azure OpenAI emulator at {emulator.base_url}")
+        run("submit", "out/shards/questions.manifest.json", env=azure)
+        step("6. wait for the batches and download their output and error files")
+        run("wait", "out/shards/questions.job.json", "--poll-interval", "0.2", env=azure)
+
+    step("7. merge outputs and errors back to the requests, in input order")
+    run("merge", "out/shards/questions.job.json", ok_codes=(0, 1))
+
+    print("\ndemo finished: see samples/out/ (results, retry file, job file, shards)")
 
 
 if __name__ == "__main__":
