@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,6 +40,41 @@ target_option = click.option(
     show_default=True,
     help="Which service the file is for; decides limits, allowed urls and error codes.",
 )
+
+
+_UNITS = {
+    "": 1,
+    "k": 10**3,
+    "m": 10**6,
+    "g": 10**9,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+}
+
+
+class Quantity(click.ParamType):
+    """A positive integer with an optional decimal or binary unit: 200MB, 1.5GiB, 2M, 500k."""
+
+    name = "quantity"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*([0-9][0-9_,]*(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", str(value))
+        unit = match and _UNITS.get(match.group(2).lower())
+        if not match or unit is None:
+            self.fail(f"{value!r} is not a number like 200000, 200MB, 1GiB or 2M", param, ctx)
+        amount = int(float(match.group(1).replace(",", "").replace("_", "")) * unit)
+        if amount < 1:
+            self.fail(f"{value!r} must be at least 1", param, ctx)
+        return amount
+
+
+QUANTITY = Quantity()
 
 
 def deployment_map_options(func: F) -> F:

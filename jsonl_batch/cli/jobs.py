@@ -16,7 +16,7 @@ from ..azure.connection import Connection, resolve_connection
 from ..azure.job import Job
 from ..azure.jobfile import JOB_SUFFIX, read_job_file
 from ..errors import JobError
-from ._common import echo_json, format_option, handle_errors
+from ._common import QUANTITY, echo_json, format_option, handle_errors
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,6 +97,22 @@ def _open_job(path: str, options: dict[str, Any], **job_options: Any) -> Job:
 # --- submit --------------------------------------------------------------------------
 
 
+poll_interval_option = click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds between status checks (Azure asks for at least 60); grows when quiet.",
+)
+quota_retry_delay_option = click.option(
+    "--quota-retry-delay",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="First delay before retrying a shard refused with token_limit_exceeded (doubles).",
+)
+
+
 @click.command(epilog=_CONNECTION_HELP)
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False))
 @connection_options
@@ -114,18 +130,12 @@ def _open_job(path: str, options: dict[str, Any], **job_options: Any) -> Job:
     help="Input tokens each deployment may have queued at once; other shards wait.",
 )
 @click.option("--description", help="Stored in each batch's metadata.")
-@click.option("--max-requests", type=click.IntRange(min=1), help="Split: requests per shard.")
-@click.option("--max-bytes", type=click.IntRange(min=1), help="Split: bytes per shard.")
-@click.option("--max-tokens", type=click.IntRange(min=1), help="Split: input tokens per shard.")
+@click.option("--max-requests", type=QUANTITY, help="Split: requests per shard.")
+@click.option("--max-bytes", type=QUANTITY, help="Split: bytes per shard, e.g. 150MB.")
+@click.option("--max-tokens", type=QUANTITY, help="Split: input tokens per shard, e.g. 2M.")
 @click.option("--wait", "then_wait", is_flag=True, help="Wait for the job after submitting.")
-@click.option("--poll-interval", type=click.FloatRange(min=0), default=60.0, show_default=True)
-@click.option(
-    "--quota-retry-delay",
-    type=click.FloatRange(min=0),
-    default=5.0,
-    show_default=True,
-    help="First delay before retrying a shard refused with token_limit_exceeded (doubles).",
-)
+@poll_interval_option
+@quota_retry_delay_option
 @format_option()
 @handle_errors
 def submit(
@@ -295,22 +305,10 @@ def _wait(job: Job, poll_interval: float, max_poll: float | None, timeout: float
 @click.command(epilog=_CONNECTION_HELP)
 @click.argument("job_path", metavar="JOB", type=click.Path(dir_okay=False))
 @connection_options
-@click.option(
-    "--poll-interval",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds between status checks (Azure asks for at least 60); grows when quiet.",
-)
+@poll_interval_option
 @click.option("--max-poll-interval", type=click.FloatRange(min=0), help="Default 10x interval.")
 @click.option("--timeout", type=click.FloatRange(min=0), help="Give up waiting after N seconds.")
-@click.option(
-    "--quota-retry-delay",
-    type=click.FloatRange(min=0),
-    default=5.0,
-    show_default=True,
-    help="First delay before retrying a shard refused with token_limit_exceeded (doubles).",
-)
+@quota_retry_delay_option
 @format_option()
 @handle_errors
 def wait(

@@ -3,48 +3,19 @@
 from __future__ import annotations
 
 import os
-import re
-from typing import Any
 
 import click
 
 from ..split import Manifest, SplitRefused, manifest_path_for, split_file
-from ._common import echo_json, format_option, handle_errors, progress_bar, target_option
-from .validate import _print_findings, _print_summary
-
-_UNITS = {
-    "": 1,
-    "k": 10**3,
-    "m": 10**6,
-    "g": 10**9,
-    "kb": 10**3,
-    "mb": 10**6,
-    "gb": 10**9,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
-}
-
-
-class _Quantity(click.ParamType):
-    """A positive integer with an optional decimal or binary unit: 200MB, 1.5GiB, 2M, 500k."""
-
-    name = "quantity"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        match = re.fullmatch(r"\s*([0-9][0-9_,]*(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", str(value))
-        unit = match and _UNITS.get(match.group(2).lower())
-        if not match or unit is None:
-            self.fail(f"{value!r} is not a number like 200000, 200MB, 1GiB or 2M", param, ctx)
-        amount = int(float(match.group(1).replace(",", "").replace("_", "")) * unit)
-        if amount < 1:
-            self.fail(f"{value!r} must be at least 1", param, ctx)
-        return amount
-
-
-QUANTITY = _Quantity()
+from ._common import (
+    QUANTITY,
+    echo_json,
+    format_option,
+    handle_errors,
+    progress_bar,
+    target_option,
+)
+from .validate import print_findings, print_summary
 
 
 @click.command()
@@ -169,8 +140,8 @@ def split(
             echo_json({"split": False, "reason": refused.message, **refused.report.to_dict()})
         else:
             if not quiet:
-                _print_findings(refused.report)
-            _print_summary(refused.report)
+                print_findings(refused.report)
+            print_summary(refused.report)
         raise
 
     if output_format == "json":
@@ -179,8 +150,8 @@ def split(
     report = manifest.report
     if report is not None and report.findings:
         if not quiet:
-            _print_findings(report)
-        _print_summary(report)
+            print_findings(report)
+        print_summary(report)
         if not report.ok:
             click.secho("split anyway (--force)", fg="yellow", err=True)
     _print_table(manifest, manifest_path_for(file, out_dir))

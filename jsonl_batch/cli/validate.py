@@ -112,14 +112,14 @@ def validate(
     else:
         for report in reports:
             if not quiet:
-                _print_findings(report)
-            _print_summary(report)
+                print_findings(report)
+            print_summary(report)
 
     failed = any(not r.ok or (strict and r.warnings) for r in reports)
     raise SystemExit(1 if failed else 0)
 
 
-def _print_findings(report: ValidationReport) -> None:
+def print_findings(report: ValidationReport) -> None:
     for f in report.findings:
         label = click.style(f"{f.severity}[{f.code}]", fg=_COLORS[f.severity], bold=True)
         click.echo(f"{f.location()}: {label}: {f.message}")
@@ -129,7 +129,7 @@ def _print_findings(report: ValidationReport) -> None:
             click.echo(f"    = hint: {f.hint}")
 
 
-def _print_summary(report: ValidationReport) -> None:
+def print_summary(report: ValidationReport) -> None:
     status = (
         click.style("ok", fg="green", bold=True)
         if report.ok
