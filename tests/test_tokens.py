@@ -164,7 +164,10 @@ def test_gpt_4o_mini_tiles_cost_more() -> None:
 @pytest.mark.parametrize(("size", "patches"), [((1024, 1024), 1024), ((1800, 2400), 1452)])
 def test_patch_formula_doc_examples(size: tuple[int, int], patches: int) -> None:
     assert tokens._patch_count(size[0], size[1], 1536, 2048) == patches
-    assert image_tokens("o4-mini", size[0], size[1], "high") == -(-patches * 172 // 100)
+    # o4-mini: patches x 1.72, rounded up, plus the one extra token measured on the 2025-04
+    # patch models (gpt-4.1-mini/nano, o4-mini)
+    assert image_tokens("o4-mini", size[0], size[1], "high") == -(-patches * 172 // 100) + 1
+    assert image_tokens("gpt-5-mini", size[0], size[1], "high") == -(-patches * 12 // 10)
 
 
 def test_image_size_is_read_from_the_data_url_header() -> None:
@@ -367,3 +370,57 @@ def test_recursive_tool_schemas_are_rendered_once() -> None:
     }
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "tools": [tool]}
     assert 0 < TokenCounter().count_body("chat/completions", body).input_tokens < 500
+
+
+SCORE_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "ScoreOutput",
+        "strict": True,
+        "schema": {
+            "properties": {"score": {"title": "Score", "type": "integer"}},
+            "required": ["score"],
+            "title": "ScoreOutput",
+            "type": "object",
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+def test_response_format_schema_is_rendered_without_enforced_keywords() -> None:
+    # The decoder enforces required/additionalProperties/defaults/bounds, so the prompt copy
+    # of the schema leaves them out: adding them to the body costs nothing.
+    messages = [{"role": "system", "content": "Score the title"}, {"role": "user", "content": "x"}]
+    plain = chat("gpt-4o", messages, response_format=SCORE_FORMAT)
+    decorated = {**SCORE_FORMAT["json_schema"]["schema"]}  # type: ignore[index]
+    decorated["properties"] = {
+        "score": {"title": "Score", "type": "integer", "default": 5, "minimum": 0, "maximum": 9}
+    }
+    response_format = {**SCORE_FORMAT, "json_schema": {"name": "ScoreOutput", "schema": decorated}}
+    assert chat("gpt-4o", messages, response_format=response_format) == plain
+
+
+def test_response_format_schema_escapes_non_ascii() -> None:
+    # Measured: an em dash in a schema description costs as "\u2014" (6 characters of JSON).
+    def with_description(text: str) -> int:
+        schema = {"type": "object", "properties": {"a": {"type": "string", "description": text}}}
+        response_format = {"type": "json_schema", "json_schema": {"name": "R", "schema": schema}}
+        return chat("gpt-4o", [{"role": "user", "content": "x"}], response_format=response_format)
+
+    assert with_description("one — two") > with_description("one - two") + 2
+
+
+def test_reasoning_models_frame_tool_traffic_with_channels() -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    messages = [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "done"},
+    ]
+
+    def traffic(model: str) -> int:
+        return chat(model, messages) - chat(model, messages[:1])
+
+    # <|channel|>commentary on the call, " to=assistant<|channel|>commentary" on the result
+    assert traffic("gpt-5-mini") == traffic("gpt-4o") + 9

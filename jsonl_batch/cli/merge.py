@@ -1,0 +1,263 @@
+"""``jsonl-batch merge``: join output and error files back to the input, write results and a
+retry file, and summarise statuses, errors, usage and cost."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from ..merge import DEFAULT_MEMORY_MB, RESULTS_FORMATS, Cost, MergeResult, merge, plan_merge
+from ..tokens import parse_deployment_map
+from ._common import echo_json, format_option, handle_errors, progress_bar, target_option
+
+
+@click.command("merge")
+@click.argument("job", required=False, type=click.Path(dir_okay=False))
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(dir_okay=False),
+    help="The request file or split manifest (instead of JOB).",
+)
+@click.option(
+    "--output",
+    "outputs",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="A downloaded output file (repeatable; .gz works).",
+)
+@click.option(
+    "--errors",
+    "errors",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="A downloaded error file (repeatable; .gz works).",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False),
+    help="Where to write the results and retry files [default: next to the input].",
+)
+@click.option(
+    "--results-format",
+    type=click.Choice(RESULTS_FORMATS),
+    default="full",
+    show_default=True,
+    help="full: status, code, error, usage, response body; text: the assistant text; "
+    "embedding: the vector(s); csv: one row per request with the text in a column.",
+)
+@click.option("--include-request", is_flag=True, help="Copy each request into its results row.")
+@click.option(
+    "--retry-on",
+    multiple=True,
+    metavar="KIND[,KIND]",
+    help="What goes into the retry file: failed, expired, cancelled, missing, all, an HTTP "
+    "status (429) or class (4xx, 5xx), or an error code [default: all four statuses].",
+)
+@target_option
+@click.option(
+    "--region",
+    type=click.Choice(["global", "data-zone"]),
+    default="global",
+    show_default=True,
+    help="Azure deployment type the batch ran on (prices differ).",
+)
+@click.option(
+    "--deployment-map",
+    "deployment_items",
+    multiple=True,
+    metavar="NAME=MODEL",
+    help="Azure deployment name -> the model it serves (repeatable), to price outputs that "
+    "name the deployment (Responses API) or no model.",
+)
+@click.option(
+    "--deployment-map-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A file of NAME=MODEL lines or a JSON object {name: model}.",
+)
+@click.option(
+    "--prices",
+    "prices_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Price table: our prices.json or LiteLLM's model_prices_and_context_window.json.",
+)
+@click.option(
+    "--estimate",
+    is_flag=True,
+    help="Also count the input tokens of the requests that came back and show the estimated "
+    "input cost next to the actual one (slower: tokenizes every request).",
+)
+@click.option(
+    "--memory-mb",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_MEMORY_MB,
+    show_default=True,
+    help="Memory for the custom_id index; above it the index moves to a temporary SQLite "
+    "file in the output folder.",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes for the join of a large request file [default: up to 4 cores when it is "
+    "over 64 MB, on Linux].",
+)
+@format_option()
+@handle_errors
+def merge_command(
+    job: str | None,
+    input_path: str | None,
+    outputs: tuple[str, ...],
+    errors: tuple[str, ...],
+    out_dir: str | None,
+    results_format: str,
+    include_request: bool,
+    retry_on: tuple[str, ...],
+    target: str,
+    region: str,
+    deployment_items: tuple[str, ...],
+    deployment_map_file: str | None,
+    prices_path: str | None,
+    estimate: bool,
+    memory_mb: float,
+    jobs: int | None,
+    output_format: str,
+) -> None:
+    """Join a finished batch's output and error files to its requests.
+
+    JOB is a job file (*.job.json, from submit); or give the request file (or split manifest)
+    with --input and the downloaded files with --output / --errors. Writes, next to the input
+    (or in --out-dir), replacing earlier copies since they are derived files:
+
+    \b
+      <stem>.results.jsonl  one row per request, in input order: custom_id, status
+                            (succeeded, failed, expired, cancelled, missing), HTTP status,
+                            error code and message, usage, response body
+      <stem>.retry.jsonl    the original request lines, byte for byte, of the requests to
+                            send again (see --retry-on); not written when there are none
+
+    Nothing is dropped silently: output lines that are not JSON, custom_ids not in the input
+    and duplicates are reported. For a duplicate, a success beats a failure; between equals
+    the later file (outputs in the order given, then errors) and the later line wins.
+
+    \b
+    Examples:
+      jsonl-batch merge big.job.json
+      jsonl-batch merge --input batch.jsonl --output out.jsonl --errors err.jsonl
+      jsonl-batch merge --input batch.jsonl --output out.jsonl --retry-on 429,5xx,expired
+      jsonl-batch merge big.job.json --results-format csv --format json
+
+    Exit status: 0 every request succeeded, 1 some did not (or bad output lines / unknown
+    custom_ids), 2 usage error.
+    """
+    if (job is None) == (input_path is None):
+        raise click.UsageError("give JOB or --input FILE (one of them)")
+    source = job or input_path
+    assert source is not None
+    deployment_map = parse_deployment_map(list(deployment_items))
+    if deployment_map_file:
+        deployment_map = {**parse_deployment_map(Path(deployment_map_file)), **deployment_map}
+    if target == "openai" and region != "global":
+        raise click.UsageError("--region applies to Azure targets only")
+    plan = plan_merge(source, outputs, errors)
+    total_bytes = sum(
+        os.path.getsize(p) for p in (*plan.outputs, *plan.errors, plan.source) if p and p.exists()
+    )
+    with progress_bar(total_bytes, "merging") as advance:
+        result = merge(
+            source,
+            outputs,
+            errors,
+            out_dir=out_dir,
+            results_format=results_format,
+            include_request=include_request,
+            retry_on=retry_on or ("failed", "expired", "cancelled", "missing"),
+            deployment_map=deployment_map,
+            prices=prices_path,
+            estimate=estimate,
+            target=target,
+            region=region,
+            memory_mb=memory_mb,
+            workers=jobs,
+            on_progress=advance,
+        )
+    if output_format == "json":
+        echo_json(result.to_dict())
+    else:
+        click.echo(render_text(result))
+    sys.exit(0 if result.ok else 1)
+
+
+def _usd(value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    return f"${value:,.4f}" if value >= 0.01 or value == 0 else f"${value:.6f}"
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "nothing"
+
+
+def render_text(result: MergeResult) -> str:
+    """The human report: counts, files, top errors, usage and cost, shards, problems."""
+    total = result.total
+    lines = [f"{total.requests} requests: {_counts(total.counts)}"]
+    lines.append(f"results: {result.results_path}")
+    if result.retry_path is not None:
+        lines.append(f"retry:   {result.retry_path} ({result.retry_count} requests)")
+    else:
+        lines.append("retry:   nothing to retry")
+    if result.errors:
+        lines.append("errors:")
+        for stat in result.errors[:10]:
+            message = (stat.example_message or "").replace("\n", " ")
+            if len(message) > 100:
+                message = message[:97] + "..."
+            lines.append(
+                f"  {stat.count:>8}  {stat.code} ({stat.status}), e.g. {stat.example_custom_id}"
+                f" at {stat.example_where}" + (f": {message}" if message else "")
+            )
+        if len(result.errors) > 10:
+            lines.append(f"  ... and {len(result.errors) - 10} more codes (--format json)")
+    usage = total.usage
+    lines.append(
+        f"usage: {usage.prompt_tokens:,} prompt ({usage.cached_tokens:,} cached), "
+        f"{usage.completion_tokens:,} completion ({usage.reasoning_tokens:,} reasoning)"
+    )
+    lines.append("cost at batch prices: " + _cost_text(total.cost))
+    if result.shards:
+        lines.append("per shard:")
+    for shard in result.shards:
+        status = f" [{shard.shard_status}]" if shard.shard_status else ""
+        lines.append(
+            f"  {shard.name}{status}: {shard.requests} requests, {_counts(shard.counts)};"
+            f" {_cost_text(shard.cost)}"
+        )
+    for kind, count in result.problem_counts.items():
+        if not count:
+            continue
+        lines.append(f"{kind.replace('_', ' ')}: {count}")
+        for problem in (p for p in result.problems if p.kind == kind):
+            subject = f"{problem.custom_id}: " if problem.custom_id else ""
+            lines.append(f"  {problem.where}: {subject}{problem.message}")
+        if count > sum(1 for p in result.problems if p.kind == kind):
+            lines.append("  ... (first ones shown)")
+    lines.extend(f"note: {note}" for note in result.notes)
+    lines.extend(f"warning: {warning}" for warning in result.warnings)
+    if result.index_spilled:
+        lines.append("note: the custom_id index outgrew --memory-mb and used a SQLite file")
+    return "\n".join(lines)
+
+
+def _cost_text(cost: Cost) -> str:
+    text = f"{_usd(cost.actual_usd)} (input {_usd(cost.actual_input_usd)}"
+    if cost.estimated_input_usd is not None:
+        text += f", estimated input {_usd(cost.estimated_input_usd)}"
+    text += ")"
+    if cost.unpriced_models:
+        text += " without " + ", ".join(cost.unpriced_models)
+    return text
