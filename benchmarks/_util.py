@@ -62,5 +62,3 @@ def row(
 
 def file_size(path: Path) -> int:
     return path.stat().st_size
-
-

@@ -102,7 +102,7 @@ def main() -> None:
         run("wait", "out/shards/questions.job.json", "--poll-interval", "0.2", env=azure)
 
     step("7. merge outputs and errors back to the requests, in input order")
-    run("merge", "out/shards/questions.job.json", ok_codes=(0, 1))
+    run("merge", "out/shards/questions.job.json", "--estimate", ok_codes=(0, 1))
 
     print("\ndemo finished: see samples/out/ (results, retry file, job file, shards)")
 
