@@ -3,15 +3,20 @@
 Running pydantic on every line is what makes naive validators slow. :func:`quick_check`
 compiles, from a model's own field annotations, a plain-Python predicate that answers
 "pydantic would certainly accept this" for the common shapes (strings, numbers, literals,
-lists of simple models). False means "not sure": the caller then runs the model for the
-exact errors. The model stays the only source of truth, and a property test checks that
-the predicate never accepts what the model rejects.
+lists and nested models of those). False means "not sure": the caller then runs the model
+for the exact errors. The model stays the only source of truth, and a property test checks
+that the predicate never accepts what the model rejects.
+
+The predicate is generated as Python source, with nested models and lists inlined, the way
+``dataclasses`` and ``attrs`` generate ``__init__``: one function call per line instead of
+one per field is what makes it several times faster than an interpreter over the fields.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -27,6 +32,39 @@ _SCALARS: dict[Any, tuple[type, ...]] = {
     type(None): (type(None),),
 }
 _JSON_TYPES = (dict, list, str, int, float, bool, type(None))
+_MAX_INLINE_DEPTH = 6
+
+
+# --- annotations → specs ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Scalar:
+    types: tuple[type, ...]
+    low: float | None = None
+    high: float | None = None
+    min_length: int | None = None
+
+
+@dataclass(frozen=True)
+class _Literal:
+    values: frozenset[Any]
+
+
+@dataclass(frozen=True)
+class _List:
+    item: Any  # a spec
+    min_length: int
+
+
+@dataclass(frozen=True)
+class _Model:
+    model: type[BaseModel]
+
+
+@dataclass(frozen=True)
+class _Union:
+    members: tuple[Any, ...]  # specs
 
 
 def _bounds(metadata: list[Any]) -> tuple[float | None, float | None, int | None]:
@@ -42,155 +80,157 @@ def _bounds(metadata: list[Any]) -> tuple[float | None, float | None, int | None
     return low, high, min_len
 
 
-# A compiled check is a small tuple the hot loop in ``quick_check`` interprets inline,
-# so the common cases (a type, a literal, a list of models) cost no extra call.
-TYPES, LITERAL, UNION, LIST, CALL = range(5)
-Spec = tuple[int, Any, Any]
-
-
-def _spec(annotation: Any, metadata: list[Any]) -> Spec | None:
-    """Compile one annotation, or None when it has no simple form (pydantic decides)."""
+def _spec(annotation: Any, metadata: list[Any]) -> Any:
+    """Describe one annotation, or None when it has no simple form (pydantic decides)."""
     origin = get_origin(annotation)
     if origin is Annotated:
         inner, *extra = get_args(annotation)
         return _spec(inner, [*metadata, *extra])
     if origin in (Union, UnionType):
-        return _union_spec([_spec(arg, metadata) for arg in get_args(annotation)])
+        members = tuple(_spec(arg, metadata) for arg in get_args(annotation))
+        return None if None in members else _Union(members)
     if origin is Literal:
-        return (LITERAL, frozenset(get_args(annotation)), None)
+        return _Literal(frozenset(get_args(annotation)))
     if annotation is Any:
-        return (TYPES, _JSON_TYPES, None)
+        return _Scalar(_JSON_TYPES)
     if origin is dict and get_args(annotation) == (str, Any):
-        return (TYPES, (dict,), None)  # parsed JSON objects always have str keys
+        return _Scalar((dict,))  # parsed JSON objects always have str keys
     if origin is list:
         item = _spec(get_args(annotation)[0], [])
-        if item is None:
-            return None
-        return (LIST, _callable(item), _ListInfo(_bounds(metadata)[2] or 0))
+        return None if item is None else _List(item, _bounds(metadata)[2] or 0)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return (CALL, quick_check(annotation), None)
+        return _Model(annotation)
     types = _SCALARS.get(annotation)
     if types is None:
         return None
-    low, high, min_len = _bounds(metadata)
-    if annotation is type(None) or (low is None and high is None and min_len is None):
-        return (TYPES, types, None)
-
-    def bounded(v: Any) -> bool:
-        if type(v) not in types:
-            return False
-        if low is not None and v < low:
-            return False
-        if high is not None and v > high:
-            return False
-        return min_len is None or len(v) >= min_len
-
-    return (CALL, bounded, None)
+    if annotation is type(None):
+        return _Scalar(types)
+    return _Scalar(types, *_bounds(metadata))
 
 
-class _ListInfo:
-    """Minimum length, and the items accepted last at the first positions: batch files
-    repeat the same system message on every line, and an equal item needs no new check."""
-
-    __slots__ = ("last", "min_length")
-
-    def __init__(self, min_length: int) -> None:
-        self.min_length = min_length
-        self.last: list[Any] = [None, None]
+# --- specs → Python source ----------------------------------------------------------
 
 
-def _list_matches(item: Predicate, info: _ListInfo, value: Any) -> bool:
-    if type(value) is not list or len(value) < info.min_length:
-        return False
-    last = info.last
-    for index, x in enumerate(value):
-        if index < 2:
-            if x == last[index]:
-                continue
-            if not item(x):
-                return False
-            last[index] = x
-        elif not item(x):
-            return False
-    return True
+class _Writer:
+    """Accumulates the generated function's lines and the constants it refers to."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.constants: dict[str, Any] = {}
+
+    def constant(self, value: Any) -> str:
+        name = f"_c{len(self.constants)}"
+        self.constants[name] = value
+        return name
+
+    def emit(self, indent: int, text: str) -> None:
+        self.lines.append("    " * indent + text)
+
+    def expression(self, spec: Any, x: str, depth: int) -> str | None:
+        """A boolean expression for ``spec`` on variable ``x``, or None if it needs
+        statements (models and lists of models)."""
+        if isinstance(spec, _Scalar):
+            if len(spec.types) == 1:
+                parts = [f"type({x}) is {self.constant(spec.types[0])}"]
+            else:
+                parts = [f"type({x}) in {self.constant(spec.types)}"]
+            if spec.low is not None:
+                parts.append(f"{x} >= {spec.low!r}")
+            if spec.high is not None:
+                parts.append(f"{x} <= {spec.high!r}")
+            if spec.min_length is not None:
+                parts.append(f"len({x}) >= {spec.min_length}")
+            return "(" + " and ".join(parts) + ")"
+        if isinstance(spec, _Literal):
+            return f"(type({x}) is str and {x} in {self.constant(spec.values)})"
+        if isinstance(spec, _List):
+            y = f"y{depth}"
+            item = self.expression(spec.item, y, depth + 1)
+            if item is None:
+                return None
+            return (
+                f"(type({x}) is list and len({x}) >= {spec.min_length} "
+                f"and all({item} for {y} in {x}))"
+            )
+        if isinstance(spec, _Union):
+            members = [self.expression(m, x, depth) for m in spec.members]
+            if None in members:
+                return None
+            return "(" + " or ".join(members) + ")"  # type: ignore[arg-type]
+        return None  # _Model
+
+    def statements(self, spec: Any, x: str, indent: int, depth: int) -> None:
+        """Statements that ``return False`` unless ``x`` matches ``spec``."""
+        expression = self.expression(spec, x, depth)
+        if expression is not None:
+            self.emit(indent, f"if not {expression}: return False")
+        elif depth > _MAX_INLINE_DEPTH:
+            self.emit(indent, f"if not {self.constant(_callable(spec))}({x}): return False")
+        elif isinstance(spec, _Model):
+            self.model(spec.model, x, indent, depth)
+        elif isinstance(spec, _List):
+            y = f"y{depth}"
+            self.emit(indent, f"if type({x}) is not list or len({x}) < {spec.min_length}:")
+            self.emit(indent + 1, "return False")
+            self.emit(indent, f"for {y} in {x}:")
+            self.statements(spec.item, y, indent + 1, depth + 1)
+        else:  # a union with members that need statements
+            simple = [e for m in spec.members if (e := self.expression(m, x, depth))]
+            complex_members = [m for m in spec.members if self.expression(m, x, depth) is None]
+            if len(complex_members) > 1:
+                self.emit(indent, f"if not {self.constant(_callable(spec))}({x}): return False")
+                return
+            if simple:
+                self.emit(indent, f"if not ({' or '.join(simple)}):")
+                indent += 1
+            self.statements(complex_members[0], x, indent, depth)
+
+    def model(self, model: type[BaseModel], x: str, indent: int, depth: int) -> None:
+        fields = model.model_fields
+        self.emit(indent, f"if type({x}) is not dict: return False")
+        for name, info in fields.items():
+            if info.is_required():
+                self.emit(indent, f"if {name!r} not in {x}: return False")
+        key, value = f"k{depth}", f"v{depth}"
+        self.emit(indent, f"for {key}, {value} in {x}.items():")
+        keyword = "if"
+        for name, info in fields.items():
+            self.emit(indent + 1, f"{keyword} {key} == {name!r}:")
+            keyword = "elif"
+            spec = _spec(info.annotation, list(info.metadata))
+            if spec is None:
+                self.emit(indent + 2, "return False  # no quick form: pydantic decides")
+            else:
+                self.statements(spec, value, indent + 2, depth + 1)
+        if model.model_config.get("extra") != "allow":
+            self.emit(indent + 1, "else: return False")
 
 
-def _union_spec(members: list[Spec | None]) -> Spec | None:
-    simple = [m for m in members if m is not None]
-    if not simple:
-        return None
-    types = tuple(t for kind, a, _ in simple if kind == TYPES for t in a)
-    others = [_callable(m) for m in simple if m[0] != TYPES]
-    if not others:
-        return (TYPES, types, None)
-
-    def rest(v: Any) -> bool:
-        for member in others:  # noqa: SIM110 - a loop beats any() + genexpr here
-            if member(v):
-                return True
-        return False
-
-    return (UNION, types, rest)
+def _callable(spec: Any) -> Predicate:
+    """A compiled predicate for a spec (used when inlining stops)."""
+    writer = _Writer()
+    writer.emit(0, "def accepts(v):")
+    writer.statements(spec, "v", 1, 0)
+    writer.emit(1, "return True")
+    return _build(writer)
 
 
-def _callable(spec: Spec) -> Predicate:
-    """The same check as a function, for nesting."""
-    kind, a, b = spec
-    if kind == CALL:
-        return a  # type: ignore[no-any-return]
-    return lambda v: _matches(kind, a, b, v)
-
-
-def _matches(kind: int, a: Any, b: Any, value: Any) -> bool:
-    if kind == TYPES:
-        return type(value) in a
-    if kind == LITERAL:
-        return type(value) is str and value in a
-    if kind == UNION:
-        return type(value) in a or b(value)
-    if kind == LIST:
-        return _list_matches(a, b, value)
-    return a(value)  # type: ignore[no-any-return]
+def _build(writer: _Writer) -> Predicate:
+    namespace = dict(writer.constants)
+    exec("\n".join(writer.lines), namespace)  # source generated from the models above
+    return namespace["accepts"]  # type: ignore[no-any-return]
 
 
 @functools.cache
 def quick_check(model: type[BaseModel]) -> Predicate:
     """A predicate that is True only for inputs ``model`` accepts (see the module doc)."""
-    specs = {
-        name: _spec(info.annotation, list(info.metadata))
-        for name, info in model.model_fields.items()
-    }
-    required = frozenset(n for n, info in model.model_fields.items() if info.is_required())
-    allow_extra = model.model_config.get("extra") == "allow"
-    lookup = specs.get
-    unknown = (None, None, None)
+    return _callable(_Model(model))
 
-    def accepts(value: Any) -> bool:
-        if type(value) is not dict or not value.keys() >= required:
-            return False
-        for key, item in value.items():
-            spec = lookup(key, unknown)
-            if spec is None:
-                return False  # a field with no quick form: let pydantic decide
-            kind, a, b = spec
-            # The branches repeat _matches inline: this loop runs for every line.
-            if kind == TYPES:
-                if type(item) not in a:
-                    return False
-            elif kind == LITERAL:
-                if type(item) is not str or item not in a:
-                    return False
-            elif kind == UNION:
-                if type(item) not in a and not b(item):
-                    return False
-            elif kind == LIST:
-                if not _list_matches(a, b, item):
-                    return False
-            elif kind == CALL:
-                if not a(item):
-                    return False
-            elif not allow_extra:
-                return False
-        return True
 
-    return accepts
+def quick_check_source(model: type[BaseModel]) -> str:
+    """The generated source of :func:`quick_check` for ``model`` (for reading and tests)."""
+    writer = _Writer()
+    writer.emit(0, "def accepts(v):")
+    writer.statements(_Model(model), "v", 1, 0)
+    writer.emit(1, "return True")
+    return "\n".join(writer.lines)

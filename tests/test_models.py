@@ -50,30 +50,71 @@ def test_sample_output_and_error_lines_parse() -> None:
             OutputLine.model_validate(json.loads(raw))
 
 
-values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-3, max_value=3)
-    | st.floats(min_value=-1, max_value=3)
-    | st.sampled_from(["", "user", "system", "robot", "text", "m", "auto"]),
-    lambda c: (
-        st.lists(c, max_size=3)
-        | st.dictionaries(
-            st.sampled_from(["role", "content", "type", "text", "url", "name", "x"]), c, max_size=3
-        )
-    ),
-    max_leaves=8,
+# Mostly-valid bodies with random mutations: the interesting inputs for the quick checks.
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-2, max_value=3),
+    st.floats(min_value=-1, max_value=3, allow_nan=False),
+    st.text(max_size=2),
 )
-bodies = st.dictionaries(
-    st.sampled_from(
-        ["model", "messages", "input", "max_tokens", "temperature", "stream", "n", "prompt", "x"]
+anything = st.recursive(
+    scalars, lambda c: st.lists(c, max_size=2) | st.dictionaries(st.text(max_size=3), c, max_size=2)
+)
+roles = st.sampled_from(["system", "user", "assistant", "tool", "developer", "robot", ""])
+image_url = st.fixed_dictionaries(
+    {"url": st.one_of(st.text(max_size=3), scalars)},
+    optional={"detail": st.sampled_from(["low", "high", "auto", "original", "x", None])},
+)
+part = st.fixed_dictionaries(
+    {"type": st.one_of(st.sampled_from(["text", "image_url"]), scalars)},
+    optional={"text": st.one_of(st.text(max_size=3), scalars), "image_url": image_url | scalars},
+)
+tool_call = st.fixed_dictionaries(
+    {"type": st.just("function")},
+    optional={
+        "id": scalars,
+        "function": st.fixed_dictionaries({"name": scalars, "arguments": scalars}) | scalars,
+    },
+)
+message = st.fixed_dictionaries(
+    {"role": roles | scalars},
+    optional={
+        "content": st.one_of(st.text(max_size=3), st.none(), st.lists(part, max_size=2), scalars),
+        "name": scalars,
+        "tool_calls": st.lists(tool_call, max_size=2) | scalars,
+        "x": anything,
+    },
+)
+body_fields = {
+    "messages": st.lists(message, max_size=3) | scalars,
+    "input": st.one_of(
+        st.text(max_size=3),
+        st.lists(st.text(max_size=2), max_size=2),
+        st.lists(st.integers(-1, 3), max_size=2),
+        st.lists(st.lists(st.integers(0, 3), max_size=2), max_size=2),
+        anything,
     ),
-    values,
-    max_size=5,
+    "prompt": st.text(max_size=3) | st.lists(st.integers(0, 3), max_size=2) | scalars,
+    "max_tokens": scalars,
+    "max_output_tokens": scalars,
+    "temperature": scalars,
+    "top_p": scalars,
+    "n": scalars,
+    "stream": scalars,
+    "dimensions": scalars,
+    "encoding_format": st.sampled_from(["float", "base64", "x"]) | scalars,
+    "tools": st.lists(st.fixed_dictionaries({"type": scalars}), max_size=2) | scalars,
+    "instructions": scalars,
+    "extra": anything,
+}
+bodies = st.fixed_dictionaries(
+    {"model": st.text(max_size=3) | scalars},
+    optional=body_fields,
 )
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(st.sampled_from(sorted(BODY_MODELS)), bodies)
 def test_quick_check_never_accepts_what_the_model_rejects(endpoint: str, body: dict) -> None:
     model = BODY_MODELS[endpoint]
