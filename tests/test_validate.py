@@ -242,3 +242,34 @@ def test_tokens_flag_finds_context_and_output_cap_problems(tmp_path: Path) -> No
     ]
     # without --tokens the same file is clean
     assert CliRunner().invoke(main, ["validate", str(path)]).exit_code == 0
+
+
+def test_too_many_embedding_inputs_on_openai(tmp_path: Path) -> None:
+    profile = load_profile("openai")
+    small = type(profile)(**{**profile.__dict__, "max_embedding_inputs": 3})
+    line = {
+        "custom_id": "e",
+        "method": "POST",
+        "url": "/v1/embeddings",
+        "body": {"model": "text-embedding-3-small", "input": ["a", "b"]},
+    }
+    path = write(tmp_path, line, {**line, "custom_id": "f"})
+    from jsonl_batch.jsonl import read_lines
+
+    validator = Validator(str(path), small)
+    for item in read_lines(path):
+        validator.check(item)
+    (finding,) = validator.finish().findings
+    assert finding.code == "too_many_embedding_inputs"
+    assert "4 embedding inputs" in finding.message
+
+
+def test_tokens_flag_marks_remote_images_as_approximate(tmp_path: Path) -> None:
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
+    path = write(tmp_path, request("img", messages=[{"role": "user", "content": [image]}]))
+    result = CliRunner().invoke(
+        main,
+        ["validate", "--tokens", "--deployment-map", "gpt-4o-batch=gpt-4o", str(path)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning[token_count_approximate]" in result.output
