@@ -441,8 +441,9 @@ class Job:
             }
         if connection.extra_body:
             kwargs["extra_body"] = connection.extra_body
-        if self.data.target == "litellm" and shard.deployment:
-            # LiteLLM's model-based routing: the proxy encodes the model group in the file id
+        if self.data.target == "litellm" and shard.deployment and not connection.extra_body:
+            # LiteLLM's model-based routing (not with --custom-llm-provider, which routes by
+            # provider instead): the proxy encodes the model group in the file id
             kwargs["extra_headers"] = {"x-litellm-model": shard.deployment}
         with open(self.resolve(shard.upload_path), "rb") as stream:
             uploaded = connection.call(
@@ -547,8 +548,9 @@ class Job:
                 "seconds": self.data.file_expiry_seconds,
             }
         extra_body = dict(connection.extra_body or {})
-        if self.data.target == "litellm" and shard.deployment:
+        if self.data.target == "litellm" and shard.deployment and not connection.extra_body:
             # the model group picks the deployment when the proxy load-balances batches
+            # (with --custom-llm-provider the proxy routes by provider instead)
             extra_body["model"] = shard.deployment
         if extra_body:
             kwargs["extra_body"] = extra_body
