@@ -427,6 +427,11 @@ def _shift_where(message: str, path: str, first_line: int) -> str:
 # --- public API -------------------------------------------------------------------------------
 
 
+def _today() -> dt.date:
+    """Today, for retirement warnings (tests pin it)."""
+    return dt.date.today()
+
+
 def estimate_file(
     path: str | os.PathLike[str],
     *,
@@ -517,7 +522,7 @@ def estimate_file(
         options=options,
         models=models,
     )
-    _findings(result, merged, bad, enqueued_limit, today or dt.date.today())
+    _findings(result, merged, bad, enqueued_limit, today or _today())
     return result
 
 

@@ -11,6 +11,16 @@ SAMPLES = ROOT / "samples"
 SHARED = ROOT.parent / "shared"
 
 
+@pytest.fixture(autouse=True)
+def _pinned_today(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retirement warnings depend on the date: pin it so tests don't expire with the models."""
+    import datetime as dt
+
+    from jsonl_batch import estimate
+
+    monkeypatch.setattr(estimate, "_today", lambda: dt.date(2026, 11, 25))
+
+
 @pytest.fixture
 def samples() -> Path:
     return SAMPLES
