@@ -81,6 +81,7 @@ def main() -> None:
         "gpt-4o-batch=gpt-4o",
         "--output-ratio",
         "0.5",
+        ok_codes=(0, 1),  # 1: warnings, e.g. once gpt-4o retires
     )
 
     step("4. split into shards of at most 4 requests, with a manifest")
