@@ -191,7 +191,13 @@ def _classify_parse_error(text: bytes, message: str) -> tuple[str, str]:
         return INVALID_UTF8, f"invalid UTF-8 at byte {bad.start} of the line"
     if _NON_STANDARD_NUMBER.search(text):
         return NON_STANDARD_NUMBER, "NaN or Infinity is not valid JSON"
-    return INVALID_JSON, "not valid JSON: " + message.replace("line 1 column", "column")
+    content = text.rstrip(b"\r\n")
+    if content != text:  # say where on the line, not "line 2" past the terminator
+        try:
+            jiter.from_json(content)
+        except ValueError as exc:
+            message = str(exc)
+    return INVALID_JSON, "not valid JSON: " + message.replace(" at line 1 column", " at column")
 
 
 _NON_STANDARD_NUMBER = re.compile(rb"[:,\[]\s*-?(NaN|Infinity)\s*[,}\]]")
