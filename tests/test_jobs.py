@@ -135,7 +135,7 @@ def test_submit_wait_download_over_two_deployments(emu: Emulator, tmp_path: Path
     outputs = [tmp_path / s.output_file for s in job.shards if s.output_file]
     ids = {line["custom_id"] for path in outputs for line in read_lines(path)}
     assert ids == {f"req-{i}" for i in range(25)}
-    assert all(path.parent == tmp_path / "data.results" for path in outputs)
+    assert all(path.parent == tmp_path / "data.downloads" for path in outputs)
     # each shard has exactly one batch, carrying the job's metadata and the right endpoint
     by_shard = batches_by_shard(emu, job.job_id)
     assert sorted(by_shard) == ["1", "2", "3"]

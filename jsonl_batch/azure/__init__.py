@@ -5,7 +5,7 @@ OpenAI-compatible service.
 
     connection = Connection(resolve_connection(endpoint="https://NAME.openai.azure.com"))
     job = Job.submit("data.jsonl", connection, deployments=["gpt-4o-batch"])
-    job.wait(poll_interval=60)      # results land in data.results/ next to data.job.json
+    job.wait(poll_interval=60)      # downloads land in data.downloads/ next to data.job.json
 """
 
 from .connection import Connection, ConnectionSettings, build_client, resolve_connection

@@ -746,7 +746,7 @@ class Job:
                     continue
                 target = (
                     self.folder
-                    / f"{self.stem}.results"
+                    / f"{self.stem}.downloads"
                     / (f"{self.stem}.{shard.index:04d}.{kind}.jsonl")
                 )
                 self._stream_to(

@@ -458,7 +458,7 @@ def _collect_batches(
 @handle_errors
 def download(job_path: str, force: bool, output_format: str, **options: Any) -> None:
     """Download the output and error files of a job's finished shards next to the job file
-    (<stem>.results/), streamed and written atomically.
+    (<stem>.downloads/), streamed and written atomically.
 
     \b
     Example:
