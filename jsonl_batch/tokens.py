@@ -1111,14 +1111,7 @@ class _ChatRequest:
                 system_tail = _system_tail(items[0] if items else None)
         elif items is not None:
             self.flags.add(FLAG_NOT_COUNTABLE)
-        functions: list[tuple[str, str, Any]] = []
-        tools = body.get("tools")
-        if isinstance(tools, list):
-            for tool in tools:
-                if isinstance(tool, dict) and tool.get("type") == "function":
-                    functions.append(_function_triple(tool, self.flags))
-                else:
-                    self.flags.add(FLAG_HOSTED_TOOL)
+        functions = self._response_functions(body.get("tools"))
         total += self._functions_block(functions, system_tail)
         if functions and not self.reasoning and _forces_a_function(body.get("tool_choice")):
             total += self.rules["tools"]["forced_tool_choice"]
@@ -1126,6 +1119,17 @@ class _ChatRequest:
         if isinstance(text, dict) and isinstance(text.get("format"), dict):
             total += self._response_format(text["format"], system_tail, bool(functions))
         return total
+
+    def _response_functions(self, tools: Any) -> list[tuple[str, str, Any]]:
+        """The function tools of a Responses ``tools`` list; other tools are flagged."""
+        functions: list[tuple[str, str, Any]] = []
+        if isinstance(tools, list):
+            for tool in tools:
+                if isinstance(tool, dict) and tool.get("type") == "function":
+                    functions.append(_function_triple(tool, self.flags))
+                else:
+                    self.flags.add(FLAG_HOSTED_TOOL)
+        return functions
 
     def _response_items(self, items: list[Any], per_message: int) -> int:
         total = 0
@@ -1164,6 +1168,11 @@ class _ChatRequest:
                 total += per_message + self.text(f"functions.{name}" if name else "tool")
                 total += self._channel_framing("result")
                 total += self._content(output) if output is not None else 0
+            elif kind == "additional_tools":
+                # Tools made available from this point of the conversation (OpenAI API spec,
+                # AdditionalToolsItemParam): a tools section of their own, like the section
+                # of a request whose tools have no system message to join.
+                total += self._functions_block(self._response_functions(item.get("tools")), None)
             else:
                 self.flags.add(FLAG_UNSUPPORTED_ITEM)
         return total + flush()

@@ -424,3 +424,28 @@ def test_reasoning_models_frame_tool_traffic_with_channels() -> None:
 
     # <|channel|>commentary on the call, " to=assistant<|channel|>commentary" on the result
     assert traffic("gpt-5-mini") == traffic("gpt-4o") + 9
+
+
+def test_responses_additional_tools_items_count_as_a_tools_section() -> None:
+    # An additional_tools input item (OpenAI API spec: tools made available from that point
+    # of the conversation) is a tools section of its own, not an uncounted item.
+    lookup = {
+        "type": "function",
+        "name": "lookup_refund_policy",
+        "description": "Look up the refund policy for an order.",
+        "parameters": {
+            "type": "object",
+            "properties": {"order_id": {"type": "string"}},
+            "required": ["order_id"],
+        },
+    }
+    question = {"role": "user", "content": "Can I get a refund on order-123?"}
+    extra = {"type": "additional_tools", "role": "developer", "tools": [lookup]}
+    counter = TokenCounter()
+    plain = counter.count_body("responses", {"model": "gpt-5.4", "input": [question]})
+    with_tools = counter.count_body("responses", {"model": "gpt-5.4", "input": [question, extra]})
+    upfront = counter.count_body(
+        "responses", {"model": "gpt-5.4", "input": [question], "tools": [lookup]}
+    )
+    assert with_tools.input_tokens == upfront.input_tokens > plain.input_tokens + 30
+    assert "unsupported_input_not_counted" not in with_tools.flags
