@@ -423,3 +423,44 @@ def test_env_variables_litellm_names(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.kind == "azure" and settings.endpoint == "https://res.openai.azure.com"
     assert settings.api_key == "secret" and "secret" not in json.dumps(settings.public())
     assert "secret" not in repr(settings)
+
+
+def test_a_batch_that_failed_validation_still_merges(emu: Emulator, tmp_path: Path) -> None:
+    """No output and no error file: every request is failed with the batch's own code, and
+    all of them go to the retry file."""
+    source = write_requests(tmp_path / "data.jsonl", 3, model="no-such-deployment")
+    run("submit", str(source), *azure_flags(emu))
+    run(
+        "wait",
+        str(tmp_path / "data.job.json"),
+        *azure_flags(emu),
+        "--poll-interval",
+        "0.05",
+        code=1,
+    )
+    result = run("merge", str(tmp_path / "data.job.json"), code=1)
+    assert "model_not_found" in result.output
+    rows = read_lines(tmp_path / "data.results.jsonl")
+    assert [(r["status"], r["error"]["code"]) for r in rows] == [("failed", "model_not_found")] * 3
+    assert len(read_lines(tmp_path / "data.retry.jsonl")) == 3
+
+
+@slow_batches
+def test_requests_of_an_expired_shard_are_expired_not_missing(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    source = write_requests(tmp_path / "data.jsonl", 10)
+    emu.set_faults(expire_next=1, expire_progress=0.5)
+    run("submit", str(source), *azure_flags(emu), "--max-requests", "5")
+    run(
+        "wait",
+        str(tmp_path / "data.job.json"),
+        *azure_flags(emu),
+        "--poll-interval",
+        "0.05",
+        code=1,
+    )
+    run("merge", str(tmp_path / "data.job.json"), code=1)
+    statuses = {r["status"] for r in read_lines(tmp_path / "data.results.jsonl")}
+    assert "missing" not in statuses
+    assert "expired" in statuses

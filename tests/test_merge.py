@@ -650,6 +650,64 @@ def test_property_every_request_once_with_its_status_and_exact_retry_set(
     assert result.problem_counts["duplicate_output"] == duplicates
 
 
+# --- the fast path (rows from byte spans) gives what parsing gives ------------------------
+
+
+@pytest.mark.parametrize("twist", ["clean", "unknown_ids", "input_duplicate", "spaced_lines"])
+def test_rows_copied_from_bytes_equal_rows_built_from_parsed_lines(
+    tmp_path: Path, twist: str
+) -> None:
+    ids = [f"id-{i:04d}" for i in range(300)]
+    inputs = [request(i) for i in ids]
+    if twist == "input_duplicate":
+        inputs.append(request(ids[0]))
+    source = write(tmp_path / "in.jsonl", *inputs)
+    outputs = [success(i, f'answer {i} \u00e9 \\ "q"') for i in ids[::3]]
+    outputs += [http_error(i) for i in ids[1::3]]
+    outputs.append(
+        {
+            "id": "r",
+            "custom_id": ids[5],
+            "response": {
+                "status_code": 200,
+                "request_id": "q",
+                "body": {
+                    "object": "response",
+                    "model": "gpt-4o-mini",
+                    "output": [],
+                    "usage": {
+                        "input_tokens": 7,
+                        "output_tokens": 3,
+                        "input_tokens_details": {"cached_tokens": 2},
+                        "output_tokens_details": {"reasoning_tokens": 1},
+                    },
+                },
+            },
+            "error": None,
+        }
+    )
+    if twist == "unknown_ids":
+        outputs += [success("nobody"), http_error("nobody-else")]
+    lines = [
+        json.dumps(o).encode() + b"\n" if twist == "spaced_lines" and n % 2 else o
+        for n, o in enumerate(reversed(outputs))
+    ]
+    output = write(tmp_path / "out.jsonl", *lines)
+    errors = write(tmp_path / "err.jsonl", batch_error(ids[2]), http_error(ids[0], 500))
+    fast = merge(source, [output], [errors], out_dir=tmp_path / "fast")
+    # --estimate parses every line (it needs the request) and builds every row as a dict
+    parsed = merge(source, [output], [errors], out_dir=tmp_path / "parsed", estimate=True)
+    assert rows(fast.results_path) == rows(parsed.results_path)
+    assert (tmp_path / "fast" / "in.retry.jsonl").read_bytes() == (
+        tmp_path / "parsed" / "in.retry.jsonl"
+    ).read_bytes()
+    ignore = {"results": "", "retry": "", "cost": None, "shards": None}
+    assert fast.to_dict() | ignore == parsed.to_dict() | ignore
+    assert fast.total.cost.actual_usd == parsed.total.cost.actual_usd
+    successes = fast.total.counts["succeeded"]  # every chat success has 4 cached tokens
+    assert successes >= 101 and fast.total.usage.cached_tokens == 4 * (successes - 1) + 2
+
+
 # --- parallel pass 2 gives exactly the serial answer -----------------------------------------
 
 

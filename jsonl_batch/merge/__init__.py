@@ -1,0 +1,176 @@
+"""Join a finished batch's output and error files back to its input requests.
+
+The service writes results in any order, split over an output file (successes) and an error
+file (failures), and sometimes not at all (expired, cancelled, all-failed batches). A user
+needs one row per *input* request, in input order, with a status, plus a retry file.
+
+Two passes, memory bounded by the number of custom_ids (``index``): pass 1 reads every
+output/error line once and keeps only where it is; pass 2 (``join``) streams the requests in
+order, reads each one's output line back with one pread and writes its row. On Linux, big
+files are cut in parts for forked workers in both passes (``parallel``); the results are
+byte-identical to a one-process run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import MergeError
+from ..jsonl import AtomicWriter
+from .index import Outputs
+from .join import Join, Options, shard_ranges
+from .outputs import Outcome, classify, embedding_of, text_of, usage_of
+from .parallel import default_workers, input_spans, run_parallel
+from .plan import MergePlan, ShardRef, plan_merge, read_job, read_manifest, retry_selector, stem_of
+from .summary import (
+    CANCELLED,
+    DEFAULT_MEMORY_MB,
+    DEFAULT_RETRY_ON,
+    EXPIRED,
+    FAILED,
+    MISSING,
+    RESULTS_FORMATS,
+    STATUSES,
+    SUCCEEDED,
+    Cost,
+    ErrorStat,
+    GroupSummary,
+    MergeResult,
+    Pricing,
+    Problem,
+    Problems,
+    Usage,
+)
+
+
+def merge(
+    input_path: str | os.PathLike[str],
+    outputs: Sequence[str | os.PathLike[str]] = (),
+    errors: Sequence[str | os.PathLike[str]] = (),
+    *,
+    out_dir: str | os.PathLike[str] | None = None,
+    results_format: str = "full",
+    include_request: bool = False,
+    retry_on: Sequence[str] = DEFAULT_RETRY_ON,
+    deployment_map: Mapping[str, str] | None = None,
+    prices: Any = None,
+    estimate: bool = False,
+    target: str = "azure",
+    region: str = "global",
+    memory_mb: float = DEFAULT_MEMORY_MB,
+    workers: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> MergeResult:
+    """Join outputs and errors to the input requests; write results and a retry file.
+
+    ``input_path`` is a job file (``*.job.json``), a split manifest (``*.manifest.json``) or
+    the request file itself. Writes ``<stem>.results.jsonl`` (``.results.csv`` for
+    ``results_format="csv"``) and ``<stem>.retry.jsonl`` next to the input or in
+    ``out_dir``, replacing earlier ones (they are derived files). ``prices`` is a
+    ``PriceTable``, a path to a price file, or None for the bundled table; ``target`` and
+    ``region`` choose the price row as in ``estimate``. ``estimate`` counts the input tokens
+    of every request that came back with usage, to put an estimate next to the actual cost.
+    ``workers`` processes share pass 2 (default: ``default_workers``; 1 = no fork).
+    """
+    if results_format not in RESULTS_FORMATS:
+        raise MergeError(
+            f"unknown results format {results_format!r}",
+            hint="use one of " + ", ".join(RESULTS_FORMATS),
+        )
+    options = Options(
+        results_format=results_format,
+        include_request=include_request,
+        should_retry=retry_selector(retry_on),
+        deployment_map=dict(deployment_map or {}),
+        pricing=Pricing(prices, target, region, estimate),
+    )
+    plan = plan_merge(input_path, outputs, errors)
+    target_dir = Path(out_dir) if out_dir is not None else plan.stem_path.parent
+    stem = stem_of(plan.stem_path)
+    suffix = ".results.csv" if results_format == "csv" else ".results.jsonl"
+    results_path = target_dir / f"{stem}{suffix}"
+    retry_path = target_dir / f"{stem}.retry.jsonl"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    problems = Problems()
+    found = Outputs(
+        plan,
+        problems,
+        memory_mb=memory_mb,
+        spill_dir=target_dir,
+        on_progress=on_progress or (lambda _n: None),
+    )
+    # Millions of short-lived, acyclic objects: the cyclic garbage collector would scan the
+    # big index again and again for nothing. Reference counting frees everything.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        ranges = shard_ranges(plan)
+        if plan.shards and plan.source is not None and ranges is None:
+            found.index_membership(plan)
+        if workers is None:
+            size = plan.source.stat().st_size if plan.source and plan.source.is_file() else 0
+            workers = default_workers(size)
+        # Forking a process that runs other threads can deadlock them: stay serial then.
+        if threading.active_count() > 1:
+            workers = 1
+        found.index_outputs(workers)
+
+        def make_join() -> Join:
+            return Join(plan, found, problems, options, ranges)
+
+        spans = None
+        if workers > 1 and plan.source is not None and not found.index.spilled:
+            spans = input_spans(plan.source, workers)
+        with AtomicWriter(results_path) as results, AtomicWriter(retry_path) as retry:
+            if spans is None:
+                join = make_join()
+                join.run(results, retry)
+            else:
+                join = run_parallel(make_join, spans, results, retry)
+            if join.retry_count == 0:
+                retry.abort()
+        if join.retry_count == 0:
+            with contextlib.suppress(FileNotFoundError):
+                retry_path.unlink()  # no stale retry file from an earlier merge
+        return join.finish(results_path, retry_path)
+    finally:
+        found.close()
+        if collecting:
+            gc.enable()
+
+
+__all__ = [
+    "CANCELLED",
+    "DEFAULT_MEMORY_MB",
+    "EXPIRED",
+    "FAILED",
+    "MISSING",
+    "RESULTS_FORMATS",
+    "STATUSES",
+    "SUCCEEDED",
+    "Cost",
+    "ErrorStat",
+    "GroupSummary",
+    "MergePlan",
+    "MergeResult",
+    "Outcome",
+    "Problem",
+    "ShardRef",
+    "Usage",
+    "classify",
+    "default_workers",
+    "embedding_of",
+    "merge",
+    "plan_merge",
+    "read_job",
+    "read_manifest",
+    "retry_selector",
+    "text_of",
+    "usage_of",
+]

@@ -1,0 +1,442 @@
+"""Pass 1: where each custom_id's output line is, in a fixed memory budget.
+
+Every output/error line is read once; only ``custom_id -> packed location`` is kept (file,
+byte offset, length, success or failure, shard). Keys are the custom_id's UTF-8 bytes as
+they appear in the file, so the usual lines need no decoding. Above the budget the
+entries move to SQLite (standard library), so memory stays fixed however big the files.
+
+Duplicates are never dropped silently: a success beats a failure; between equals the later
+file (in the order given: outputs, then errors) and the later line wins, because a later
+file is usually a retry's result. Every duplicate is counted, with examples.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import itertools
+import os
+import re
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..errors import InputError, MergeError
+from ..jsonl import BOM, open_binary
+from .plan import MergePlan
+from .summary import EXAMPLES, Problem, Problems
+
+# One Python int per custom_id: bit 0 used by an input line, bits 1-2 rank (0 no output,
+# 1 failure, 2 success), bits 3-18 shard + 1, bits 19-34 output file + 1, bits 35-66 line
+# length, bit 67 "plain success" (see PLAIN), bits 68+ byte offset. An int is the
+# smallest thing a dict can hold per entry.
+USED = 1
+RANK_SHIFT, SHARD_SHIFT, FILE_SHIFT, LEN_SHIFT, OFF_SHIFT = 1, 3, 19, 35, 68
+FIELD16, LEN_MASK = 0xFFFF, 0xFFFFFFFF
+# A success line exactly as the services write it (compact, keys id, custom_id, response
+# {status_code, request_id, body}, error null): pass 2 copies its body without parsing it.
+PLAIN = 1 << 67
+_SHARD_BITS = FIELD16 << SHARD_SHIFT
+_RANK_SUCCESS, _RANK_FAILURE = 2, 1
+# Approximate bytes one dict entry costs (key object + int + dict slot), measured.
+ENTRY_BYTES = 125
+_SPLIT = 1 << 48  # SQLite integers are 64-bit: store packed as (hi, lo)
+
+# Output and request lines as the services and SDKs write them start with these keys in this
+# order; matching them spares a full parse. Ids with escapes or control characters fall back
+# to parsing.
+_FAST_OUTPUT = re.compile(
+    rb'\{\s*(?:"id"\s*:\s*"[^"\\]*"\s*,\s*)?"custom_id"\s*:\s*"([^"\\\x00-\x1f]*)"\s*,\s*'
+    rb'"response"\s*:\s*(?:\{\s*"status_code"\s*:\s*(\d+)\s*[,}]|null)'
+)
+# How a complete output line ends (a cheap guard against a truncated last line).
+_CLOSED_LINE_ENDS = (b"}\n", b"}\r\n", b"}")
+_PLAIN_SUCCESS = re.compile(
+    rb'\{"id":"[^"\\]*","custom_id":"([^"\\\x00-\x1f]*)","response":\{"status_code":200,'
+    rb'"request_id":"[^"\\]*","body":\{'
+)
+PLAIN_END = b'},"error":null}\n'  # after the body: the response closes, no error
+REQUEST_KEY = re.compile(rb'\s*\{\s*"custom_id"\s*:\s*"([^"\\\x00-\x1f]*)"\s*,')
+
+
+def key_of(custom_id: str) -> bytes:
+    """Index key of a parsed custom_id: the bytes an escape-free id has in the file."""
+    return custom_id.encode("utf-8", "surrogatepass")
+
+
+def text_of_key(key: bytes) -> str:
+    return key.decode("utf-8", "surrogateescape")
+
+
+def parse_request_key(raw: bytes) -> tuple[bytes | None, str | None]:
+    """(key, None) of a request line the regex did not match; (None, None) for a blank line;
+    (None, why) for a line that is not a request."""
+    if raw.isspace() or not raw:
+        return None, None
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return None, f"not valid JSON: {exc}"
+    cid = obj.get("custom_id") if type(obj) is dict else None
+    if type(cid) is not str:
+        return None, "not a request line (no string custom_id)"
+    return key_of(cid), None
+
+
+def request_keys(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, custom_id key) of a request file's lines (problems are not reported)."""
+    match = REQUEST_KEY.match
+    with open_binary(path) as stream:
+        for number, raw in enumerate(stream, 1):
+            line = raw[3:] if number == 1 and raw.startswith(BOM) else raw
+            found = match(line)
+            key = found.group(1) if found is not None else parse_request_key(line)[0]
+            if key is not None:
+                yield number, key
+
+
+def file_of(packed: int) -> int:
+    """Output file index, or -1 when the entry has no output line."""
+    return ((packed >> FILE_SHIFT) & FIELD16) - 1
+
+
+def shard_of(packed: int) -> int | None:
+    shard = ((packed >> SHARD_SHIFT) & FIELD16) - 1
+    return None if shard < 0 else shard
+
+
+class OutputIndex:
+    """``key -> packed`` in a dict, moved to SQLite once it outgrows ``budget_bytes``."""
+
+    def __init__(
+        self, budget_bytes: int, spill_dir: Path, resolve: Callable[[bytes, int, int], int]
+    ) -> None:
+        self.entries: dict[bytes, int] = {}
+        self.resolve = resolve
+        self.budget_bytes = budget_bytes
+        self.approx_bytes = 0
+        self.spill_dir = spill_dir
+        self._tmp: str | None = None
+        self.db: sqlite3.Connection | None = None
+
+    @property
+    def spilled(self) -> bool:
+        return self.db is not None
+
+    def note_added(self, key: bytes) -> None:
+        """Account for a new entry; spill when over budget."""
+        self.approx_bytes += ENTRY_BYTES + len(key)
+        if self.approx_bytes > self.budget_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        """Move the in-memory entries to SQLite, settling clashes with ``resolve``."""
+        if self.db is None:
+            self._tmp = tempfile.mkdtemp(prefix=".jsonl-batch-merge-", dir=self.spill_dir)
+            self.db = sqlite3.connect(os.path.join(self._tmp, "index.sqlite"))
+            for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-32768"):
+                self.db.execute(f"PRAGMA {pragma}")
+            self.db.execute(
+                "CREATE TABLE idx (cid BLOB PRIMARY KEY, hi INTEGER, lo INTEGER) WITHOUT ROWID"
+            )
+        items, self.entries, self.approx_bytes = self.entries, {}, 0
+        pending = iter(items.items())
+        while batch := list(itertools.islice(pending, 500)):
+            existing = self.lookup_many([key for key, _ in batch])
+            rows = []
+            for key, new in batch:
+                kept = self.resolve(key, existing[key], new) if key in existing else new
+                rows.append((key, kept // _SPLIT, kept % _SPLIT))
+            self.db.executemany("INSERT OR REPLACE INTO idx (cid, hi, lo) VALUES (?, ?, ?)", rows)
+        self.db.commit()
+
+    def lookup_many(self, keys: Sequence[bytes]) -> dict[bytes, int]:
+        """Spilled entries for the given keys (absent keys are left out)."""
+        assert self.db is not None
+        found: dict[bytes, int] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):
+            batch = unique[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            for key, hi, lo in self.db.execute(
+                f"SELECT cid, hi, lo FROM idx WHERE cid IN ({marks})", batch
+            ):
+                found[key] = hi * _SPLIT + lo
+        return found
+
+    def store(self, updates: dict[bytes, int]) -> None:
+        """Write back changed spilled entries (the used bit) after a block of input lines."""
+        assert self.db is not None
+        self.db.executemany(
+            "UPDATE idx SET hi = ?, lo = ? WHERE cid = ?",
+            [(packed // _SPLIT, packed % _SPLIT, key) for key, packed in updates.items()],
+        )
+
+    def unused_outputs(self) -> Iterator[tuple[bytes, int]]:
+        """Entries with an output line that no input line asked for."""
+        if self.db is None:
+            rows: Any = self.entries.items()
+        else:
+            self.db.commit()
+            rows = ((key, hi * _SPLIT + lo) for key, hi, lo in self.db.execute("SELECT * FROM idx"))
+        for key, packed in rows:
+            if not packed & USED and file_of(packed) >= 0:
+                yield key, packed
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+        self.entries = {}
+
+
+class Outputs:
+    """The output and error files of one merge, their index, and where their lines are."""
+
+    def __init__(
+        self,
+        plan: MergePlan,
+        problems: Problems,
+        *,
+        memory_mb: float,
+        spill_dir: Path,
+        on_progress: Callable[[int], None],
+    ) -> None:
+        self.files = [*plan.outputs, *plan.errors]
+        if max(len(self.files), len(plan.shards)) >= FIELD16:
+            raise MergeError(
+                f"too many files to merge at once ({len(self.files)} result files,"
+                f" {len(plan.shards)} shards; the limit is {FIELD16 - 1})",
+                hint="merge the shards in groups",
+            )
+        self.problems = problems
+        self.index = OutputIndex(int(memory_mb * 1024 * 1024), spill_dir, self._resolve)
+        self.progress = on_progress
+        self.duplicate_examples: list[tuple[bytes, int, int, str]] = []
+        self.readable: list[Path] = []  # the files, with .gz ones unpacked to temp files
+        self.fds: list[int] = []  # the readable files, open for pass 2's preads
+        self.line_numbers: dict[tuple[int, int], int] = {}
+        self._tmp_files: list[Path] = []
+
+    def index_membership(self, plan: MergePlan) -> None:
+        """Record which shard each custom_id was sent in (reads the shard files)."""
+        entries = self.index.entries
+        for pos, shard in enumerate(plan.shards):
+            if shard.path is None or not shard.path.exists():
+                plan.notes.append(
+                    f"shard {shard.index}: shard file missing; its requests count as unsharded"
+                )
+                continue
+            for _number, key in request_keys(shard.path):
+                if key not in entries:
+                    entries[key] = (pos + 1) << SHARD_SHIFT
+                    self.index.note_added(key)
+
+    def index_outputs(self, workers: int = 1) -> None:
+        """Read every output/error line once; keep only where each custom_id's line is.
+        With ``workers`` > 1 a big file's second half is indexed by a forked worker."""
+        from .parallel import index_in_two, second_half
+
+        for file_index, path in enumerate(self.files):
+            readable = self._seekable(path)
+            self.readable.append(readable)
+            cut = second_half(readable, self.index) if workers > 1 else None
+            if cut is not None:
+                index_in_two(self, file_index, path, readable, cut)
+                continue
+            with open(readable, "rb", buffering=0) as stream:
+                self.index_span(stream, file_index, path)
+        if self.index.spilled:
+            self.index.flush()
+        self.fds = [os.open(path, os.O_RDONLY) for path in self.readable]
+
+    def index_span(
+        self, stream: Any, file_index: int, path: Path, span: tuple[int, int, int] = (0, -1, 0)
+    ) -> None:
+        """The hot loop of pass 1, over 4 MB chunks of the file (or of ``span``: first byte,
+        end byte, lines before it): lines in the services' key order are recognised by a
+        regex without being copied or parsed; others are parsed. Broken JSON further in is
+        found in pass 2."""
+        index = self.index
+        budget = index.budget_bytes
+        entries = index.entries
+        fast_match = _FAST_OUTPUT.match
+        plain_match = _PLAIN_SUCCESS.match
+        file_bits = (file_index + 1) << FILE_SHIFT
+        plain_bits = file_bits | PLAIN | (_RANK_SUCCESS << RANK_SHIFT)
+        base, stop, number = span  # file offset of chunk[0], where to stop, lines so far
+        stream.seek(base)
+        remaining = stop - base if stop >= 0 else -1
+        rest = b""
+        while True:
+            data = stream.read(1 << 22 if remaining < 0 else min(1 << 22, remaining))
+            remaining -= len(data)
+            chunk = rest + data if rest else data
+            if not chunk:
+                break
+            end = chunk.rfind(b"\n") + 1 if data else len(chunk)
+            find = chunk.find
+            pos = 0
+            while pos < end:
+                line_end = find(b"\n", pos, end) + 1 or end
+                number += 1
+                found = plain_match(chunk, pos, line_end)
+                if found is not None and chunk.endswith(PLAIN_END, pos, line_end):
+                    key = found.group(1)
+                    bits = plain_bits
+                elif (found := fast_match(chunk, pos, line_end)) is not None and chunk.endswith(
+                    _CLOSED_LINE_ENDS, pos, line_end
+                ):
+                    key = found.group(1)
+                    rank = _RANK_SUCCESS if found.group(2) == b"200" else _RANK_FAILURE
+                    bits = file_bits | (rank << RANK_SHIFT)
+                else:
+                    parsed = self._parse_output(chunk[pos:line_end], number, path)
+                    if parsed is None:
+                        pos = line_end
+                        continue
+                    key, rank = parsed
+                    bits = file_bits | (rank << RANK_SHIFT)
+                packed = ((base + pos) << OFF_SHIFT) | ((line_end - pos) << LEN_SHIFT) | bits
+                old = entries.get(key)
+                if old is None:
+                    entries[key] = packed
+                    index.approx_bytes += ENTRY_BYTES + len(key)
+                    if index.approx_bytes > budget:
+                        index.flush()
+                        entries = index.entries
+                else:
+                    entries[key] = self._resolve(key, old, packed)
+                pos = line_end
+            self.progress(end)
+            base += end
+            rest = chunk[end:]
+
+    def _parse_output(self, raw: bytes, number: int, path: Path) -> tuple[bytes, int] | None:
+        """Key and rank of an output line the regex did not recognise."""
+        text = raw[3:] if number == 1 and raw.startswith(BOM) else raw
+        if text.isspace():
+            return None
+        try:
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            self.problems.add(
+                "invalid_output_line", f"not valid JSON: {exc}", where=f"{path}:{number}"
+            )
+            return None
+        cid = obj.get("custom_id") if type(obj) is dict else None
+        if type(cid) is not str:
+            self.problems.add(
+                "invalid_output_line",
+                "not an output line (no string custom_id)",
+                where=f"{path}:{number}",
+            )
+            return None
+        response = obj.get("response")
+        success = type(response) is dict and response.get("status_code") == 200
+        return key_of(cid), _RANK_SUCCESS if success else _RANK_FAILURE
+
+    def _resolve(self, key: bytes, old: int, new: int) -> int:
+        """Pick the winner of two entries for one custom_id and count the duplicate.
+
+        A success beats a failure; between equals the later one (later file, later line)
+        wins. Membership placeholders (no output line) only lend their shard.
+        """
+        if file_of(new) < 0:
+            return old
+        if file_of(old) < 0:
+            return new | (old & _SHARD_BITS)
+        rank_new, rank_old = (new >> RANK_SHIFT) & 3, (old >> RANK_SHIFT) & 3
+        winner, loser = (new, old) if rank_new >= rank_old else (old, new)
+        self.problems.counts["duplicate_output"] += 1
+        if len(self.duplicate_examples) < EXAMPLES:
+            reason = (
+                "a success beats a failure"
+                if rank_new != rank_old
+                else "between equals the later file/line wins"
+            )
+            self.duplicate_examples.append((key, winner, loser, reason))
+        return (winner & ~_SHARD_BITS) | (old & _SHARD_BITS)
+
+    def _seekable(self, path: Path) -> Path:
+        """A plain file to map (a ``.gz`` output is unpacked to a temp file)."""
+        if not path.exists():
+            raise InputError(f"{path}: no such file", hint="check the --output/--errors paths")
+        if not path.name.endswith(".gz"):
+            return path
+        fd, tmp = tempfile.mkstemp(prefix=".jsonl-batch-merge-", suffix=".jsonl")
+        self._tmp_files.append(Path(tmp))
+        with os.fdopen(fd, "wb") as out, gzip.open(path, "rb") as packed:
+            try:
+                shutil.copyfileobj(packed, out, 1 << 20)
+            except (OSError, EOFError) as exc:
+                raise InputError(f"{path}: cannot decompress: {exc}") from None
+        return Path(tmp)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+        self.index.close()
+        for tmp in self._tmp_files:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    def describe_duplicates(self) -> None:
+        """Report kept duplicate examples with file:line of both lines."""
+        for key, winner, loser, reason in self.duplicate_examples:
+            kept, dropped = self.where(winner), self.where(loser)
+            self.problems.examples.append(
+                Problem(
+                    "duplicate_output",
+                    f"custom_id appears more than once; kept {kept}, ignored {dropped} ({reason})",
+                    custom_id=text_of_key(key),
+                    where=kept,
+                )
+            )
+
+    def where(self, packed: int) -> str:
+        """``file:line`` of an entry's output line (found by ``locate``)."""
+        file_index = file_of(packed)
+        if file_index < 0:
+            return "?"
+        key = (file_index, packed >> OFF_SHIFT)
+        line = self.line_numbers.get(key)
+        return f"{self.files[file_index]}:{line}" if line else f"{self.files[file_index]}@{key[1]}"
+
+    def locate(self, packed_entries: list[int]) -> None:
+        """Find line numbers for the entries an example names: one pass per file involved."""
+        wanted: dict[int, set[int]] = {}
+        for packed in packed_entries:
+            if file_of(packed) >= 0:
+                wanted.setdefault(file_of(packed), set()).add(packed >> OFF_SHIFT)
+        for file_index, offsets in wanted.items():
+            for offset, line in _line_numbers(self.readable[file_index], offsets).items():
+                self.line_numbers[(file_index, offset)] = line
+
+
+def _line_numbers(path: Path, offsets: set[int]) -> dict[int, int]:
+    """1-based line numbers of the lines starting at the given byte offsets."""
+    targets = sorted(offsets)
+    found: dict[int, int] = {}
+    newlines = position = at = 0
+    with open(path, "rb") as stream:
+        while at < len(targets):
+            chunk = stream.read(1 << 20)
+            if not chunk:
+                break
+            end = position + len(chunk)
+            while at < len(targets) and targets[at] <= end:
+                found[targets[at]] = newlines + chunk.count(b"\n", 0, targets[at] - position) + 1
+                at += 1
+            newlines += chunk.count(b"\n")
+            position = end
+    return found

@@ -1,0 +1,642 @@
+"""Pass 2: stream the requests in input order, look each one up, write its row.
+
+The fast path (full rows, the usual case): a request line that starts with its custom_id
+is not parsed, and a success line as the services write it (``PLAIN`` in the index) is not
+parsed either: the row is assembled from byte spans of the output line (the response body
+and its usage block) and only the usage numbers and the model are read. Everything else
+(failures, other layouts, the text/embedding/csv formats, ``--include-request``,
+``--estimate``) parses the output line and serialises a dict: the same row. The fast path
+does not look inside the body, so a success line broken in the middle (but whole at both
+ends) is copied as it is rather than reported.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import io
+import itertools
+import os
+import queue
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..jsonl import BOM, open_binary
+from .index import (
+    FIELD16,
+    FILE_SHIFT,
+    LEN_MASK,
+    LEN_SHIFT,
+    OFF_SHIFT,
+    PLAIN,
+    PLAIN_END,
+    REQUEST_KEY,
+    USED,
+    Outputs,
+    file_of,
+    parse_request_key,
+    shard_of,
+    text_of_key,
+)
+from .outputs import add_usage, classify, embedding_of, request_model, text_of, usage_of
+from .plan import MergePlan
+from .summary import (
+    CANCELLED,
+    EXAMPLES,
+    EXPIRED,
+    FAILED,
+    MISSING,
+    PROBLEM_KINDS,
+    SUCCEEDED,
+    ErrorStat,
+    GroupSummary,
+    MergeResult,
+    Pricing,
+    Problem,
+    Problems,
+    Tally,
+    count_input,
+    price_tallies,
+    token_counter,
+)
+
+_CHUNK = 1 << 22  # bytes of requests read at once (one SQLite lookup per chunk when spilled)
+Span = tuple[int, int, int]  # a part of the source: first byte, end byte, lines before it
+# Status of a request with no output line, by the status of the batch (shard) it was in.
+_NEVER_CAME_BACK = {EXPIRED: EXPIRED, CANCELLED: CANCELLED}
+_FILE_BITS = FIELD16 << FILE_SHIFT
+_PLAIN_BITS = PLAIN | _FILE_BITS
+_BODY_START = len(b'"body":')
+_BODY_END = -len(PLAIN_END)
+# Chat completion usage as the services write it; other shapes (Responses, embeddings) take
+# the general path.
+_CHAT_USAGE = re.compile(
+    rb'\{"prompt_tokens":(\d+),"completion_tokens":(\d+),"total_tokens":\d+'
+    rb'(?:,"prompt_tokens_details":\{"cached_tokens":(\d+)[^{}]*\})?'
+    rb'(?:,"completion_tokens_details":\{"reasoning_tokens":(\d+)[^{}]*\})?\}'
+)
+# A success row: _ROW_START custom_id _ROW_LINE line _ROW_USAGE usage _ROW_RESPONSE body _ROW_END
+_ROW_START = b'{"custom_id":"'
+_ROW_LINE = b'","status":"succeeded","line":'
+_ROW_USAGE = b',"status_code":200,"error":null,"usage":'
+_ROW_RESPONSE = b',"response":'
+_ROW_END = b"}\n"
+CSV_COLUMNS = (
+    "custom_id",
+    "status",
+    "status_code",
+    "error_code",
+    "error_message",
+    "output",
+    "prompt_tokens",
+    "cached_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+)
+
+
+@dataclass(slots=True, frozen=True)
+class Options:
+    results_format: str
+    include_request: bool
+    should_retry: Callable[[str, int | None, str | None], bool]
+    deployment_map: dict[str, str]
+    pricing: Pricing
+
+
+def shard_ranges(plan: MergePlan) -> tuple[list[int], list[int], list[int]] | None:
+    """Sorted (first_line, last_line, shard position) when shards are cut in line order."""
+    shards = plan.shards
+    if not shards or plan.source is None:
+        return None
+    ranges = []
+    for pos, shard in enumerate(shards):
+        if not isinstance(shard.first_line, int) or not isinstance(shard.last_line, int):
+            return None
+        ranges.append((shard.first_line, shard.last_line, pos))
+    ranges.sort()
+    for (_, last, _), (first, _, _) in itertools.pairwise(ranges):
+        if first <= last:
+            return None  # overlapping ranges: shards were regrouped, not cut in order
+    return [r[0] for r in ranges], [r[1] for r in ranges], [r[2] for r in ranges]
+
+
+class Join:
+    """Joins every request to its output line and keeps the counts for the summary."""
+
+    def __init__(
+        self,
+        plan: MergePlan,
+        outputs: Outputs,
+        problems: Problems,
+        options: Options,
+        ranges: tuple[list[int], list[int], list[int]] | None,
+    ) -> None:
+        self.plan = plan
+        self.outputs = outputs
+        self.problems = problems
+        self.options = options
+        self.ranges = ranges
+        self.fast = (
+            options.results_format == "full"
+            and not options.include_request
+            and not options.pricing.estimate
+        )
+        self.shard_status = [shard.status for shard in plan.shards]
+        self.shard_error = [shard.error for shard in plan.shards]
+        self.total = GroupSummary("total")
+        self.groups = [
+            GroupSummary(
+                f"shard {shard.index}",
+                shard_status=shard.status,
+                manifest_input_tokens=shard.input_tokens,
+            )
+            for shard in plan.shards
+        ]
+        self.tallies: dict[tuple[int | None, str | None], Tally] = {}
+        self.models: dict[bytes, str] = {}  # model bytes of plain lines -> mapped name
+        self.error_stats: dict[str, ErrorStat] = {}
+        self.error_where: dict[str, int | str] = {}  # packed output entry, or file:line
+        self.bad_outputs: list[int] = []  # packed entries whose line is not JSON after all
+        self.counter = token_counter(options.deployment_map) if options.pricing.estimate else None
+        self.retry_count = 0
+        self.first_uses = 0  # outputs claimed by this join, and the sum of their keys' hashes
+        self.first_use_hash = 0
+        self.all_outputs_used = False  # set by a parallel run when the sums prove it
+        self.csv_buffer = io.StringIO()
+        self.csv_writer = csv.writer(self.csv_buffer, lineterminator="\n")
+
+    def _shard_of(self, number: int, raw: bytes) -> int | None:
+        """The shard a source line went to, from the manifest's line ranges (and the model,
+        where shards of several models overlap); None when there are no shards."""
+        candidates = [
+            pos
+            for pos, shard in enumerate(self.plan.shards)
+            if shard.first_line is not None
+            and shard.last_line is not None
+            and shard.first_line <= number <= shard.last_line
+        ]
+        if len(candidates) > 1:
+            try:
+                model = request_model(orjson.loads(raw))
+            except orjson.JSONDecodeError:
+                return None
+            candidates = [pos for pos in candidates if self.plan.shards[pos].model == model]
+        return candidates[0] if len(candidates) == 1 else None
+
+    def run(self, results: Any, retry: Any, span: Span | None = None) -> None:
+        """Join every request (or those in ``span`` of the source), writing rows to
+        ``results`` and lines to ``retry``."""
+        if self.options.results_format == "csv" and (span is None or span[0] == 0):
+            self.csv_writer.writerow(CSV_COLUMNS)
+        plan = self.plan
+        behind = _WriteBehind(results)
+        try:
+            if plan.source is not None:
+                self._join_file(plan.source, None, behind, retry, span)
+            else:
+                for pos, shard in enumerate(plan.shards):
+                    assert shard.path is not None
+                    self._join_file(shard.path, pos, behind, retry, None)
+        finally:
+            behind.close()
+
+    def _join_file(
+        self, path: Path, shard: int | None, results: Any, retry: Any, span: Span | None
+    ) -> None:
+        """Join a file (or a span of it) chunk by chunk; lines are never copied out unless
+        they are retried or parsed."""
+        start, stop, number = span or (0, -1, 0)
+        progress = self.outputs.progress
+        with open_binary(path) as stream:
+            if start:
+                stream.seek(start)
+            remaining = stop - start if stop >= 0 else -1
+            rest = b""
+            at = 0  # where the first line starts: after a BOM
+            while True:
+                size = _CHUNK if remaining < 0 else min(_CHUNK, remaining)
+                data = stream.read(size) if size else b""
+                remaining -= len(data)
+                if not data and not rest:
+                    break
+                chunk = rest + data if rest else data
+                if number == 0 and at == 0 and chunk.startswith(BOM):
+                    at = 3
+                cut = chunk.rfind(b"\n") + 1 if data else len(chunk)
+                if cut:
+                    rows, retries, number = self._join_block(chunk, at, cut, number, path, shard)
+                    results.write_raw(b"".join(rows))
+                    if retries:
+                        self.retry_count += len(retries)
+                        retry.write_raw(b"".join(retries))
+                    progress(cut - at)
+                rest, at = chunk[cut:], 0
+
+    def _join_block(
+        self, chunk: bytes, pos: int, end: int, number: int, path: Path, line_shard: int | None
+    ) -> tuple[list[bytes], list[bytes], int]:
+        """The hot loop, kept flat on purpose: one iteration per request line
+        ``chunk[pos:end]``; returns the row pieces, the retry lines, the last line number."""
+        index = self.outputs.index
+        match_key = REQUEST_KEY.match
+        spilled = index.spilled
+        if spilled:  # a chunk-sized copy of the entries, written back at the end
+            keys = []
+            line_at = pos
+            while line_at < end:
+                line_end = chunk.find(b"\n", line_at, end) + 1 or end
+                found_key = match_key(chunk, line_at, line_end)
+                keys.append(
+                    found_key.group(1)
+                    if found_key
+                    else parse_request_key(chunk[line_at:line_end])[0]
+                )
+                line_at = line_end
+            found = index.lookup_many([key for key in keys if key is not None])
+            changed: dict[bytes, int] = {}
+        else:
+            found = index.entries
+        fds = self.outputs.fds
+        pread = os.pread
+        fast = self.fast
+        problems = self.problems
+        counts = self.total.counts
+        groups = self.groups
+        ranges = self.ranges
+        models = self.models
+        chat_usage = _CHAT_USAGE.match
+        chat_numbers: dict[tuple[int | None, str], list[tuple[bytes, ...]]] = {}
+        numbers: list[tuple[bytes, ...]] = []
+        rows: list[bytes] = []  # pieces of rows, joined once per block
+        retries: list[bytes] = []
+        last_name, last_model = b'"', None  # the model of the last plain line
+        tally_model: str | None = None  # and the (model, shard) its numbers went to
+        tally_shard: int | None = None
+        succeeded = 0
+        find = chunk.find
+        first_uses = first_use_hash = 0
+        while pos < end:
+            line_end = find(b"\n", pos, end) + 1 or end
+            number += 1
+            found_key = match_key(chunk, pos, line_end)
+            if found_key is not None:
+                key = found_key.group(1)
+            else:
+                key, why = parse_request_key(chunk[pos:line_end])
+                if key is None:
+                    if why is not None:
+                        problems.add("invalid_input_line", why, where=f"{path}:{number}")
+                    pos = line_end
+                    continue
+            packed = found.get(key, 0)
+            if packed & USED:
+                problems.add(
+                    "duplicate_input",
+                    "custom_id appears more than once in the input; every copy gets the"
+                    " same result",
+                    custom_id=text_of_key(key),
+                    where=f"{path}:{number}",
+                )
+            elif packed & _FILE_BITS:
+                packed |= USED
+                found[key] = packed
+                first_uses += 1
+                first_use_hash += hash(key)
+                if spilled:
+                    changed[key] = packed
+            shard = line_shard
+            if groups and shard is None:
+                shard = shard_of(packed)
+                if shard is None and ranges is not None:
+                    shard = _shard_at(ranges, number)
+            if fast and packed & _PLAIN_BITS > PLAIN and found_key is not None:
+                data = pread(
+                    fds[((packed >> FILE_SHIFT) & FIELD16) - 1],
+                    (packed >> LEN_SHIFT) & LEN_MASK,
+                    packed >> OFF_SHIFT,
+                )
+                body = data.find(b'"body":{') + _BODY_START
+                at = data.rfind(b',"usage":{', body) + 9
+                model_at = data.find(b'"model":"', body) + 9
+                if model_at > 9 and data.startswith(last_name, model_at):
+                    model = last_model  # consecutive lines mostly share the model
+                else:
+                    name = data[model_at : data.find(b'"', model_at)]
+                    model = models.get(name)
+                    if model is None and model_at > 9:
+                        model = self._learn_model(name)
+                    if model is not None:
+                        last_name, last_model = name + b'"', model
+                if at > 9 and model is not None:
+                    if model is not tally_model or shard != tally_shard:
+                        tally_model, tally_shard = model, shard
+                        numbers = chat_numbers.get((shard, model))
+                        if numbers is None:
+                            numbers = chat_numbers[(shard, model)] = []
+                    usage = chat_usage(data, at)
+                    if usage is not None:
+                        numbers.append(usage.groups())
+                        succeeded += 1
+                        if shard is not None and groups:
+                            group = groups[shard]
+                            group.requests += 1
+                            group.counts[SUCCEEDED] += 1
+                        rows += (
+                            _ROW_START,
+                            key,
+                            _ROW_LINE,
+                            b"%d" % number,
+                            _ROW_USAGE,
+                            usage.group(),
+                            _ROW_RESPONSE,
+                            data[body:_BODY_END],
+                            _ROW_END,
+                        )
+                        pos = line_end
+                        continue
+            self._join_slow(key, chunk[pos:line_end], number, path, packed, shard, rows, retries)
+            pos = line_end
+        counts[SUCCEEDED] += succeeded
+        for tally_key, numbers in chat_numbers.items():
+            if numbers:
+                usage_total = self._tally(*tally_key).usage
+                prompt, completion, cached, reasoning = zip(*numbers, strict=True)
+                usage_total.prompt_tokens += sum(map(int, prompt))
+                usage_total.completion_tokens += sum(map(int, completion))
+                usage_total.cached_tokens += sum(map(int, filter(None, cached)))
+                usage_total.reasoning_tokens += sum(map(int, filter(None, reasoning)))
+        if spilled and changed:
+            index.store(changed)
+        self.first_uses += first_uses
+        self.first_use_hash += first_use_hash
+        return rows, retries, number
+
+    def _tally(self, shard: int | None, model: str | None) -> Tally:
+        tally = self.tallies.get((shard, model))
+        if tally is None:
+            tally = self.tallies[(shard, model)] = Tally()
+        return tally
+
+    def _learn_model(self, name: bytes) -> str | None:
+        """How a plain line's model is counted (deployment map applied); None: parse it."""
+        if not name or b"\\" in name:
+            return None
+        text = name.decode("utf-8", "surrogateescape")
+        self.models[name] = self.options.deployment_map.get(text, text)
+        return self.models[name]
+
+    def _join_slow(
+        self,
+        key: bytes,
+        raw: bytes,
+        number: int,
+        path: Path,
+        packed: int,
+        shard: int | None,
+        rows: list[bytes],
+        retries: list[bytes],
+    ) -> None:
+        """One request the general way: parse its output line, build the row as a dict."""
+        output: Any = None
+        file_index = file_of(packed)
+        if file_index >= 0:
+            offset = packed >> OFF_SHIFT
+            data = os.pread(self.outputs.fds[file_index], (packed >> LEN_SHIFT) & LEN_MASK, offset)
+            if offset == 0 and data.startswith(BOM):
+                data = data[3:]
+            try:
+                output = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                self.problems.counts["invalid_output_line"] += 1
+                self.bad_outputs.append(packed)
+        response = output.get("response") if output.__class__ is dict else None
+        body: Any = response.get("body") if response.__class__ is dict else None
+        http_status: int | None
+        if output.__class__ is dict:
+            outcome = classify(output)
+            status, http_status = outcome.status, outcome.http_status
+            code, message = outcome.code, outcome.message
+        else:
+            status = MISSING
+            http_status = code = message = None
+            origin = shard if shard is not None else self._shard_of(number, raw)
+            if origin is not None:
+                status = _NEVER_CAME_BACK.get(self.shard_status[origin], MISSING)
+                if self.shard_error[origin] is not None:  # the whole batch failed
+                    status = FAILED
+                    code, message = self.shard_error[origin]
+        self.total.counts[status] += 1
+        if shard is not None and self.groups:
+            group = self.groups[shard]
+            group.requests += 1
+            group.counts[status] += 1
+        cid = text_of_key(key)
+        if code is not None:
+            self._count_error(code, status, cid, message, packed, f"{path}:{number}")
+        usage = body.get("usage") if body.__class__ is dict else None
+        request: Any = None
+        if usage.__class__ is dict:
+            model = body.get("model")
+            if model.__class__ is not str or not model:
+                request = orjson.loads(raw)
+                model = request_model(request)
+            model = self.options.deployment_map.get(model, model)
+            tally = self._tally(shard, model)
+            add_usage(tally.usage, usage)
+            if self.counter is not None:
+                if request is None:
+                    request = orjson.loads(raw)
+                tally.estimated_input_tokens += count_input(self.counter, request)
+        else:
+            usage = None
+        if status != SUCCEEDED and self.options.should_retry(status, http_status, code):
+            retries.append(raw if raw.endswith(b"\n") else raw + b"\n")
+        if self.options.include_request and request is None:
+            request = orjson.loads(raw)
+        if self.options.results_format == "full":
+            row: dict[str, Any] = {
+                "custom_id": cid,
+                "status": status,
+                "line": number,
+                "status_code": http_status,
+                "error": None if code is None else {"code": code, "message": message},
+                "usage": usage,
+                "response": body if status == SUCCEEDED else None,
+            }
+            if self.options.include_request:
+                row["request"] = request
+            rows.append(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+        else:
+            rows.append(self._row(cid, status, http_status, code, message, body, usage, request))
+
+    def _count_error(
+        self,
+        code: str,
+        status: str,
+        cid: str,
+        message: str | None,
+        packed: int,
+        input_where: str,
+    ) -> None:
+        stat = self.error_stats.get(code)
+        if stat is not None:
+            stat.count += 1
+            return
+        self.error_stats[code] = ErrorStat(code, 1, status, cid, message, "")
+        self.error_where[code] = packed if packed else input_where
+
+    def _row(
+        self,
+        cid: str,
+        status: str,
+        http_status: int | None,
+        code: str | None,
+        message: str | None,
+        body: Any,
+        usage: dict[str, Any] | None,
+        request: Any,
+    ) -> bytes:
+        """A results row in the text, embedding or csv format."""
+        results_format = self.options.results_format
+        succeeded = status == SUCCEEDED
+        if results_format == "csv":
+            content = text_of(body) if succeeded else None
+            if succeeded and content is None and (vector := embedding_of(body)) is not None:
+                content = orjson.dumps(vector).decode()
+            numbers = usage_of(body) if usage is not None else None
+            self.csv_writer.writerow(
+                (
+                    cid,
+                    status,
+                    "" if http_status is None else http_status,
+                    code or "",
+                    message or "",
+                    "" if content is None else content,
+                    *(
+                        (
+                            numbers.prompt_tokens,
+                            numbers.cached_tokens,
+                            numbers.completion_tokens,
+                            numbers.reasoning_tokens,
+                        )
+                        if numbers is not None
+                        else ("", "", "", "")
+                    ),
+                )
+            )
+            text = self.csv_buffer.getvalue()
+            self.csv_buffer.seek(0)
+            self.csv_buffer.truncate()
+            return text.encode("utf-8")
+        row: dict[str, Any] = {"custom_id": cid, "status": status}
+        if results_format == "text":
+            row["text"] = text_of(body) if succeeded else None
+        else:
+            row["embedding"] = embedding_of(body) if succeeded else None
+        row["error"] = None if code is None else {"code": code, "message": message}
+        if request is not None:
+            row["request"] = request
+        return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+
+    def finish(self, results_path: Path, retry_path: Path) -> MergeResult:
+        """Report what pass 2 could not: unknown custom_ids, duplicates, costs."""
+        outputs = self.outputs
+        problems = self.problems
+        unknown: list[tuple[bytes, int]] = []
+        unused = () if self.all_outputs_used else outputs.index.unused_outputs()
+        for key, packed in unused:
+            problems.counts["unknown_custom_id"] += 1
+            if len(unknown) < EXAMPLES:
+                unknown.append((key, packed))
+        bad = self.bad_outputs[:EXAMPLES]
+        outputs.locate(
+            [packed for _, packed in unknown]
+            + bad
+            + [p for p in self.error_where.values() if isinstance(p, int)]
+            + [p for _, kept, lost, _ in outputs.duplicate_examples for p in (kept, lost)]
+        )
+        for packed in bad:
+            problems.examples.append(
+                Problem(
+                    "invalid_output_line",
+                    "not valid JSON; its request counts as missing",
+                    where=outputs.where(packed),
+                )
+            )
+        for key, packed in unknown:
+            problems.examples.append(
+                Problem(
+                    "unknown_custom_id",
+                    "output line for a custom_id that is not in the input",
+                    custom_id=text_of_key(key),
+                    where=outputs.where(packed),
+                )
+            )
+        for code, where in self.error_where.items():
+            self.error_stats[code].example_where = (
+                where if isinstance(where, str) else outputs.where(where)
+            )
+        outputs.describe_duplicates()
+        self.total.requests = sum(self.total.counts.values())
+        warnings: list[str] = []
+        price_tallies(self.tallies, self.total, self.groups, self.options.pricing, warnings)
+        examples = sorted(problems.examples, key=lambda p: PROBLEM_KINDS.index(p.kind))
+        return MergeResult(
+            results_path=results_path,
+            retry_path=retry_path if self.retry_count else None,
+            retry_count=self.retry_count,
+            total=self.total,
+            shards=self.groups,
+            errors=sorted(self.error_stats.values(), key=lambda s: (-s.count, s.code)),
+            problem_counts={kind: problems.counts[kind] for kind in PROBLEM_KINDS},
+            problems=examples,
+            notes=list(self.plan.notes),
+            warnings=warnings,
+            index_spilled=outputs.index.spilled,
+            output_files=[str(path) for path in outputs.files],
+        )
+
+
+class _WriteBehind:
+    """Writes blocks of rows in a thread: a merge writes about as many bytes as it reads, and
+    the write system calls (which release the GIL) then overlap the join on a second core."""
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+        self.blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._drain, name="merge-writer", daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        while (data := self.blocks.get()) is not None:
+            if self.error is None:
+                try:
+                    self.writer.write_raw(data)
+                except BaseException as exc:  # handed to the joining thread
+                    self.error = exc
+
+    def write_raw(self, data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self.blocks.put(data)
+
+    def close(self) -> None:
+        """Wait for every block to be written; re-raise a write error here."""
+        self.blocks.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _shard_at(ranges: tuple[list[int], list[int], list[int]], number: int) -> int | None:
+    firsts, lasts, positions = ranges
+    at = bisect.bisect_right(firsts, number) - 1
+    return positions[at] if at >= 0 and number <= lasts[at] else None

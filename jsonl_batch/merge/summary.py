@@ -1,0 +1,303 @@
+"""What a merge found: statuses, counts, usage and cost per shard, problems, the result.
+
+Costs are summed per (shard, model) first and priced once at the end: batch prices are
+linear in tokens, so this is exact and costs nothing per line.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import JsonlBatchError
+
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+EXPIRED = "expired"
+CANCELLED = "cancelled"
+MISSING = "missing"
+STATUSES = (SUCCEEDED, FAILED, EXPIRED, CANCELLED, MISSING)
+NOT_SUCCEEDED = (FAILED, EXPIRED, CANCELLED, MISSING)
+
+RESULTS_FORMATS = ("full", "text", "embedding", "csv")
+DEFAULT_RETRY_ON = NOT_SUCCEEDED
+DEFAULT_MEMORY_MB = 160
+EXAMPLES = 20  # examples kept per kind of problem; counts are always exact
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token totals; reasoning tokens are part of completion tokens, as the API counts them."""
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    def add(self, other: Usage) -> None:
+        self.prompt_tokens += other.prompt_tokens
+        self.cached_tokens += other.cached_tokens
+        self.completion_tokens += other.completion_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "cached_tokens": self.cached_tokens,
+            "completion_tokens": self.completion_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass(slots=True)
+class Cost:
+    """Actual cost at batch prices, next to the estimate for the same requests."""
+
+    actual_usd: float | None = 0.0
+    actual_input_usd: float | None = 0.0
+    estimated_input_usd: float | None = None
+    estimated_input_tokens: int | None = None
+    unpriced_models: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "actual_usd": _round(self.actual_usd),
+            "actual_input_usd": _round(self.actual_input_usd),
+            "estimated_input_usd": _round(self.estimated_input_usd),
+            "estimated_input_tokens": self.estimated_input_tokens,
+            "unpriced_models": sorted(self.unpriced_models),
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 9)
+
+
+@dataclass(slots=True)
+class ErrorStat:
+    """How often one error code occurred, with one example."""
+
+    code: str
+    count: int
+    status: str
+    example_custom_id: str
+    example_message: str | None
+    example_where: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "count": self.count,
+            "status": self.status,
+            "example": {
+                "custom_id": self.example_custom_id,
+                "message": self.example_message,
+                "where": self.example_where,
+            },
+        }
+
+
+@dataclass(slots=True)
+class GroupSummary:
+    """Counts, usage and cost for one shard, or for everything."""
+
+    name: str
+    requests: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
+    usage: Usage = field(default_factory=Usage)
+    cost: Cost = field(default_factory=Cost)
+    shard_status: str | None = None
+    manifest_input_tokens: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "requests": self.requests,
+            "counts": dict(self.counts),
+            "usage": self.usage.to_dict(),
+            "cost": self.cost.to_dict(),
+        }
+        if self.shard_status is not None:
+            out["shard_status"] = self.shard_status
+        if self.manifest_input_tokens is not None:
+            out["manifest_input_tokens"] = self.manifest_input_tokens
+        return out
+
+
+@dataclass(slots=True)
+class Problem:
+    """Something the merge noticed and reports instead of dropping silently."""
+
+    kind: str  # unknown_custom_id, duplicate_output, invalid_output_line, ...
+    message: str
+    custom_id: str | None = None
+    where: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "custom_id": self.custom_id,
+            "where": self.where,
+        }
+
+
+PROBLEM_KINDS = (
+    "invalid_output_line",
+    "unknown_custom_id",
+    "duplicate_output",
+    "duplicate_input",
+    "invalid_input_line",
+)
+
+
+@dataclass(slots=True)
+class MergeResult:
+    """What ``merge`` wrote and found. ``ok`` is True when every request succeeded."""
+
+    results_path: Path
+    retry_path: Path | None
+    retry_count: int
+    total: GroupSummary
+    shards: list[GroupSummary]
+    errors: list[ErrorStat]
+    problem_counts: dict[str, int]
+    problems: list[Problem]  # up to EXAMPLES per kind
+    notes: list[str]
+    warnings: list[str]
+    index_spilled: bool = False
+    output_files: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.total.counts[SUCCEEDED] == self.total.requests
+            and not self.problem_counts.get("invalid_output_line")
+            and not self.problem_counts.get("unknown_custom_id")
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "results": str(self.results_path),
+            "retry": str(self.retry_path) if self.retry_path else None,
+            "retry_requests": self.retry_count,
+            "requests": self.total.requests,
+            "counts": dict(self.total.counts),
+            "usage": self.total.usage.to_dict(),
+            "cost": self.total.cost.to_dict(),
+            "errors": [stat.to_dict() for stat in self.errors],
+            "shards": [shard.to_dict() for shard in self.shards],
+            "problem_counts": dict(self.problem_counts),
+            "problems": [problem.to_dict() for problem in self.problems],
+            "notes": list(self.notes),
+            "warnings": list(self.warnings),
+            "index_spilled": self.index_spilled,
+            "output_files": list(self.output_files),
+        }
+
+
+class Problems:
+    """Counts every problem, keeps the first few of each kind."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.examples: list[Problem] = []
+
+    def add(
+        self, kind: str, message: str, custom_id: str | None = None, where: str | None = None
+    ) -> None:
+        self.counts[kind] += 1
+        if self.counts[kind] <= EXAMPLES:
+            self.examples.append(Problem(kind, message, custom_id, where))
+
+
+@dataclass(slots=True, frozen=True)
+class Pricing:
+    """How to price: the table (or its path), where the batch ran, and whether to estimate."""
+
+    prices: Any
+    target: str
+    region: str
+    estimate: bool
+
+
+@dataclass(slots=True)
+class Tally:
+    """Token sums of one (shard, model), priced once at the end."""
+
+    usage: Usage = field(default_factory=Usage)
+    estimated_input_tokens: int = 0
+
+
+def token_counter(deployment_map: dict[str, str]) -> Any:
+    from ..tokens import TokenCounter
+
+    return TokenCounter(deployment_map)
+
+
+def count_input(counter: Any, request: dict[str, Any]) -> int:
+    try:
+        return int(counter.count_line(request).input_tokens)
+    except JsonlBatchError:
+        return 0
+
+
+def price_tallies(
+    tallies: dict[tuple[int | None, str | None], Tally],
+    total: GroupSummary,
+    groups: list[GroupSummary],
+    pricing: Pricing,
+    warnings: list[str],
+) -> None:
+    """Sum usage per group and price it once per model (prices are linear in tokens).
+
+    A model with no price is left out of the cost totals, named in ``unpriced_models`` and
+    in a warning; it never fails the merge.
+    """
+    from ..pricing import PriceTable
+
+    summaries = [total, *groups]
+    if pricing.estimate:
+        for summary in summaries:
+            summary.cost.estimated_input_usd = 0.0
+            summary.cost.estimated_input_tokens = 0
+    if not tallies:
+        return
+    prices = pricing.prices
+    table = prices if isinstance(prices, PriceTable) else PriceTable.load(prices)
+    unpriced: set[str] = set()
+    for (shard, model), tally in tallies.items():
+        targets = [total] + ([groups[shard]] if shard is not None and groups else [])
+        for summary in targets:
+            summary.usage.add(tally.usage)
+        try:
+            price = table.lookup(model or "", region=pricing.region, target=pricing.target)
+        except JsonlBatchError:
+            name = model or "(no model)"
+            unpriced.add(name)
+            for summary in targets:
+                summary.cost.unpriced_models = sorted({*summary.cost.unpriced_models, name})
+            continue
+        usage = tally.usage
+        actual_input = price.cost(usage.prompt_tokens, 0, usage.cached_tokens, batch=True)
+        actual = price.cost(
+            usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, batch=True
+        )
+        estimated = price.cost(tally.estimated_input_tokens, 0, batch=True)
+        for summary in targets:
+            cost = summary.cost
+            cost.actual_usd = (cost.actual_usd or 0.0) + actual
+            cost.actual_input_usd = (cost.actual_input_usd or 0.0) + actual_input
+            if cost.estimated_input_tokens is not None and cost.estimated_input_usd is not None:
+                cost.estimated_input_tokens += tally.estimated_input_tokens
+                cost.estimated_input_usd += estimated
+    for name in sorted(unpriced):
+        warnings.append(f"no batch price for model {name}: its cost is left out of the totals")
