@@ -26,6 +26,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[bench]'  # DuckDB, the merge baseline
 	$(BIN)/python -m benchmarks.run
 
 schemas: $(STAMP)
