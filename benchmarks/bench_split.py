@@ -4,11 +4,8 @@ not grow with the file; with validation it grows only with the number of custom_
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,7 @@ from jsonl_batch.split import split_file
 from jsonl_batch.tokens import TokenCounter
 from jsonl_batch.validate import validate_file
 
-from ._util import row, throughput
+from ._util import peak_rss_mb, row, throughput
 from .generate import generate_requests
 
 MODELS = ("gpt-4o-batch", "gpt-4o-mini-batch", "gpt-4.1-batch")
@@ -47,25 +44,14 @@ def count_tokens(source: Path, warm_up: bool = False) -> int:
 
 
 def child_peak_rss_mb(source: Path, out_dir: Path, validate: bool) -> float:
-    """Peak RSS (MB) of a fresh process splitting ``source``.
-
-    Read from ``VmHWM`` in /proc/self/status: unlike ``ru_maxrss``, it starts afresh at exec
-    and so does not inherit the (large) benchmark parent's peak.
-    """
-    code = (
-        "import shutil, resource\n"
+    """Peak RSS (MB) of a fresh process splitting ``source``."""
+    return peak_rss_mb(
+        "import shutil\n"
         "from jsonl_batch.split import split_file\n"
         f"split_file({str(source)!r}, {str(out_dir)!r}, max_requests={MAX_REQUESTS}, "
         f"validate={validate})\n"
-        f"shutil.rmtree({str(out_dir)!r})\n"
-        "try:\n"
-        "    status = open('/proc/self/status').read().split('VmHWM:')[1]\n"
-        "    print(int(status.split()[0]) / 1024)\n"
-        "except (OSError, IndexError):\n"
-        "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        f"shutil.rmtree({str(out_dir)!r})"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def run(tmpdir: Path, lines: int = 100_000) -> list[dict[str, Any]]:
