@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import click
 
 from ..merge import DEFAULT_MEMORY_MB, RESULTS_FORMATS, Cost, MergeResult, merge, plan_merge
-from ..tokens import parse_deployment_map
-from ._common import echo_json, format_option, handle_errors, progress_bar, target_option
+from ._common import (
+    deployment_map_options,
+    echo_json,
+    format_option,
+    handle_errors,
+    prices_option,
+    progress_bar,
+    read_deployment_map,
+    region_option,
+    target_option,
+)
 
 
 @click.command("merge")
@@ -58,32 +66,9 @@ from ._common import echo_json, format_option, handle_errors, progress_bar, targ
     "status (429) or class (4xx, 5xx), or an error code [default: all four statuses].",
 )
 @target_option
-@click.option(
-    "--region",
-    type=click.Choice(["global", "data-zone"]),
-    default="global",
-    show_default=True,
-    help="Azure deployment type the batch ran on (prices differ).",
-)
-@click.option(
-    "--deployment-map",
-    "deployment_items",
-    multiple=True,
-    metavar="NAME=MODEL",
-    help="Azure deployment name -> the model it serves (repeatable), to price outputs that "
-    "name the deployment (Responses API) or no model.",
-)
-@click.option(
-    "--deployment-map-file",
-    type=click.Path(exists=True, dir_okay=False),
-    help="A file of NAME=MODEL lines or a JSON object {name: model}.",
-)
-@click.option(
-    "--prices",
-    "prices_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Price table: our prices.json or LiteLLM's model_prices_and_context_window.json.",
-)
+@region_option
+@deployment_map_options
+@prices_option
 @click.option(
     "--estimate",
     is_flag=True,
@@ -158,9 +143,7 @@ def merge_command(
         raise click.UsageError("give JOB or --input FILE (one of them)")
     source = job or input_path
     assert source is not None
-    deployment_map = parse_deployment_map(list(deployment_items))
-    if deployment_map_file:
-        deployment_map = {**parse_deployment_map(Path(deployment_map_file)), **deployment_map}
+    deployment_map = read_deployment_map(deployment_items, deployment_map_file)
     if target == "openai" and region != "global":
         raise click.UsageError("--region applies to Azure targets only")
     plan = plan_merge(source, outputs, errors)
