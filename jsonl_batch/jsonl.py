@@ -176,7 +176,7 @@ def _make_line(number: int, offset: int, raw: bytes, parse: bool) -> Line:
             notices.append(kind)
             return Line(number, offset, raw, None, message, tuple(notices))
         # Keep the last value, as most JSON parsers (and the services) do.
-        obj = orjson.loads(text)
+        obj = jiter.from_json(text, allow_inf_nan=False, cache_mode=False)
         key = message.split('"')[1] if '"' in message else "?"
         notices += [DUPLICATE_KEY, f"{DUPLICATE_KEY}:{key}"]
     if type(obj) is not dict:
