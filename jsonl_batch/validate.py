@@ -79,6 +79,7 @@ RULES: dict[str, tuple[Severity, str]] = {
 }
 
 MAX_CUSTOM_ID_LENGTH = 64
+_PROGRESS_BYTES = 1 << 20
 _TOP_LEVEL_KEYS = frozenset({"custom_id", "method", "url", "body"})
 # Union member tags pydantic puts into error locations; not part of the JSON path.
 _UNION_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
@@ -237,7 +238,6 @@ class Validator:
         """Check one line (in file order)."""
         report = self.report
         report.bytes += len(line.raw)
-        self._last_line = line
         if self._fast is not None and self._fast_accepts(line):
             report.requests += 1
             if report.requests > self.profile.max_requests or report.bytes > self.profile.max_bytes:
@@ -278,6 +278,9 @@ class Validator:
             self._limit_lines["bytes"] = number
 
     def _check_slowly(self, line: Line) -> None:
+        # Only a line that takes this path can lack its final newline (fast lines have no
+        # notices), so this is where finish() looks for it.
+        self._last_line = line
         report = self.report
         number = line.number
         notices = line.notices
@@ -540,13 +543,19 @@ def validate_file(
     validator = Validator(
         source_name(source), target, max_errors=max_errors, token_check=token_check
     )
+    pending = 0  # bytes not yet reported to on_progress (reported per MiB, not per line)
     for line in read_lines(source):
         validator.check(line)
         if on_progress is not None:
-            on_progress(len(line.raw))
-        if validator.stopped:
+            pending += len(line.raw)
+            if pending >= _PROGRESS_BYTES:
+                on_progress(pending)
+                pending = 0
+        if max_errors is not None and validator.stopped:
             validator.report.truncated = True
             break
+    if on_progress is not None and pending:
+        on_progress(pending)
     return validator.finish()
 
 
