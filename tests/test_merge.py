@@ -748,3 +748,34 @@ def test_parallel_workers_write_exactly_what_a_serial_run_writes(
         "retry": "",
     }
     assert not list((tmp_path / "p").glob(".jsonl-batch-merge-*"))
+
+
+@pytest.mark.parametrize("read_size", [700, 2500])
+def test_reads_shorter_than_a_line_give_the_same_results(
+    tmp_path: Path, read_size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both passes read in chunks and re-read the line a chunk cut; lines longer than a chunk,
+    a BOM and parts of a parallel run must not change a byte."""
+    from jsonl_batch.merge import index, join, parallel
+
+    ids = [f"id-{i:04d}" for i in range(200)]
+    inputs = [request(i, content="x" * (n * 37 % 1500)) for n, i in enumerate(ids)]
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\xef\xbb\xbf" + write(tmp_path / "raw.jsonl", *inputs).read_bytes())
+    outputs = [success(i, text="y" * (n * 53 % 1800)) for n, i in enumerate(ids[::2])]
+    output = write(tmp_path / "out.jsonl", *reversed(outputs), b"{broken\n")
+    errors = write(tmp_path / "err.jsonl", *(http_error(i) for i in ids[1::4]))
+    expected = merge(source, [output], [errors], workers=1, out_dir=tmp_path / "a")
+    monkeypatch.setattr(join, "_CHUNK", read_size)
+    monkeypatch.setattr(index, "_READ", read_size)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)  # pass 1 in two parts as well
+    for workers in (1, 2):
+        got = merge(source, [output], [errors], workers=workers, out_dir=tmp_path / f"{workers}")
+        for name in ("in.results.jsonl", "in.retry.jsonl"):
+            assert (tmp_path / f"{workers}" / name).read_bytes() == (
+                tmp_path / "a" / name
+            ).read_bytes()
+        assert got.to_dict() | {"results": "", "retry": ""} == expected.to_dict() | {
+            "results": "",
+            "retry": "",
+        }

@@ -45,6 +45,7 @@ _SHARD_BITS = FIELD16 << SHARD_SHIFT
 _RANK_SUCCESS, _RANK_FAILURE = 2, 1
 # Approximate bytes one dict entry costs (key object + int + dict slot), measured.
 ENTRY_BYTES = 125
+_READ = 1 << 22  # bytes of output read at once
 _SPLIT = 1 << 48  # SQLite integers are 64-bit: store packed as (hi, lo)
 
 # Output and request lines as the services and SDKs write them start with these keys in this
@@ -277,7 +278,7 @@ class Outputs:
         remaining = stop - base if stop >= 0 else -1
         rest = b""
         while True:
-            data = stream.read(1 << 22 if remaining < 0 else min(1 << 22, remaining))
+            data = stream.read(_READ if remaining < 0 else min(_READ, remaining))
             remaining -= len(data)
             chunk = rest + data if rest else data
             if not chunk:
@@ -318,7 +319,12 @@ class Outputs:
                 pos = line_end
             self.progress(end)
             base += end
-            rest = chunk[end:]
+            if end and data and end < len(chunk):  # read the cut line again: no chunk copy
+                stream.seek(end - len(chunk), os.SEEK_CUR)
+                remaining += len(chunk) - end if remaining >= 0 else 0
+                rest = b""
+            else:
+                rest = chunk[end:]
 
     def _parse_output(self, raw: bytes, number: int, path: Path) -> tuple[bytes, int] | None:
         """Key and rank of an output line the regex did not recognise."""

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from ..jsonl import BOM, open_binary
+from ..jsonl import BOM, AtomicWriter, open_binary
 from .index import (
     FIELD16,
     FILE_SHIFT,
@@ -66,6 +66,7 @@ from .summary import (
     token_counter,
 )
 
+_KICK_BYTES = 64 << 20  # results written between two starts of the disk write-back
 _CHUNK = 1 << 22  # bytes of requests read at once (one SQLite lookup per chunk when spilled)
 Span = tuple[int, int, int]  # a part of the source: first byte, end byte, lines before it
 # Status of a request with no output line, by the status of the batch (shard) it was in.
@@ -81,12 +82,11 @@ _CHAT_USAGE = re.compile(
     rb'(?:,"prompt_tokens_details":\{"cached_tokens":(\d+)[^{}]*\})?'
     rb'(?:,"completion_tokens_details":\{"reasoning_tokens":(\d+)[^{}]*\})?\}'
 )
-# A success row: _ROW_START custom_id _ROW_LINE line _ROW_USAGE usage _ROW_RESPONSE body _ROW_END
-_ROW_START = b'{"custom_id":"'
-_ROW_LINE = b'","status":"succeeded","line":'
-_ROW_USAGE = b',"status_code":200,"error":null,"usage":'
-_ROW_RESPONSE = b',"response":'
-_ROW_END = b"}\n"
+# A success row, filled with the custom_id, the line number, the usage and the body as they are
+_ROW = (
+    b'{"custom_id":"%b","status":"succeeded","line":%d,"status_code":200,"error":null,'
+    b'"usage":%b,"response":%b}\n'
+)
 CSV_COLUMNS = (
     "custom_id",
     "status",
@@ -215,6 +215,7 @@ class Join:
         start, stop, number = span or (0, -1, 0)
         progress = self.outputs.progress
         with open_binary(path) as stream:
+            plain = isinstance(stream, io.BufferedReader)  # a file, not gzip or a pipe
             if start:
                 stream.seek(start)
             remaining = stop - start if stop >= 0 else -1
@@ -237,7 +238,13 @@ class Join:
                         self.retry_count += len(retries)
                         retry.write_raw(b"".join(retries))
                     progress(cut - at)
-                rest, at = chunk[cut:], 0
+                left = len(chunk) - cut
+                if cut and left and data and plain:
+                    stream.seek(-left, io.SEEK_CUR)  # read the cut line again: no chunk copy
+                    remaining += left if remaining >= 0 else 0
+                    rest, at = b"", 0
+                else:
+                    rest, at = chunk[cut:], 0
 
     def _join_block(
         self, chunk: bytes, pos: int, end: int, number: int, path: Path, line_shard: int | None
@@ -348,17 +355,7 @@ class Join:
                             group = groups[shard]
                             group.requests += 1
                             group.counts[SUCCEEDED] += 1
-                        rows += (
-                            _ROW_START,
-                            key,
-                            _ROW_LINE,
-                            b"%d" % number,
-                            _ROW_USAGE,
-                            usage.group(),
-                            _ROW_RESPONSE,
-                            data[body:_BODY_END],
-                            _ROW_END,
-                        )
+                        rows.append(_ROW % (key, number, usage.group(), data[body:_BODY_END]))
                         pos = line_end
                         continue
             self._join_slow(key, chunk[pos:line_end], number, path, packed, shard, rows, retries)
@@ -606,20 +603,35 @@ class Join:
 
 class _WriteBehind:
     """Writes blocks of rows in a thread: a merge writes about as many bytes as it reads, and
-    the write system calls (which release the GIL) then overlap the join on a second core."""
+    the write system calls (which release the GIL) then overlap the join on a second core.
+
+    Under a plain ``AtomicWriter`` the blocks go to its file directly: its ``write_raw``
+    counts lines while holding the GIL the join needs (nothing reads that count here). And
+    every ``_KICK_BYTES`` the disk write-back is started, so that the final fsync has little
+    left to wait for."""
 
     def __init__(self, writer: Any) -> None:
         self.writer = writer
+        self.fd = -1
+        file = getattr(writer, "_file", None)  # (needs a public AtomicWriter.write_unnumbered)
+        if isinstance(writer, AtomicWriter) and file is not None and writer._stream is file:
+            self.writer = _PlainWriter(writer, file)
+            self.fd = file.fileno()
         self.blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._drain, name="merge-writer", daemon=True)
         self.thread.start()
 
     def _drain(self) -> None:
+        unsynced = 0
         while (data := self.blocks.get()) is not None:
             if self.error is None:
                 try:
                     self.writer.write_raw(data)
+                    unsynced += len(data)
+                    if unsynced >= _KICK_BYTES and self.fd >= 0:
+                        unsynced = 0
+                        os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)
                 except BaseException as exc:  # handed to the joining thread
                     self.error = exc
 
@@ -634,6 +646,18 @@ class _WriteBehind:
         self.thread.join()
         if self.error is not None:
             raise self.error
+
+
+class _PlainWriter:
+    """An ``AtomicWriter``'s plain file, written without counting lines."""
+
+    def __init__(self, writer: AtomicWriter, file: Any) -> None:
+        self.atomic = writer
+        self.file = file
+
+    def write_raw(self, data: bytes) -> None:
+        self.file.write(data)
+        self.atomic.bytes += len(data)
 
 
 def _shard_at(ranges: tuple[list[int], list[int], list[int]], number: int) -> int | None:

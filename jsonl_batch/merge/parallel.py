@@ -4,15 +4,17 @@ Pass 1: a forked worker indexes the second half of a big output file and sends i
 back; they are added with the same duplicate rules, as if read here. Pass 2: the request
 file is cut into parts at line ends; this process joins the first part straight into the
 results, forked workers (sharing the index copy-on-write) join the others into part files
-and send back their counts; the parts are appended in input order, so the results are
-byte-identical to a one-process run.
+and send back their counts; the parts are appended in input order (each while its worker
+is still writing it), so the results are byte-identical to a one-process run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import marshal
 import os
 import pickle
+import select
 import shutil
 import signal
 import sys
@@ -51,8 +53,9 @@ def input_spans(path: Path, workers: int) -> list[Span] | None:
     cuts = [0]
     with open(path, "rb") as stream:
         for part in range(1, workers):
-            # the first part, joined here, is a little longer: workers also count lines first
-            stream.seek(max(size * part // workers + size // 50, cuts[-1]))
+            # the first part, joined here, is a little shorter: this process then appends
+            # the workers' parts as they grow (workers count the lines before theirs first)
+            stream.seek(max(size * part // workers - size // 100, cuts[-1]))
             stream.readline()
             cuts.append(min(stream.tell(), size))
     cuts.append(size)
@@ -71,7 +74,7 @@ def second_half(path: Path, index: OutputIndex) -> int | None:
         lines = sample.count(b"\n") or 1
         if (size * lines // len(sample)) * (ENTRY_BYTES + 16) > index.budget_bytes:
             return None
-        stream.seek(size * 47 // 100)  # the worker also counts lines and sends its index
+        stream.seek(size * 53 // 100)  # the worker also sends its index back
         stream.readline()
         cut = stream.tell()
     return cut if cut < size else None
@@ -87,16 +90,25 @@ def index_in_two(outputs: Outputs, file_index: int, path: Path, readable: Path, 
         status = 0
         try:
             outputs.index.entries = {}
+            approx_bytes = outputs.index.approx_bytes
             outputs.index.budget_bytes = 1 << 62  # second_half checked that it fits
             outputs.problems = Problems()
             outputs.duplicate_examples = []
             outputs.progress = lambda _n: None
             with open(readable, "rb", buffering=0) as stream:
-                span = (cut, -1, _count_lines(readable, cut))
-                outputs.index_span(stream, file_index, path, span)
+                # line numbers only name problems: count the lines before the cut only then
+                # (1, not 0, lines before it: only line 1 may start with a BOM)
+                outputs.index_span(stream, file_index, path, (cut, -1, 1))
+                if outputs.problems.examples:
+                    outputs.index.entries = {}
+                    outputs.index.approx_bytes = approx_bytes
+                    outputs.problems = Problems()
+                    outputs.duplicate_examples = []
+                    span = (cut, -1, _count_lines(readable, cut))
+                    outputs.index_span(stream, file_index, path, span)
             payload = pickle.dumps(
                 (
-                    outputs.index.entries,
+                    marshal.dumps(outputs.index.entries),  # 10x faster than pickle for this
                     outputs.problems.counts,
                     outputs.problems.examples,
                     outputs.duplicate_examples,
@@ -122,9 +134,13 @@ def index_in_two(outputs: Outputs, file_index: int, path: Path, readable: Path, 
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
     part = pickle.loads(data) if data else "a worker died"
+    del data  # peak memory: only one copy of the worker's entries at a time
     if isinstance(part, str):
         raise MergeError(f"merge worker failed: {part}")
-    theirs, counts, examples, duplicates, their_bytes = part
+    packed_entries, counts, examples, duplicates, their_bytes = part
+    part = None
+    theirs = marshal.loads(packed_entries)
+    del packed_entries
     index = outputs.index
     entries = index.entries
     for key in entries.keys() & theirs.keys():  # usually none: settle them first
@@ -163,6 +179,8 @@ def run_parallel(
         join.run(results, retry, spans[0])
         expected = _expected_uses(join)  # while the workers finish
         for number, (pid, read_end) in enumerate(workers, start=1):
+            part = folder / str(number) / "results"
+            copied = _follow(results, part, read_end)
             with os.fdopen(read_end, "rb") as pipe:
                 data = pipe.read()
             os.waitpid(pid, 0)
@@ -170,7 +188,7 @@ def run_parallel(
             payload = pickle.loads(data) if data else {"error": "a worker died"}
             if "error" in payload:
                 raise MergeError(f"merge worker failed: {payload['error']}")
-            _append_file(results, folder / str(number) / "results")
+            _append_file(results, part, copied)
             _append_file(retry, folder / str(number) / "retry")
             _absorb(join, payload)
             join.outputs.progress(spans[number][1] - spans[number][0])
@@ -221,14 +239,17 @@ def _worker(make_join: Callable[[], Join], span: Span, folder: Path, write_end: 
 
 
 def _count_lines(path: Path, end: int) -> int:
+    """Lines before byte ``end``, read into one reused buffer (no 4 MB allocation a read)."""
     lines = position = 0
+    buffer = bytearray(1 << 22)
+    view = memoryview(buffer)
     with open(path, "rb", buffering=0) as stream:
         while position < end:
-            chunk = stream.read(min(1 << 22, end - position))
-            if not chunk:
+            size = stream.readinto(view[: min(1 << 22, end - position)])
+            if not size:
                 break
-            lines += chunk.count(b"\n")
-            position += len(chunk)
+            lines += buffer.count(b"\n", 0, size)
+            position += size
     return lines
 
 
@@ -279,24 +300,46 @@ def _absorb(join: Join, part: dict[str, Any]) -> None:
     join.first_use_hash += part["first_use_hash"]
 
 
-def _append_file(writer: AtomicWriter, path: Path) -> None:
-    """Append a part file to the writer's temporary file with an in-kernel copy: as fast as
-    the disk, and no pass of the bytes through this process. Results are never gzipped, so
-    the writer's file is the plain file it renames into place."""
+def _follow(writer: AtomicWriter, path: Path, pipe: int) -> int:
+    """Append a running worker's part file as it grows, until the worker reports (its part
+    is then complete): the copy overlaps the worker's join instead of following it. Returns
+    the bytes appended. A file's bytes below its size are written, so a copy up to the size
+    read just before is safe."""
+    assert writer._file is not None
+    target = writer._file.fileno()
+    copied = 0
+    while not select.select([pipe], [], [], 0.02)[0]:
+        with contextlib.suppress(FileNotFoundError):  # the worker has not opened it yet
+            size = path.stat().st_size
+            if size - copied >= 1 << 22:
+                _append_file(writer, path, copied, size)
+                copied = size
+                # start the disk write-back: the final fsync has less to wait for
+                os.posix_fadvise(target, 0, 0, os.POSIX_FADV_DONTNEED)
+    return copied
+
+
+def _append_file(writer: AtomicWriter, path: Path, start: int = 0, end: int = -1) -> None:
+    """Append bytes ``start`` to ``end`` (default: to the end) of a part file to the writer's
+    temporary file with an in-kernel copy: as fast as the disk, and no pass of the bytes
+    through this process. Results are never gzipped, so the writer's file is the plain file
+    it renames into place."""
     target = writer._file  # (needs a public AtomicWriter.append_file)
     assert target is not None and writer._stream is target
     target.flush()
     with open(path, "rb", buffering=0) as part:
-        left = os.fstat(part.fileno()).st_size
-        while left > 0:
+        if end < 0:
+            end = os.fstat(part.fileno()).st_size
+        at = start
+        while at < end:
             try:
-                copied = os.copy_file_range(part.fileno(), target.fileno(), left)
+                copied = os.copy_file_range(part.fileno(), target.fileno(), end - at, at)
             except OSError:  # a file system without copy_file_range: copy through a buffer
-                copied = os.sendfile(target.fileno(), part.fileno(), None, left)
+                copied = os.sendfile(target.fileno(), part.fileno(), at, end - at)
             if copied == 0:
                 break
-            left -= copied
-    writer.bytes += os.path.getsize(path)
+            at += copied
+    writer.bytes += end - start
 
 
 def _expected_uses(join: Join) -> tuple[int, int]:
