@@ -269,15 +269,42 @@ class AtomicWriter:
             self.abort()
 
     def write_raw(self, data: bytes) -> None:
-        """Write bytes as they are (already a complete line, or several)."""
+        """Write bytes as they are (already a complete line, or several). Counts bytes
+        only: scanning every block for newlines would cost the big writers (merge) time."""
         assert self._stream is not None, "writer is not open"
         self._stream.write(data)
         self.bytes += len(data)
-        self.lines += data.count(b"\n")
 
     def write(self, obj: Any) -> None:
-        """Write one object as one line."""
+        """Write one object as one line (counted in ``lines``)."""
         self.write_raw(dumps_line(obj))
+        self.lines += 1
+
+    def fileno(self) -> int:
+        """The temporary file's descriptor (for ``posix_fadvise`` and the like)."""
+        assert self._file is not None, "writer is not open"
+        return self._file.fileno()
+
+    def append_file(self, path: str | os.PathLike[str], start: int = 0, end: int = -1) -> None:
+        """Append bytes ``start`` to ``end`` (default: its end) of another file with an
+        in-kernel copy; only for uncompressed targets."""
+        if self._file is None or self._stream is not self._file:
+            raise ValueError("append_file needs an open, uncompressed writer")
+        target = self._file
+        target.flush()
+        with open(path, "rb", buffering=0) as part:
+            if end < 0:
+                end = os.fstat(part.fileno()).st_size
+            at = start
+            while at < end:
+                try:
+                    copied = os.copy_file_range(part.fileno(), target.fileno(), end - at, at)
+                except OSError:  # no copy_file_range on this file system
+                    copied = os.sendfile(target.fileno(), part.fileno(), at, end - at)
+                if copied == 0:
+                    break
+                at += copied
+        self.bytes += at - start
 
     def write_many(self, objects: Iterable[Any]) -> None:
         for obj in objects:

@@ -605,18 +605,12 @@ class _WriteBehind:
     """Writes blocks of rows in a thread: a merge writes about as many bytes as it reads, and
     the write system calls (which release the GIL) then overlap the join on a second core.
 
-    Under a plain ``AtomicWriter`` the blocks go to its file directly: its ``write_raw``
-    counts lines while holding the GIL the join needs (nothing reads that count here). And
-    every ``_KICK_BYTES`` the disk write-back is started, so that the final fsync has little
-    left to wait for."""
+    Every ``_KICK_BYTES`` the disk write-back of an ``AtomicWriter``'s file is started, so
+    that the final fsync has little left to wait for."""
 
     def __init__(self, writer: Any) -> None:
         self.writer = writer
-        self.fd = -1
-        file = getattr(writer, "_file", None)  # (needs a public AtomicWriter.write_unnumbered)
-        if isinstance(writer, AtomicWriter) and file is not None and writer._stream is file:
-            self.writer = _PlainWriter(writer, file)
-            self.fd = file.fileno()
+        self.fd = writer.fileno() if isinstance(writer, AtomicWriter) else -1
         self.blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._drain, name="merge-writer", daemon=True)
@@ -646,18 +640,6 @@ class _WriteBehind:
         self.thread.join()
         if self.error is not None:
             raise self.error
-
-
-class _PlainWriter:
-    """An ``AtomicWriter``'s plain file, written without counting lines."""
-
-    def __init__(self, writer: AtomicWriter, file: Any) -> None:
-        self.atomic = writer
-        self.file = file
-
-    def write_raw(self, data: bytes) -> None:
-        self.file.write(data)
-        self.atomic.bytes += len(data)
 
 
 def _shard_at(ranges: tuple[list[int], list[int], list[int]], number: int) -> int | None:

@@ -188,8 +188,8 @@ def run_parallel(
             payload = pickle.loads(data) if data else {"error": "a worker died"}
             if "error" in payload:
                 raise MergeError(f"merge worker failed: {payload['error']}")
-            _append_file(results, part, copied)
-            _append_file(retry, folder / str(number) / "retry")
+            results.append_file(part, copied)
+            retry.append_file(folder / str(number) / "retry")
             _absorb(join, payload)
             join.outputs.progress(spans[number][1] - spans[number][0])
         _settle_used_bits(join, expected)
@@ -305,41 +305,17 @@ def _follow(writer: AtomicWriter, path: Path, pipe: int) -> int:
     is then complete): the copy overlaps the worker's join instead of following it. Returns
     the bytes appended. A file's bytes below its size are written, so a copy up to the size
     read just before is safe."""
-    assert writer._file is not None
-    target = writer._file.fileno()
+    target = writer.fileno()
     copied = 0
     while not select.select([pipe], [], [], 0.02)[0]:
         with contextlib.suppress(FileNotFoundError):  # the worker has not opened it yet
             size = path.stat().st_size
             if size - copied >= 1 << 22:
-                _append_file(writer, path, copied, size)
+                writer.append_file(path, copied, size)
                 copied = size
                 # start the disk write-back: the final fsync has less to wait for
                 os.posix_fadvise(target, 0, 0, os.POSIX_FADV_DONTNEED)
     return copied
-
-
-def _append_file(writer: AtomicWriter, path: Path, start: int = 0, end: int = -1) -> None:
-    """Append bytes ``start`` to ``end`` (default: to the end) of a part file to the writer's
-    temporary file with an in-kernel copy: as fast as the disk, and no pass of the bytes
-    through this process. Results are never gzipped, so the writer's file is the plain file
-    it renames into place."""
-    target = writer._file  # (needs a public AtomicWriter.append_file)
-    assert target is not None and writer._stream is target
-    target.flush()
-    with open(path, "rb", buffering=0) as part:
-        if end < 0:
-            end = os.fstat(part.fileno()).st_size
-        at = start
-        while at < end:
-            try:
-                copied = os.copy_file_range(part.fileno(), target.fileno(), end - at, at)
-            except OSError:  # a file system without copy_file_range: copy through a buffer
-                copied = os.sendfile(target.fileno(), part.fileno(), at, end - at)
-            if copied == 0:
-                break
-            at += copied
-    writer.bytes += end - start
 
 
 def _expected_uses(join: Join) -> tuple[int, int]:
