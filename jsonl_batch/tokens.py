@@ -52,6 +52,9 @@ FLAG_NOT_COUNTABLE = "not_countable"
 FLAG_UNSUPPORTED_ITEM = "unsupported_input_not_counted"
 FLAG_HOSTED_TOOL = "hosted_tool_not_counted"
 
+Function = tuple[str, str, Any, bool]
+"""A function tool as the counter sees it: name, description, parameters schema, strict."""
+
 
 @dataclass(frozen=True, slots=True)
 class RequestTokens:
@@ -468,10 +471,12 @@ def _tile_len(model: str) -> int:
 # --- tool and schema rendering ---------------------------------------------------------
 
 
-def _ts_type(schema: Any, defs: Mapping[str, Any], depth: int = 0) -> str:
+def _ts_type(schema: Any, defs: Mapping[str, Any], depth: int = 0, strict: bool = False) -> str:
     """A JSON schema as the TypeScript-like type the service renders into the prompt.
 
-    Nested properties are not indented: indenting them made the fit to the API worse.
+    Nested properties are not indented: indenting them made the fit to the API worse. In a
+    strict function an array of inline objects is written as the items' compact JSON schema
+    (``strict_inline_items_as_json`` in the rules file: fitted, see its note).
     """
     if not isinstance(schema, dict) or depth > 12:
         return "any"
@@ -483,12 +488,12 @@ def _ts_type(schema: Any, defs: Mapping[str, Any], depth: int = 0) -> str:
             merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
             # a definition is expanded once: recursive models would otherwise explode
             inner = {key: value for key, value in defs.items() if key != name}
-            return _ts_type(merged, inner, depth + 1)
+            return _ts_type(merged, inner, depth + 1, strict)
         return "any"
     for union_key in ("anyOf", "oneOf"):
         variants = schema.get(union_key)
         if isinstance(variants, list) and variants:
-            return " | ".join(_ts_type(v, defs, depth + 1) for v in variants)
+            return " | ".join(_ts_type(v, defs, depth + 1, strict) for v in variants)
     enum = schema.get("enum")
     if isinstance(enum, list) and enum:
         return " | ".join(json.dumps(v, ensure_ascii=False) for v in enum)
@@ -498,11 +503,13 @@ def _ts_type(schema: Any, defs: Mapping[str, Any], depth: int = 0) -> str:
     if isinstance(kind, list):
         return " | ".join("number" if k == "integer" else str(k) for k in kind)
     if kind == "object" or (kind is None and isinstance(schema.get("properties"), dict)):
-        return _ts_object(schema, defs, depth)
+        return _ts_object(schema, defs, depth, strict)
     if kind == "array":
         items = schema.get("items")
+        if strict and _is_inline_object(items) and _rules()["tools"]["strict_inline_items_as_json"]:
+            return f"{schema_json(items)}[]"
         if isinstance(items, dict):
-            return f"{_ts_type(items, defs, depth + 1)}[]"
+            return f"{_ts_type(items, defs, depth + 1, strict)}[]"
         return "any[]"
     if kind == "integer":
         return "number"
@@ -511,7 +518,16 @@ def _ts_type(schema: Any, defs: Mapping[str, Any], depth: int = 0) -> str:
     return "any"
 
 
-def _ts_object(schema: dict[str, Any], defs: Mapping[str, Any], depth: int) -> str:
+def _is_inline_object(schema: Any) -> bool:
+    return (
+        isinstance(schema, dict)
+        and schema.get("type") == "object"
+        and "$ref" not in schema
+        and bool(schema.get("properties"))
+    )
+
+
+def _ts_object(schema: dict[str, Any], defs: Mapping[str, Any], depth: int, strict: bool) -> str:
     properties = schema.get("properties")
     if not isinstance(properties, dict) or not properties:
         return "object"
@@ -527,7 +543,7 @@ def _ts_object(schema: dict[str, Any], defs: Mapping[str, Any], depth: int) -> s
             if isinstance(description, str) and description:
                 lines.extend(_comment_lines(description))
         optional = "" if key in required_names else "?"
-        rendered = _ts_type(value, defs, depth + 1)
+        rendered = _ts_type(value, defs, depth + 1, strict)
         line = f"{key}{optional}: {rendered},"
         if isinstance(value, dict) and "default" in value:
             line += f" // default: {json.dumps(value['default'], ensure_ascii=False)}"
@@ -541,10 +557,10 @@ def _comment_lines(text: str) -> list[str]:
     return [f"// {line.strip()}" for line in text.splitlines() if line.strip()]
 
 
-def render_functions(functions: list[tuple[str, str, Any]]) -> str:
-    """The ``namespace functions`` block for (name, description, parameters) triples."""
+def render_functions(functions: list[Function]) -> str:
+    """The ``namespace functions`` block for (name, description, parameters, strict) tuples."""
     parts = ["# Tools\n\n## functions\n\nnamespace functions {\n"]
-    for name, description, parameters in functions:
+    for name, description, parameters, strict in functions:
         parts.extend(_comment_lines(description))
         defs: dict[str, Any] = {}
         if isinstance(parameters, dict):
@@ -552,7 +568,8 @@ def render_functions(functions: list[tuple[str, str, Any]]) -> str:
                 if isinstance(parameters.get(key), dict):
                     defs.update(parameters[key])
         if isinstance(parameters, dict) and parameters.get("properties"):
-            parts.append(f"type {name} = (_: {_ts_type(parameters, defs)}) => any;\n")
+            rendered = _ts_type(parameters, defs, strict=strict)
+            parts.append(f"type {name} = (_: {rendered}) => any;\n")
         else:
             parts.append(f"type {name} = () => any;\n")
     parts.append("} // namespace functions")
@@ -590,17 +607,25 @@ def _response_format_rule() -> tuple[frozenset[str], bool]:
     return frozenset(rule["dropped_keywords"]), bool(rule["ascii_escaped"])
 
 
+def schema_json(schema: Any) -> str:
+    """A schema as the service echoes it into the prompt: compact JSON, non-ASCII escaped.
+
+    As Python's ``json.dumps(..., separators=(",", ":"))`` writes it (``\\u2014``), without
+    the keywords the decoder enforces by itself.
+    """
+    dropped, ascii_escaped = _response_format_rule()
+    return json.dumps(
+        _schema_for_prompt(schema, dropped), ensure_ascii=ascii_escaped, separators=(",", ":")
+    )
+
+
 def render_response_format(name: str, schema: Any, description: str | None = None) -> str:
     """The ``# Response Formats`` section for a json_schema structured output.
 
-    The schema is compact JSON with non-ASCII characters escaped (``\\u2014``), as Python's
-    ``json.dumps(..., separators=(",", ":"))`` writes it; a format description is a ``//``
-    comment line above it (harmony ``docs/format.md``, "Structured output").
+    The schema as :func:`schema_json` writes it; a format description is a ``//`` comment
+    line above it (harmony ``docs/format.md``, "Structured output").
     """
-    dropped, ascii_escaped = _response_format_rule()
-    text = json.dumps(
-        _schema_for_prompt(schema, dropped), ensure_ascii=ascii_escaped, separators=(",", ":")
-    )
+    text = schema_json(schema)
     comment = f"// {description}\n" if description else ""
     return f"# Response Formats\n\n## {name}\n\n{comment}{text}"
 
@@ -1016,9 +1041,7 @@ class _ChatRequest:
         end = "} // namespace functions"
         return self.text(end + "\n\n") - self.text(end)
 
-    def _functions_block(
-        self, functions: list[tuple[str, str, Any]], system_tail: str | None
-    ) -> int:
+    def _functions_block(self, functions: list[Function], system_tail: str | None) -> int:
         if not functions:
             return 0
         rule = self.rules["tools"]
@@ -1037,21 +1060,21 @@ class _ChatRequest:
             join = self._appended_to_system(system_tail)
         return rendered_tokens + rule["block_overhead"] + join
 
-    def _chat_functions(self, body: dict[str, Any]) -> list[tuple[str, str, Any]]:
-        functions: list[tuple[str, str, Any]] = []
+    def _chat_functions(self, body: dict[str, Any]) -> list[Function]:
+        functions: list[Function] = []
         tools = body.get("tools")
         if isinstance(tools, list):
             for tool in tools:
                 function = tool.get("function") if isinstance(tool, dict) else None
                 if isinstance(function, dict):
-                    functions.append(_function_triple(function, self.flags))
+                    functions.append(_function(function, self.flags, strict_default=False))
                 else:
                     self.flags.add(FLAG_HOSTED_TOOL)
         legacy = body.get("functions")
         if isinstance(legacy, list):
             for function in legacy:
                 if isinstance(function, dict):
-                    functions.append(_function_triple(function, self.flags))
+                    functions.append(_function(function, self.flags, strict_default=False))
         return functions
 
     def _response_format(
@@ -1120,13 +1143,13 @@ class _ChatRequest:
             total += self._response_format(text["format"], system_tail, bool(functions))
         return total
 
-    def _response_functions(self, tools: Any) -> list[tuple[str, str, Any]]:
+    def _response_functions(self, tools: Any) -> list[Function]:
         """The function tools of a Responses ``tools`` list; other tools are flagged."""
-        functions: list[tuple[str, str, Any]] = []
+        functions: list[Function] = []
         if isinstance(tools, list):
             for tool in tools:
                 if isinstance(tool, dict) and tool.get("type") == "function":
-                    functions.append(_function_triple(tool, self.flags))
+                    functions.append(_function(tool, self.flags, strict_default=True))
                 else:
                     self.flags.add(FLAG_HOSTED_TOOL)
         return functions
@@ -1220,7 +1243,8 @@ def _normal_json(arguments: Any) -> str:
     return json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
 
 
-def _function_triple(function: dict[str, Any], flags: _Flags) -> tuple[str, str, Any]:
+def _function(function: dict[str, Any], flags: _Flags, *, strict_default: bool) -> Function:
+    """A function definition as (name, description, parameters, strict)."""
     name = function.get("name")
     description = function.get("description")
     if not isinstance(name, str):
@@ -1228,7 +1252,13 @@ def _function_triple(function: dict[str, Any], flags: _Flags) -> tuple[str, str,
         name = ""
     if not isinstance(description, str):
         description = ""
-    return name, description, function.get("parameters")
+    strict = function.get("strict")
+    return (
+        name,
+        description,
+        function.get("parameters"),
+        (strict if isinstance(strict, bool) else strict_default),
+    )
 
 
 _DEFAULT_COUNTERS: dict[tuple[tuple[str, str], ...], TokenCounter] = {}

@@ -372,6 +372,38 @@ def test_recursive_tool_schemas_are_rendered_once() -> None:
     assert 0 < TokenCounter().count_body("chat/completions", body).input_tokens < 500
 
 
+def test_strict_functions_render_inline_object_items_as_json() -> None:
+    # Fitted on crewAI's create_reasoning_plan tool (dev cases): in a strict function an array
+    # of inline objects is echoed as the items' JSON schema; non-strict ones stay TypeScript.
+    items = {
+        "type": "object",
+        "properties": {"n": {"type": "integer", "description": "Step number"}},
+        "required": ["n"],
+        "additionalProperties": False,
+    }
+    parameters = {"type": "object", "properties": {"steps": {"type": "array", "items": items}}}
+    strict = tokens.render_functions([("plan", "", parameters, True)])
+    assert 'steps?: {"type":"object","properties":{"n":{"type":"integer",' in strict
+    assert "required" not in strict and "additionalProperties" not in strict
+    loose = tokens.render_functions([("plan", "", parameters, False)])
+    assert "steps?: {\n// Step number\nn: number,\n}[]," in loose
+
+
+def test_responses_function_tools_are_strict_unless_they_say_otherwise() -> None:
+    steps = {"type": "array", "items": {"type": "object", "properties": {"n": {"type": "integer"}}}}
+    function = {
+        "type": "function",
+        "name": "plan",
+        "parameters": {"type": "object", "properties": {"steps": steps}},
+    }
+
+    def count(**extra: object) -> int:
+        body = {"model": "gpt-4o", "input": "x", "tools": [{**function, **extra}]}
+        return TokenCounter().count_body("responses", body).input_tokens
+
+    assert count() == count(strict=True) > count(strict=False)
+
+
 SCORE_FORMAT = {
     "type": "json_schema",
     "json_schema": {
