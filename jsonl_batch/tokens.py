@@ -580,8 +580,9 @@ def _schema_for_prompt(schema: Any, dropped: frozenset[str], *, in_properties: b
     """A schema as the service echoes it into the prompt.
 
     Keywords the decoder enforces by itself (``required``, ``additionalProperties``, defaults
-    and bounds: the ``dropped`` set of the rules file) are left out; property names are never
-    dropped, and integral floats are written as ints.
+    and bounds: the ``dropped`` set of the rules file) are left out and the others come in
+    alphabetical order; property names are never dropped and keep their order; integral
+    floats are written as ints.
     """
     if isinstance(schema, dict):
         if in_properties:
@@ -590,7 +591,7 @@ def _schema_for_prompt(schema: Any, dropped: frozenset[str], *, in_properties: b
             key: _schema_for_prompt(
                 value, dropped, in_properties=key in ("properties", "$defs", "definitions")
             )
-            for key, value in schema.items()
+            for key, value in sorted(schema.items())
             if key not in dropped
         }
     if isinstance(schema, list):
@@ -611,7 +612,7 @@ def schema_json(schema: Any) -> str:
     """A schema as the service echoes it into the prompt: compact JSON, non-ASCII escaped.
 
     As Python's ``json.dumps(..., separators=(",", ":"))`` writes it (``\\u2014``), without
-    the keywords the decoder enforces by itself.
+    the keywords the decoder enforces by itself and with the rest in alphabetical order.
     """
     dropped, ascii_escaped = _response_format_rule()
     return json.dumps(

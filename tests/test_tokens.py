@@ -383,7 +383,7 @@ def test_strict_functions_render_inline_object_items_as_json() -> None:
     }
     parameters = {"type": "object", "properties": {"steps": {"type": "array", "items": items}}}
     strict = tokens.render_functions([("plan", "", parameters, True)])
-    assert 'steps?: {"type":"object","properties":{"n":{"type":"integer",' in strict
+    assert 'steps?: {"properties":{"n":{"description":"Step number","type":"integer"}},' in strict
     assert "required" not in strict and "additionalProperties" not in strict
     loose = tokens.render_functions([("plan", "", parameters, False)])
     assert "steps?: {\n// Step number\nn: number,\n}[]," in loose
@@ -431,6 +431,14 @@ def test_response_format_schema_is_rendered_without_enforced_keywords() -> None:
     }
     response_format = {**SCORE_FORMAT, "json_schema": {"name": "ScoreOutput", "schema": decorated}}
     assert chat("gpt-4o", messages, response_format=response_format) == plain
+
+
+def test_echoed_schemas_sort_keywords_but_keep_property_order() -> None:
+    properties = {"b": {"type": "string", "description": "B"}, "a": {}}
+    schema = {"type": "object", "properties": properties}
+    assert tokens.schema_json(schema) == (
+        '{"properties":{"b":{"description":"B","type":"string"},"a":{}},"type":"object"}'
+    )
 
 
 def test_response_format_schema_escapes_non_ascii() -> None:
