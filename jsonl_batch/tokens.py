@@ -995,6 +995,7 @@ class _ChatRequest:
         per_message, per_name = self.context.per_message, self.context.per_name
         text = self.text
         call_names: dict[str, str] = {}
+        parallel_ids: set[str] = set()
         total = 0
         for message in messages:
             if not isinstance(message, dict):
@@ -1005,9 +1006,12 @@ class _ChatRequest:
             content = message.get("content")
             if role in ("tool", "function"):
                 # A tool result is authored by the function it answers.
-                name = call_names.get(message.get("tool_call_id"), message.get("name"))
+                call_id = message.get("tool_call_id")
+                name = call_names.get(call_id, message.get("name"))
                 total += text(f"functions.{name}" if isinstance(name, str) else "tool")
                 total += self._channel_framing("result")
+                if call_id in parallel_ids:
+                    content = _escaped_result(content)
                 total += self._content(content)
                 continue
             if isinstance(role, str):
@@ -1018,8 +1022,13 @@ class _ChatRequest:
             name = message.get("name")
             if isinstance(name, str):
                 total += text(name) + per_name
-            if message.get("tool_calls") is not None:
-                total += self._tool_calls(message["tool_calls"], call_names)
+            calls = message.get("tool_calls")
+            if calls is not None:
+                total += self._tool_calls(calls, call_names)
+                if isinstance(calls, list) and len(calls) > 1:
+                    parallel_ids.update(
+                        call["id"] for call in calls if isinstance(call, dict) and "id" in call
+                    )
             if isinstance(message.get("function_call"), dict):
                 call = message["function_call"]
                 name = call.get("name") if isinstance(call.get("name"), str) else ""
@@ -1214,6 +1223,25 @@ def _system_tail(message: Any) -> str | None:
         texts = [p.get("text") for p in content if isinstance(p, dict)]
         content = next((t for t in reversed(texts) if isinstance(t, str)), "")
     return content[-_TAIL_CHARS:] if isinstance(content, str) else ""
+
+
+def _escaped_result(content: Any) -> Any:
+    """A tool result as the service bills it after a parallel call: JSON-escaped, unquoted.
+
+    With two or more tool results the service serialises them with non-ASCII characters
+    escaped (``°`` becomes ``\\u00b0``), so such text costs several times its plain count
+    (OpenAI community threads 816259 and 1375117, replicated; rules file ``_parallel_results``).
+    """
+    if isinstance(content, str):
+        return json.dumps(content)[1:-1]
+    if isinstance(content, list):
+        return [
+            {**part, "text": json.dumps(part["text"])[1:-1]}
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+            else part
+            for part in content
+        ]
+    return content
 
 
 def _forces_a_function(choice: Any) -> bool:

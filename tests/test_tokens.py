@@ -144,6 +144,23 @@ def test_tool_call_arguments_count_the_same_compact_or_spaced() -> None:
     assert with_args('{"city":"Paris"}') == with_args('{"city": "Paris"}')
 
 
+def test_results_of_parallel_calls_are_billed_unicode_escaped() -> None:
+    # The service JSON-escapes the results of a turn with several calls (community-reported,
+    # replicated): Korean text costs several times more there than after a single call.
+    def turn(result: str, calls: int) -> int:
+        tool_calls = [
+            {"id": f"c{i}", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            for i in range(calls)
+        ]
+        results = [{"role": "tool", "tool_call_id": c["id"], "content": result} for c in tool_calls]
+        messages = [{"role": "assistant", "content": None, "tool_calls": tool_calls}, *results]
+        return chat("gpt-4o", messages)
+
+    korean = "테스트 " * 50
+    assert turn(korean, 2) - turn("", 2) > 5 * 2 * (turn(korean, 1) - turn("", 1))
+    assert turn("test " * 50, 2) - turn("", 2) == 2 * (turn("test " * 50, 1) - turn("", 1))
+
+
 @pytest.mark.parametrize(
     ("size", "detail", "expected"),
     [
