@@ -1068,6 +1068,8 @@ class _ChatRequest:
             join = rule["reasoning_system_join"]
         else:
             join = self._appended_to_system(system_tail)
+            if system_tail is not None and any(not function[1] for function in functions):
+                join += rule["system_join_undescribed"]  # fitted, see the rules file
         return rendered_tokens + rule["block_overhead"] + join
 
     def _chat_functions(self, body: dict[str, Any]) -> list[Function]:
@@ -1119,8 +1121,8 @@ class _ChatRequest:
         if functions and self.reasoning:
             # reasoning models get a hidden preamble when Chat Completions carries tools
             total += self.rules["tools"]["reasoning_chat_overhead"]
-        elif functions and _forces_a_function(body.get("tool_choice", body.get("function_call"))):
-            total += self.rules["tools"]["forced_tool_choice"]
+        elif functions:
+            total += _tool_choice_tokens(body.get("tool_choice", body.get("function_call")))
         total += self._response_format(response_format, system_tail, bool(functions))
         return total
 
@@ -1146,8 +1148,8 @@ class _ChatRequest:
             self.flags.add(FLAG_NOT_COUNTABLE)
         functions = self._response_functions(body.get("tools"))
         total += self._functions_block(functions, system_tail)
-        if functions and not self.reasoning and _forces_a_function(body.get("tool_choice")):
-            total += self.rules["tools"]["forced_tool_choice"]
+        if functions and not self.reasoning:
+            total += _tool_choice_tokens(body.get("tool_choice"))
         text = body.get("text")
         if isinstance(text, dict) and isinstance(text.get("format"), dict):
             total += self._response_format(text["format"], system_tail, bool(functions))
@@ -1244,11 +1246,20 @@ def _escaped_result(content: Any) -> Any:
     return content
 
 
-def _forces_a_function(choice: Any) -> bool:
-    """``tool_choice`` names one function (the service then adds a hidden instruction)."""
-    return isinstance(choice, dict) and (
+def _tool_choice_tokens(choice: Any) -> int:
+    """What ``tool_choice`` changes on a non-reasoning model (fitted constants, rules file).
+
+    Naming one function adds a hidden instruction; ``"required"`` costs a few tokens less
+    than ``"auto"``.
+    """
+    rule = _rules()["tools"]
+    if choice == "required":
+        return rule["required_tool_choice"]
+    if isinstance(choice, dict) and (
         isinstance(choice.get("function"), dict) or isinstance(choice.get("name"), str)
-    )
+    ):
+        return rule["forced_tool_choice"]
+    return 0
 
 
 def _parsed_json(arguments: Any) -> Any:
