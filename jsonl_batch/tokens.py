@@ -1068,7 +1068,7 @@ class _ChatRequest:
             join = rule["reasoning_system_join"]
         else:
             join = self._appended_to_system(system_tail)
-            if system_tail is not None and any(not function[1] for function in functions):
+            if system_tail is not None and any(not description for _, description, *_ in functions):
                 join += rule["system_join_undescribed"]  # fitted, see the rules file
         return rendered_tokens + rule["block_overhead"] + join
 
