@@ -591,7 +591,7 @@ def _schema_for_prompt(schema: Any, dropped: frozenset[str], *, in_properties: b
             key: _schema_for_prompt(
                 value, dropped, in_properties=key in ("properties", "$defs", "definitions")
             )
-            for key, value in sorted(schema.items())
+            for key, value in sorted(schema.items(), key=lambda item: str(item[0]))
             if key not in dropped
         }
     if isinstance(schema, list):
