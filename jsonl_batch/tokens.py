@@ -945,22 +945,21 @@ class _ChatRequest:
             name = function.get("name") if isinstance(function.get("name"), str) else ""
             if isinstance(call.get("id"), str):
                 names[call["id"]] = name
-            parsed.append((name, function.get("arguments")))
+            parsed.append((f"functions.{name}", function.get("arguments")))
         return self._render_calls(parsed)
 
     def _render_calls(self, calls: list[tuple[str, Any]]) -> int:
+        """Assistant tool calls, as (recipient, arguments): ``functions.<name>`` normally."""
         if not calls:
             return 0
         rule = self.rules["tools"]
         overhead = rule["call_overhead"] + self._channel_framing("call")
         if len(calls) == 1:
-            name, arguments = calls[0]
-            return (
-                self.text(f" to=functions.{name}") + self.text(_normal_json(arguments)) + overhead
-            )
+            recipient, arguments = calls[0]
+            return self.text(f" to={recipient}") + self.text(_normal_json(arguments)) + overhead
         uses = [
-            {"recipient_name": f"functions.{name}", "parameters": _parsed_json(arguments)}
-            for name, arguments in calls
+            {"recipient_name": recipient, "parameters": _parsed_json(arguments)}
+            for recipient, arguments in calls
         ]
         rendered = json.dumps({"tool_uses": uses}, ensure_ascii=False, separators=(",", ":"))
         return (
@@ -980,6 +979,8 @@ class _ChatRequest:
         """
         if not self.reasoning:
             return 0
+        if kind in ("final", "commentary"):  # an assistant message on that channel
+            return 1 + self.text(kind)
         channel = 1 + self.text("commentary")  # <|channel|> + its name
         if kind == "call":
             return channel
@@ -1017,6 +1018,8 @@ class _ChatRequest:
             if isinstance(role, str):
                 total += text(role)
             total += text(content) if type(content) is str else self._content(content)
+            if role == "assistant" and content and self.reasoning:
+                total += self._channel_framing("final")
             if len(message) == 2 and role is not None and content is not None:
                 continue  # only role and content: the common case
             name = message.get("name")
@@ -1032,7 +1035,7 @@ class _ChatRequest:
             if isinstance(message.get("function_call"), dict):
                 call = message["function_call"]
                 name = call.get("name") if isinstance(call.get("name"), str) else ""
-                total += self._render_calls([(name, call.get("arguments"))])
+                total += self._render_calls([(f"functions.{name}", call.get("arguments"))])
         return total, messages[0] if messages else None
 
     def _appended_to_system(self, system_tail: str | None) -> int:
@@ -1138,16 +1141,20 @@ class _ChatRequest:
             total += per_message + self.text("system") + self.text(instructions)
             system_tail = instructions[-_TAIL_CHARS:]
         items = body.get("input")
+        tools = body.get("tools")
+        search = _tool_search(tools)
         if isinstance(items, str):
             total += per_message + self.text("user") + self.text(items)
         elif isinstance(items, list):
-            total += self._response_items(items, per_message)
+            total += self._response_items(items, per_message, search)
             if system_tail is None:
                 system_tail = _system_tail(items[0] if items else None)
         elif items is not None:
             self.flags.add(FLAG_NOT_COUNTABLE)
-        functions = self._response_functions(body.get("tools"))
+        functions = self._response_functions(tools)
         total += self._functions_block(functions, system_tail)
+        if search is not None and "parameters" in search:  # counted as a function above
+            total += self.rules["tool_search"]["search_tool"]
         if functions and not self.reasoning:
             total += _tool_choice_tokens(body.get("tool_choice"))
         text = body.get("text")
@@ -1160,13 +1167,24 @@ class _ChatRequest:
         functions: list[Function] = []
         if isinstance(tools, list):
             for tool in tools:
-                if isinstance(tool, dict) and tool.get("type") == "function":
+                if not isinstance(tool, dict):
+                    self.flags.add(FLAG_NOT_COUNTABLE)
+                elif tool.get("defer_loading") is True:
+                    continue  # hidden until a tool search loads it
+                elif tool.get("type") == "function":
                     functions.append(_function(tool, self.flags, strict_default=True))
+                elif tool.get("type") == "tool_search" and "parameters" in tool:
+                    # a client-run tool search is shown to the model as a function
+                    functions.append(
+                        _function({**tool, "name": "tool_search"}, self.flags, strict_default=False)
+                    )
                 else:
                     self.flags.add(FLAG_HOSTED_TOOL)
         return functions
 
-    def _response_items(self, items: list[Any], per_message: int) -> int:
+    def _response_items(
+        self, items: list[Any], per_message: int, search: dict[str, Any] | None
+    ) -> int:
         total = 0
         call_names: dict[str, str] = {}
         pending: list[tuple[str, Any]] = []
@@ -1183,10 +1201,15 @@ class _ChatRequest:
                 self.flags.add(FLAG_NOT_COUNTABLE)
                 continue
             kind = item.get("type", "message")
+            if kind == "tool_search_call":
+                pending.append(("functions.tool_search", item.get("arguments")))
+                continue
             if kind == "function_call":
                 # consecutive calls form one parallel call, as in Chat Completions
                 name = item.get("name") if isinstance(item.get("name"), str) else ""
-                pending.append((name, item.get("arguments")))
+                namespace = item.get("namespace")  # set on functions a tool search loaded
+                prefix = namespace if isinstance(namespace, str) else "functions"
+                pending.append((f"{prefix}.{name}", item.get("arguments")))
                 if isinstance(item.get("call_id"), str):
                     call_names[item["call_id"]] = name
                 continue
@@ -1197,20 +1220,51 @@ class _ChatRequest:
                 if isinstance(role, str):
                     total += self.text(role)
                 total += self._content(item.get("content"))
+                if role == "assistant" and item.get("content"):
+                    phase = "commentary" if item.get("phase") == "commentary" else "final"
+                    total += self._channel_framing(phase)
             elif kind == "function_call_output":
                 name = call_names.get(item.get("call_id"))
                 output = item.get("output")
                 total += per_message + self.text(f"functions.{name}" if name else "tool")
                 total += self._channel_framing("result")
                 total += self._content(output) if output is not None else 0
-            elif kind == "additional_tools":
-                # Tools made available from this point of the conversation (OpenAI API spec,
-                # AdditionalToolsItemParam): a tools section of their own, like the section
-                # of a request whose tools have no system message to join.
-                total += self._functions_block(self._response_functions(item.get("tools")), None)
+            elif kind in ("additional_tools", "tool_search_output"):
+                total += self._loaded_tools(item, per_message, search)
             else:
                 self.flags.add(FLAG_UNSUPPORTED_ITEM)
         return total + flush()
+
+    def _loaded_tools(
+        self, item: dict[str, Any], per_message: int, search: dict[str, Any] | None
+    ) -> int:
+        """Tools made available mid-conversation: ``additional_tools`` or a tool search result.
+
+        Each is a tools section of its own plus hidden text the service adds when it loads
+        tools; a search result also repeats the search tool's description (fitted constants
+        and their evidence: rules file, ``tool_search``).
+        """
+        rule = self.rules["tool_search"]
+        tools = item.get("tools") if isinstance(item.get("tools"), list) else []
+        functions = self._response_functions(
+            [{**tool, "defer_loading": False} if isinstance(tool, dict) else tool for tool in tools]
+        )
+        total = self._functions_block(functions, None)
+        if item["type"] == "additional_tools":
+            return total + (rule["additional_tools"] if functions else 0)
+        total += per_message + self.text("functions.tool_search") + self._channel_framing("result")
+        description = search.get("description") if search else None
+        total += self.text(description) if isinstance(description, str) else 0
+        total += rule["search_result"]
+        return total + (rule["loaded_tools"] if functions else 0)
+
+
+def _tool_search(tools: Any) -> dict[str, Any] | None:
+    """The tool search tool of a Responses ``tools`` list, if it has one."""
+    for tool in tools if isinstance(tools, list) else ():
+        if isinstance(tool, dict) and tool.get("type") == "tool_search":
+            return tool
+    return None
 
 
 _TAIL_CHARS = 32

@@ -483,26 +483,111 @@ def test_reasoning_models_frame_tool_traffic_with_channels() -> None:
     assert traffic("gpt-5-mini") == traffic("gpt-4o") + 9
 
 
-def test_responses_additional_tools_items_count_as_a_tools_section() -> None:
+LOOKUP_TOOL = {
+    "type": "function",
+    "name": "lookup_refund_policy",
+    "description": "Look up the refund policy for an order.",
+    "parameters": {
+        "type": "object",
+        "properties": {"order_id": {"type": "string"}},
+        "required": ["order_id"],
+    },
+}
+QUESTION = {"role": "user", "content": "Can I get a refund on order-123?"}
+
+
+def _responses_tokens(**body: Any) -> tokens.RequestTokens:
+    return TokenCounter().count_body("responses", {"model": "gpt-5.4", **body})
+
+
+def test_responses_additional_tools_items_are_a_tools_section_plus_hidden_text() -> None:
     # An additional_tools input item (OpenAI API spec: tools made available from that point
-    # of the conversation) is a tools section of its own, not an uncounted item.
-    lookup = {
-        "type": "function",
-        "name": "lookup_refund_policy",
-        "description": "Look up the refund policy for an order.",
+    # of the conversation) costs a tools section of its own plus the text the service adds
+    # when it loads tools (about 100 tokens on gpt-5.4, fitted on recorded requests).
+    extra = {"type": "additional_tools", "role": "developer", "tools": [LOOKUP_TOOL]}
+    with_tools = _responses_tokens(input=[QUESTION, extra])
+    upfront = _responses_tokens(input=[QUESTION], tools=[LOOKUP_TOOL])
+    hidden = tokens._rules()["tool_search"]["additional_tools"]
+    assert with_tools.input_tokens == upfront.input_tokens + hidden
+    assert "unsupported_input_not_counted" not in with_tools.flags
+
+
+def test_deferred_tools_cost_nothing_until_a_tool_search_loads_them() -> None:
+    deferred = {**LOOKUP_TOOL, "defer_loading": True}
+    assert (
+        _responses_tokens(input=[QUESTION], tools=[deferred]).input_tokens
+        == _responses_tokens(input=[QUESTION]).input_tokens
+    )
+
+
+def test_a_client_tool_search_is_counted_as_a_function_plus_hidden_text() -> None:
+    search = {
+        "type": "tool_search",
+        "execution": "client",
+        "description": "Search for relevant tools.",
         "parameters": {
             "type": "object",
-            "properties": {"order_id": {"type": "string"}},
-            "required": ["order_id"],
+            "properties": {"queries": {"type": "array", "items": {"type": "string"}}},
+            "required": ["queries"],
         },
     }
-    question = {"role": "user", "content": "Can I get a refund on order-123?"}
-    extra = {"type": "additional_tools", "role": "developer", "tools": [lookup]}
-    counter = TokenCounter()
-    plain = counter.count_body("responses", {"model": "gpt-5.4", "input": [question]})
-    with_tools = counter.count_body("responses", {"model": "gpt-5.4", "input": [question, extra]})
-    upfront = counter.count_body(
-        "responses", {"model": "gpt-5.4", "input": [question], "tools": [lookup]}
+    as_function = {**search, "type": "function", "name": "tool_search", "strict": False}
+    counted = _responses_tokens(input=[QUESTION], tools=[search])
+    hidden = tokens._rules()["tool_search"]["search_tool"]
+    assert counted.input_tokens == (
+        _responses_tokens(input=[QUESTION], tools=[as_function]).input_tokens + hidden
     )
-    assert with_tools.input_tokens == upfront.input_tokens > plain.input_tokens + 30
-    assert "unsupported_input_not_counted" not in with_tools.flags
+    assert counted.flags == ()
+
+
+def test_tool_search_results_load_their_tools_and_repeat_the_search_description() -> None:
+    def searched(found: list[dict[str, Any]], description: str) -> int:
+        call = {"type": "tool_search_call", "arguments": {"queries": ["refunds"]}}
+        result = {"type": "tool_search_output", "tools": found}
+        search = {"type": "tool_search", "execution": "client", "description": description}
+        return _responses_tokens(input=[QUESTION, call, result], tools=[search]).input_tokens
+
+    loaded = {**LOOKUP_TOOL, "defer_loading": True}
+    section = (
+        _responses_tokens(input=[QUESTION], tools=[LOOKUP_TOOL]).input_tokens
+        - _responses_tokens(input=[QUESTION]).input_tokens
+    )
+    hidden = tokens._rules()["tool_search"]["loaded_tools"]
+    assert searched([loaded], "Find tools.") == searched([], "Find tools.") + section + hidden
+    longer = "Find tools by keyword; if none are found, they do not exist."
+    assert searched([], longer) - searched([], "Find tools.") == (
+        len(get_encoding("o200k_base").encode(longer)) - 3
+    )
+
+
+def test_calls_to_a_loaded_tool_go_to_its_namespace() -> None:
+    call = {"type": "function_call", "name": "lookup_refund_policy", "arguments": "{}"}
+    in_namespace = {**call, "namespace": "lookup_refund_policy"}
+    encoding = get_encoding("o200k_base")
+    assert (
+        _responses_tokens(input=[QUESTION, in_namespace]).input_tokens
+        - _responses_tokens(input=[QUESTION, call]).input_tokens
+    ) == len(encoding.encode(" to=lookup_refund_policy.lookup_refund_policy")) - len(
+        encoding.encode(" to=functions.lookup_refund_policy")
+    )
+
+
+def test_reasoning_models_put_assistant_messages_on_a_channel() -> None:
+    # harmony format: <|start|>assistant<|channel|>final<|message|>..., or commentary for a
+    # preamble (Responses "phase": "commentary")
+    reply = {"role": "assistant", "content": "Refunds are allowed for 30 days."}
+    preamble = {**reply, "type": "message", "phase": "commentary"}
+
+    def added(model: str, message: dict[str, Any]) -> int:
+        counter = TokenCounter()
+        return (
+            counter.count_body(
+                "responses", {"model": model, "input": [QUESTION, message]}
+            ).input_tokens
+            - counter.count_body("responses", {"model": model, "input": [QUESTION]}).input_tokens
+        )
+
+    encoding = get_encoding("o200k_base")
+    for message, channel in ((reply, "final"), (preamble, "commentary")):
+        header = 1 + len(encoding.encode(channel))  # <|channel|> and the channel's name
+        assert added("gpt-5.4", message) == added("gpt-4.1", message) + header
