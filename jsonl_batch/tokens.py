@@ -1162,15 +1162,18 @@ class _ChatRequest:
             total += self._response_format(text["format"], system_tail, bool(functions))
         return total
 
-    def _response_functions(self, tools: Any) -> list[Function]:
-        """The function tools of a Responses ``tools`` list; other tools are flagged."""
+    def _response_functions(self, tools: Any, *, loaded: bool = False) -> list[Function]:
+        """The function tools of a Responses ``tools`` list; other tools are flagged.
+
+        Deferred tools (``defer_loading``) are left out until ``loaded`` by a tool search.
+        """
         functions: list[Function] = []
         if isinstance(tools, list):
             for tool in tools:
                 if not isinstance(tool, dict):
                     self.flags.add(FLAG_NOT_COUNTABLE)
-                elif tool.get("defer_loading") is True:
-                    continue  # hidden until a tool search loads it
+                elif tool.get("defer_loading") is True and not loaded:
+                    continue
                 elif tool.get("type") == "function":
                     functions.append(_function(tool, self.flags, strict_default=True))
                 elif tool.get("type") == "tool_search" and "parameters" in tool:
@@ -1245,10 +1248,7 @@ class _ChatRequest:
         and their evidence: rules file, ``tool_search``).
         """
         rule = self.rules["tool_search"]
-        tools = item.get("tools") if isinstance(item.get("tools"), list) else []
-        functions = self._response_functions(
-            [{**tool, "defer_loading": False} if isinstance(tool, dict) else tool for tool in tools]
-        )
+        functions = self._response_functions(item.get("tools"), loaded=True)
         total = self._functions_block(functions, None)
         if item["type"] == "additional_tools":
             return total + (rule["additional_tools"] if functions else 0)
