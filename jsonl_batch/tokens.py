@@ -1018,7 +1018,7 @@ class _ChatRequest:
             if isinstance(role, str):
                 total += text(role)
             total += text(content) if type(content) is str else self._content(content)
-            if role == "assistant" and content and self.reasoning:
+            if self.reasoning and role == "assistant" and content:
                 total += self._channel_framing("final")
             if len(message) == 2 and role is not None and content is not None:
                 continue  # only role and content: the common case
@@ -1223,7 +1223,7 @@ class _ChatRequest:
                 if isinstance(role, str):
                     total += self.text(role)
                 total += self._content(item.get("content"))
-                if role == "assistant" and item.get("content"):
+                if self.reasoning and role == "assistant" and item.get("content"):
                     phase = "commentary" if item.get("phase") == "commentary" else "final"
                     total += self._channel_framing(phase)
             elif kind == "function_call_output":
