@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from jsonl_batch.models import BODY_MODELS, RequestLine, endpoint_of
+from jsonl_batch.formats.wire import BODY_MODELS, RequestLine, endpoint_of
 from jsonl_batch.validate import validate_file
 
 from ._util import peak_rss_mb, row, throughput

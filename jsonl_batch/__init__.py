@@ -27,8 +27,9 @@ _LAZY = {
     "PriceTable": "pricing",
     "estimate_file": "estimate",
     "split_file": "split",
-    "load_manifest": "split",
-    "Job": "azure",
+    "read_manifest": "formats.manifest",
+    "read_job_file": "formats.jobfile",
+    "Job": "service",
     "merge": "merge",
     "MergeResult": "merge",
 }

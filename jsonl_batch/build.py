@@ -16,14 +16,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import JsonlBatchError
-from .jsonl import AtomicWriter
-from .models import (
+from .formats.wire import (
     BODY_MODELS,
     ENDPOINT_CHAT,
     ENDPOINT_COMPLETIONS,
     ENDPOINT_EMBEDDINGS,
     ENDPOINT_RESPONSES,
 )
+from .jsonl import AtomicWriter
 from .profiles import Profile, load_profile
 
 

@@ -25,15 +25,6 @@ class InputError(JsonlBatchError):
     """An input file is missing, unreadable or not what the command needs."""
 
 
-class LineError(InputError):
-    """A specific line of an input file is unusable."""
-
-    def __init__(self, path: str, line: int, message: str, *, hint: str | None = None) -> None:
-        super().__init__(f"{path}:{line}: {message}", hint=hint)
-        self.path = path
-        self.line = line
-
-
 class ConfigError(JsonlBatchError):
     """A bundled or user-supplied data file (profile, price table, map) is invalid."""
 

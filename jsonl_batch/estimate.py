@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import itertools
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError, JsonlBatchError, PriceNotFound
-from .jsonl import BLANK, Line, read_lines, source_name
+from .jsonl import BLANK, Line, line_aligned_ranges, read_lines, source_name
 from .pricing import REGIONS, TARGETS, ModelPrice, PriceTable
 from .tokens import FLAG_NOT_COUNTABLE, FLAG_REMOTE_IMAGE, FLAG_UNKNOWN_MODEL, TokenCounter
 
@@ -362,21 +361,7 @@ def _count_chunk(
 
 def line_ranges(path: str | os.PathLike[str], chunk_bytes: int) -> list[tuple[int, int]]:
     """Cut a file into byte ranges of about ``chunk_bytes`` that start at line boundaries."""
-    size = os.path.getsize(path)
-    bounds = [0]
-    with open(path, "rb") as stream:
-        position = chunk_bytes
-        while position < size:
-            stream.seek(position)
-            stream.readline()
-            boundary = stream.tell()
-            if boundary >= size:
-                break
-            if boundary > bounds[-1]:
-                bounds.append(boundary)
-            position = boundary + chunk_bytes
-    bounds.append(size)
-    return list(itertools.pairwise(bounds))
+    return line_aligned_ranges(path, range(chunk_bytes, os.path.getsize(path), chunk_bytes))
 
 
 def _parallel(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import itertools
 import os
 import re
 import sys
@@ -37,6 +38,7 @@ _PARSE_OPTIONS: dict[str, Any] = {
     "cache_mode": False,
 }
 _BUFFER = 1 << 20
+_SCAN = 1 << 16  # bytes read at a time looking for a line end
 
 # Format notices a line can carry. The validator turns them into findings.
 BOM_PRESENT = "bom"
@@ -211,6 +213,32 @@ def duplicate_key_of(line: Line) -> str | None:
     return None
 
 
+def line_aligned_ranges(path: str | os.PathLike[str], cuts: Iterable[int]) -> list[tuple[int, int]]:
+    """Cut a file into consecutive byte ranges ``(start, end)`` that begin at line starts.
+
+    Each wanted cut moves forward to the start of the line after the one that holds it, so
+    workers can take a range each and together read every line once. Ranges that would be
+    empty are dropped; the ranges always cover the whole file.
+    """
+    size = os.path.getsize(path)
+    bounds = [0]
+    with open(path, "rb", buffering=0) as stream:
+        for cut in cuts:
+            position = max(cut, bounds[-1])
+            stream.seek(position)
+            while position < size:  # to the next newline, without holding a long line
+                block = stream.read(_SCAN)
+                found = block.find(b"\n")
+                if found >= 0:
+                    position += found + 1
+                    break
+                position += len(block) or size
+            if bounds[-1] < position < size:
+                bounds.append(position)
+    bounds.append(size)
+    return list(itertools.pairwise(bounds))
+
+
 def _new_file_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
@@ -375,6 +403,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "dumps_line",
+    "line_aligned_ranges",
     "open_binary",
     "read_json",
     "read_lines",

@@ -15,15 +15,15 @@ import orjson
 
 # schema file stem → "module:attribute" of a pydantic model
 SCHEMA_MODELS: dict[str, str] = {
-    "request_line": "jsonl_batch.models:RequestLine",
-    "chat_completions_body": "jsonl_batch.models:ChatCompletionsBody",
-    "responses_body": "jsonl_batch.models:ResponsesBody",
-    "embeddings_body": "jsonl_batch.models:EmbeddingsBody",
-    "completions_body": "jsonl_batch.models:CompletionsBody",
-    "output_line": "jsonl_batch.models:OutputLine",
-    "error_line": "jsonl_batch.models:ErrorLine",
-    "manifest": "jsonl_batch.split:Manifest",
-    "job": "jsonl_batch.azure.jobfile:JobFile",
+    "request_line": "jsonl_batch.formats.wire:RequestLine",
+    "chat_completions_body": "jsonl_batch.formats.wire:ChatCompletionsBody",
+    "responses_body": "jsonl_batch.formats.wire:ResponsesBody",
+    "embeddings_body": "jsonl_batch.formats.wire:EmbeddingsBody",
+    "completions_body": "jsonl_batch.formats.wire:CompletionsBody",
+    "output_line": "jsonl_batch.formats.wire:OutputLine",
+    "error_line": "jsonl_batch.formats.wire:ErrorLine",
+    "manifest": "jsonl_batch.formats.manifest:Manifest",
+    "job": "jsonl_batch.formats.jobfile:JobFile",
 }
 
 

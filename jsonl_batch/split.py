@@ -29,34 +29,32 @@ import datetime as dt
 import hashlib
 import math
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO
 
 import orjson
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from .errors import ConfigError, InputError, SplitError
-from .jsonl import (
-    BLANK,
-    Line,
-    atomic_write_json,
-    open_binary,
-    read_json,
-    read_lines,
+from .formats import naming
+from .formats.manifest import (
+    Manifest,
+    ShardInfo,
+    SourceInfo,
+    SplitLimits,
+    ValidationSummary,
+    read_manifest,
+    write_manifest,
 )
+from .jsonl import BLANK, Line, open_binary, read_lines
 from .profiles import Profile, load_profile
 from .validate import ValidationReport, Validator
 
-MANIFEST_VERSION = 1
-MANIFEST_SUFFIX = ".manifest.json"
 PROGRESS_EVERY_BYTES = 1 << 20
 _FLUSH_BYTES = 1 << 20
-_MAX_LABEL_CHARS = 80
 # Findings a split itself cures: file-level limits and mixed url / model in one file.
 FIXED_BY_SPLIT = frozenset(
     {
@@ -71,159 +69,14 @@ FIXED_BY_SPLIT = frozenset(
 ProgressCallback = Callable[[int], None]
 
 
-# --- manifest -----------------------------------------------------------------------------
+@dataclass(slots=True)
+class SplitResult:
+    """What :func:`split_file` wrote: the manifest, where it is, and what validation found."""
 
-
-class _Documented(BaseModel):
-    """Field docstrings become descriptions in ``schemas/manifest.schema.json``."""
-
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
-
-class SourceInfo(_Documented):
-    """The file that was split."""
-
-    path: str
-    """Relative to the manifest's folder, or absolute when the file is not under it."""
-    sha256: str
-    """Of the bytes read (after gunzip for a ``.gz`` input)."""
-    bytes: int
-    requests: int
-    blank_lines: int
-
-
-class SplitLimits(_Documented):
-    """The limits every shard was cut to."""
-
-    max_requests: int
-    max_bytes: int
-    max_tokens: int | None = None
-    token_margin: float = 0.0
-    """Safety margin in percent: a shard's estimated input tokens times (1 + margin/100)
-    stays within ``max_tokens``."""
-    by_model: bool = True
-    token_budget: int | None = None
-    """The estimated input tokens a shard may hold: ``max_tokens`` less the margin."""
-    max_embedding_inputs: int | None = None
-    """Embedding inputs per shard (the target's per-batch cap; None: no cap)."""
-
-
-class ShardInfo(_Documented):
-    """One shard file."""
-
-    index: int
-    """1-based position in the manifest."""
-    path: str
-    """Relative to the manifest's folder."""
-    model: str
-    """``body.model`` of every line ("" when the lines have none; only with ``--force``)."""
-    url: str
-    requests: int
-    bytes: int
-    input_tokens: int | None
-    """Estimated input tokens; None unless the split had a token limit."""
-    embedding_inputs: int | None = None
-    """Inputs of an embeddings shard when the target caps them; None otherwise."""
-    sha256: str
-    first_custom_id: str
-    last_custom_id: str
-    first_line: int
-    """Line numbers in the source file (1-based, blank lines counted)."""
-    last_line: int
-    part: int = 1
-    """1-based part number within the shard's (model, url) group."""
-
-
-class ValidationSummary(_Documented):
-    """What the validation pass found (``checked`` is False with ``--no-validate``)."""
-
-    checked: bool
-    errors: int = 0
-    warnings: int = 0
-    forced: bool = False
-    counts: dict[str, int] = {}
-
-
-class Manifest(_Documented):
-    """``<stem>.manifest.json``: what ``split`` wrote, read by ``submit`` and ``merge``."""
-
-    version: Literal[1] = MANIFEST_VERSION
-    source: SourceInfo
-    target: str
-    limits: SplitLimits
-    created_at: str
-    shards: list[ShardInfo]
-    validation: ValidationSummary | None = None
-    _base_dir: Path = PrivateAttr(default_factory=Path)
-    _report: ValidationReport | None = PrivateAttr(default=None)
-
-    @property
-    def report(self) -> ValidationReport | None:
-        """The full validation report of the split that made this manifest (not saved)."""
-        return self._report
-
-    @property
-    def base_dir(self) -> Path:
-        """The folder the manifest lives in; the paths inside are relative to it."""
-        return self._base_dir
-
-    def source_path(self) -> Path:
-        """Where the source file is (it may have moved or been deleted since)."""
-        return self._base_dir / self.source.path
-
-    def shard_path(self, shard: ShardInfo) -> Path:
-        return self._base_dir / shard.path
-
-    def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
-
-def load_manifest(path: str | os.PathLike[str]) -> Manifest:
-    """Read and check a manifest written by :func:`split_file`."""
-    manifest_path = Path(path)
-    data = read_json(manifest_path)
-    if not isinstance(data, dict) or "shards" not in data:
-        raise InputError(
-            f"{manifest_path}: not a split manifest (no 'shards' list)",
-            hint="pass the <stem>.manifest.json that `jsonl-batch split` wrote",
-        )
-    if data.get("version") != MANIFEST_VERSION:
-        raise InputError(
-            f"{manifest_path}: manifest version {data.get('version')!r} is not supported "
-            f"(this jsonl-batch reads version {MANIFEST_VERSION})",
-            hint="re-run `jsonl-batch split` with this version",
-        )
-    try:
-        manifest = Manifest.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InputError(
-            f"{manifest_path}: invalid manifest: {where}: {first['msg']}",
-            hint="the file was edited or truncated; re-run `jsonl-batch split --overwrite`",
-        ) from None
-    manifest._base_dir = manifest_path.parent
-    return manifest
-
-
-def manifest_path_for(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
-    """Where :func:`split_file` writes the manifest of ``source``."""
-    return Path(out_dir) / f"{source_stem(source)}{MANIFEST_SUFFIX}"
-
-
-def source_stem(source: str | os.PathLike[str]) -> str:
-    """``data/requests.jsonl.gz`` → ``requests`` (shard and manifest names start with it)."""
-    name = Path(source).name
-    for suffix in (".gz", ".jsonl", ".json", ".ndjson", ".txt"):
-        if name.endswith(suffix) and len(name) > len(suffix):
-            name = name[: -len(suffix)]
-    return name
-
-
-def safe_label(text: str) -> str:
-    """A model name made safe for a file name: ``my/dep:1`` → ``my-dep-1``."""
-    label = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip(".-")[:_MAX_LABEL_CHARS]
-    return label.strip(".-") or "no-model"
+    manifest: Manifest
+    manifest_path: Path
+    report: ValidationReport | None
+    """The validation pass's findings (None with ``validate=False``); not saved."""
 
 
 # --- limits -------------------------------------------------------------------------------
@@ -330,7 +183,9 @@ class _ShardSet:
         self.created_out_dir = not out_dir.exists()
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
-            self.staging = Path(tempfile.mkdtemp(prefix=f".{stem}.split-", dir=out_dir))
+            self.staging = Path(
+                tempfile.mkdtemp(prefix=naming.split_staging_prefix(stem), dir=out_dir)
+            )
         except OSError as exc:
             raise InputError(f"{out_dir}: cannot write here: {exc.strerror}") from None
         self.groups: dict[tuple[str, str], _Group] = {}
@@ -441,13 +296,13 @@ def _assign_labels(groups: list[_Group]) -> None:
     """
     by_label: dict[str, list[_Group]] = {}
     for group in groups:
-        by_label.setdefault(safe_label(group.model), []).append(group)
+        by_label.setdefault(naming.safe_label(group.model), []).append(group)
     for label, members in by_label.items():
         if len(members) == 1:
             members[0].label = label
             continue
         for group in members:
-            endpoint = safe_label(group.url) if group.url.strip("/") else "no-url"
+            endpoint = naming.safe_label(group.url) if group.url.strip("/") else "no-url"
             group.label = f"{label}.{endpoint}"
         seen: dict[str, int] = {}
         for group in members:
@@ -544,14 +399,13 @@ def split_file(
     max_errors: int | None = None,
     deployment_map: Mapping[str, str] | None = None,
     on_progress: ProgressCallback | None = None,
-) -> Manifest:
-    """Split ``path`` into shards in ``out_dir`` and return the manifest it wrote.
+) -> SplitResult:
+    """Split ``path`` into shards in ``out_dir``; returns the manifest and the findings.
 
     Limits default to the target profile's. Raises :class:`SplitRefused` (carrying the
     report) when the input has errors and ``force`` is false, :class:`SplitError` when one
     request alone exceeds a limit, and :class:`InputError` when the manifest exists and
-    ``overwrite`` is false. On any error nothing is left in ``out_dir``. The findings of
-    the validation pass are in ``manifest.report``.
+    ``overwrite`` is false. On any error nothing is left in ``out_dir``.
     """
     profile = load_profile(target) if isinstance(target, str) else target
     limits = resolve_limits(
@@ -564,8 +418,8 @@ def split_file(
     )
     source = Path(path)
     out = Path(out_dir)
-    stem = source_stem(source)
-    manifest_path = manifest_path_for(source, out)
+    stem = naming.stem(source)
+    manifest_path = naming.manifest_path(source, out)
     if manifest_path.exists() and not overwrite:
         raise InputError(
             f"{manifest_path}: already exists (a previous split of {source.name})",
@@ -607,8 +461,7 @@ def split_file(
         shard_set.discard()
         raise
     shutil.rmtree(shard_set.staging, ignore_errors=True)
-    manifest._report = report
-    return manifest
+    return SplitResult(manifest, manifest_path, report)
 
 
 def _stream(
@@ -705,7 +558,7 @@ def _build_manifest(
 ) -> Manifest:
     groups = list(shard_set.groups.values())
     _assign_labels(groups)
-    stem = source_stem(source)
+    stem = naming.stem(source)
     base = manifest_path.parent
     shards: list[ShardInfo] = []
     for group in groups:
@@ -713,7 +566,7 @@ def _build_manifest(
             shards.append(
                 ShardInfo(
                     index=len(shards) + 1,
-                    path=f"{stem}.{group.label}.part-{shard.part:04d}.jsonl",
+                    path=naming.shard_name(stem, group.label, shard.part),
                     model=group.model,
                     url=group.url,
                     requests=shard.requests,
@@ -737,16 +590,14 @@ def _build_manifest(
             forced=force and not report.ok,
             counts={code: n for code, (_sev, n) in report.counts_by_code().items()},
         )
-    manifest = Manifest(
+    return Manifest(
         source=source_info.model_copy(update={"path": _relative_or_absolute(source, base)}),
         target=profile.name,
         limits=limits,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         shards=shards,
         validation=validation,
-    )
-    manifest._base_dir = base
-    return manifest
+    ).located_in(base)
 
 
 def _staged_paths(shard_set: _ShardSet) -> list[Path]:
@@ -781,7 +632,7 @@ def _publish(
             final = manifest.shard_path(info)
             os.replace(staged, final)
             published.append(final)
-        atomic_write_json(manifest_path, manifest.to_json())
+        write_manifest(manifest_path, manifest)
     except BaseException:
         for final in published:
             with contextlib.suppress(OSError):
@@ -801,7 +652,7 @@ def _old_shard_paths(manifest_path: Path) -> list[Path]:
     if not manifest_path.exists():
         return []
     try:
-        old = load_manifest(manifest_path)
+        old = read_manifest(manifest_path)
     except InputError:
         return []
     return [old.shard_path(shard) for shard in old.shards]
@@ -809,16 +660,8 @@ def _old_shard_paths(manifest_path: Path) -> list[Path]:
 
 __all__ = [
     "FIXED_BY_SPLIT",
-    "Manifest",
-    "ShardInfo",
-    "SourceInfo",
-    "SplitLimits",
     "SplitRefused",
-    "ValidationSummary",
-    "load_manifest",
-    "manifest_path_for",
+    "SplitResult",
     "resolve_limits",
-    "safe_label",
-    "source_stem",
     "split_file",
 ]

@@ -16,6 +16,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from .formats.wire import BODY_MODELS, endpoint_of
 from .jsonl import (
     BLANK,
     BOM_PRESENT,
@@ -28,7 +29,6 @@ from .jsonl import (
     read_lines,
     source_name,
 )
-from .models import BODY_MODELS, endpoint_of
 from .profiles import Profile, load_profile
 from .quickcheck import quick_check
 

@@ -26,7 +26,7 @@ from jsonl_batch.emulator.multipart import (
     LengthReader,
     parse_multipart,
 )
-from jsonl_batch.models import endpoint_of
+from jsonl_batch.formats.wire import endpoint_of
 from jsonl_batch.tokens import TokenCounter
 
 API_VERSION = "2025-04-01-preview"

@@ -13,11 +13,11 @@ import openai
 import pytest
 from click.testing import CliRunner, Result
 
-from jsonl_batch.azure import Connection, Job, resolve_connection
-from jsonl_batch.azure.jobfile import read_job_file
 from jsonl_batch.cli import main
 from jsonl_batch.emulator import Emulator, EmulatorConfig
+from jsonl_batch.formats.jobfile import read_job_file
 from jsonl_batch.merge import plan_merge
+from jsonl_batch.service import Connection, Job, resolve_connection
 from jsonl_batch.tokens import TokenCounter
 
 DEPLOYMENTS = {"dep-a": "gpt-4o-2024-08-06", "dep-b": "gpt-4o-2024-08-06"}

@@ -17,10 +17,10 @@ from pathlib import Path
 import openai
 from click.testing import CliRunner
 
-from jsonl_batch.azure.job import CRASH_ENV, CRASH_EXIT_CODE, CRASH_STEPS
-from jsonl_batch.azure.jobfile import read_job_file
 from jsonl_batch.cli import main
 from jsonl_batch.emulator import Emulator, EmulatorConfig
+from jsonl_batch.formats.jobfile import read_job_file
+from jsonl_batch.service.job import CRASH_ENV, CRASH_EXIT_CODE, CRASH_STEPS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -404,9 +404,17 @@ def _split(tmp_path: Path, ids: list[str], per_shard: int) -> tuple[Path, Path]:
     manifest.write_text(
         json.dumps(
             {
-                "source": {"path": source.name, "sha256": "", "bytes": 0, "requests": len(ids)},
+                "version": 1,
+                "source": {
+                    "path": source.name,
+                    "sha256": "",
+                    "bytes": 0,
+                    "requests": len(ids),
+                    "blank_lines": 0,
+                },
                 "target": "azure",
-                "limits": {},
+                "limits": {"max_requests": per_shard, "max_bytes": 1 << 20},
+                "created_at": "2026-12-01T00:00:00+00:00",
                 "shards": shards,
             }
         )
@@ -421,18 +429,30 @@ def test_job_file_uses_shard_status_for_requests_that_never_came_back(tmp_path: 
     write(tmp_path / "out1.jsonl", success("r2"))
     write(tmp_path / "err2.jsonl", http_error("r4"))
     job = tmp_path / "big.job.json"
+    shard = {
+        "upload_path": "",
+        "sha256": "",
+        "requests": 2,
+        "bytes": 0,
+        "url": "/v1/chat/completions",
+        "endpoint": "/v1/chat/completions",
+    }
     job.write_text(
         json.dumps(
             {
                 "job_id": "j",
+                "created_at": 0,
+                "updated_at": 0,
+                "target": "azure",
+                "connection": {"kind": "azure", "endpoint": "http://x", "target": "azure"},
                 "manifest": manifest.name,
                 "source": "big.jsonl",
                 "shards": [
-                    {"index": 0, "path": "big.000.jsonl", "status": "completed",
+                    {**shard, "index": 0, "path": "big.000.jsonl", "status": "completed",
                      "batch_id": "b0", "output_file": "out0.jsonl", "error_file": None},
-                    {"index": 1, "path": "big.001.jsonl", "status": "expired",
+                    {**shard, "index": 1, "path": "big.001.jsonl", "status": "expired",
                      "batch_id": "b1", "output_file": "out1.jsonl", "error_file": None},
-                    {"index": 2, "path": "big.002.jsonl", "status": "cancelled",
+                    {**shard, "index": 2, "path": "big.002.jsonl", "status": "cancelled",
                      "batch_id": "b2", "output_file": None, "error_file": "err2.jsonl"},
                 ],
             }

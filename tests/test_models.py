@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from jsonl_batch import schemas
-from jsonl_batch.models import (
+from jsonl_batch.formats.wire import (
     BODY_MODELS,
     ChatCompletionsBody,
     OutputLine,

@@ -21,15 +21,10 @@ from hypothesis import strategies as st
 from jsonl_batch import split as split_module
 from jsonl_batch.cli import main
 from jsonl_batch.errors import ConfigError, InputError, SplitError
+from jsonl_batch.formats import naming
+from jsonl_batch.formats.manifest import Manifest, read_manifest
 from jsonl_batch.schemas import generate, render
-from jsonl_batch.split import (
-    Manifest,
-    SplitRefused,
-    load_manifest,
-    safe_label,
-    source_stem,
-    split_file,
-)
+from jsonl_batch.split import SplitRefused, split_file
 from jsonl_batch.tokens import TokenCounter
 
 from .conftest import ROOT, SAMPLES
@@ -82,10 +77,10 @@ def route(raw: bytes, number: int) -> tuple[str, str, str]:
 def check_split(source: Path, out_dir: Path, manifest: Manifest, counter: TokenCounter | None):
     """Every promise of split, checked against the files on disk."""
     limits = manifest.limits
-    on_disk = load_manifest(out_dir / f"{source_stem(source)}.manifest.json")
+    on_disk = read_manifest(out_dir / f"{naming.stem(source)}.manifest.json")
     assert on_disk.model_dump() == manifest.model_dump()
     # nothing but the shards and the manifest in the output folder
-    expected_names = {s.path for s in manifest.shards} | {f"{source_stem(source)}.manifest.json"}
+    expected_names = {s.path for s in manifest.shards} | {f"{naming.stem(source)}.manifest.json"}
     assert {p.name for p in out_dir.iterdir()} == expected_names
 
     lines = source_lines(source)
@@ -231,7 +226,7 @@ def test_every_limit_holds_and_nothing_is_lost_duplicated_or_reordered(
             token_margin=margin if counter is not None else 0.0,
             validate=validate,
             force=bom,
-        )
+        ).manifest
         check_split(source, out_dir, manifest, counter)
     finally:
         shutil.rmtree(tmp)
@@ -247,8 +242,8 @@ def _sample_file(tmp_path: Path, n: int = 10, models: tuple[str, ...] = ("gpt-4o
 
 def test_defaults_come_from_the_target_profile(tmp_path: Path) -> None:
     source = _sample_file(tmp_path)
-    azure = split_file(source, tmp_path / "a")
-    openai = split_file(source, tmp_path / "o", target="openai")
+    azure = split_file(source, tmp_path / "a").manifest
+    openai = split_file(source, tmp_path / "o", target="openai").manifest
     assert (azure.limits.max_requests, azure.limits.max_bytes) == (100_000, 200_000_000)
     assert (openai.limits.max_requests, openai.limits.max_bytes) == (50_000, 200_000_000)
     assert azure.target == "azure" and azure.limits.by_model is True
@@ -258,7 +253,7 @@ def test_defaults_come_from_the_target_profile(tmp_path: Path) -> None:
 def test_shards_are_named_per_model_and_the_manifest_is_complete(tmp_path: Path) -> None:
     source = _sample_file(tmp_path, 7, models=("gpt-4o-batch", "gpt-4o-mini-batch"))
     out = tmp_path / "out"
-    manifest = split_file(source, out, max_requests=2)
+    manifest = split_file(source, out, max_requests=2).manifest
     assert [s.path for s in manifest.shards] == [
         "reqs.gpt-4o-batch.part-0001.jsonl",
         "reqs.gpt-4o-batch.part-0002.jsonl",
@@ -280,9 +275,9 @@ def test_shards_are_named_per_model_and_the_manifest_is_complete(tmp_path: Path)
 
 def test_source_path_is_relative_when_under_the_manifest_folder(tmp_path: Path) -> None:
     source = _sample_file(tmp_path)
-    manifest = split_file(source, tmp_path)
+    manifest = split_file(source, tmp_path).manifest
     assert manifest.source.path == "reqs.jsonl"
-    assert load_manifest(tmp_path / "reqs.manifest.json").source_path() == source
+    assert read_manifest(tmp_path / "reqs.manifest.json").source_path() == source
 
 
 def test_filename_safe_names_never_collide(tmp_path: Path) -> None:
@@ -293,20 +288,20 @@ def test_filename_safe_names_never_collide(tmp_path: Path) -> None:
         line_of(request("d", model="gpt-4o-batch", url=RESPONSES)),
     ]
     source = write_lines(tmp_path / "mixed.jsonl", lines)
-    manifest = split_file(source, tmp_path / "out")
+    manifest = split_file(source, tmp_path / "out").manifest
     names = [s.path for s in manifest.shards]
     assert len(set(names)) == 4
     assert "mixed.gpt-4o-batch.v1-chat-completions.part-0001.jsonl" in names
     assert "mixed.gpt-4o-batch.v1-responses.part-0001.jsonl" in names
     assert all(name.startswith("mixed.dep-a") for name in names[:2])
-    assert safe_label("../../etc/passwd") == "etc-passwd"
-    assert safe_label("") == "no-model"
+    assert naming.safe_label("../../etc/passwd") == "etc-passwd"
+    assert naming.safe_label("") == "no-model"
 
 
 def test_blank_lines_are_dropped_and_counted(tmp_path: Path) -> None:
     lines = [line_of(request("a")), b"\n", b"   \n", line_of(request("b"))]
     source = write_lines(tmp_path / "b.jsonl", lines)
-    manifest = split_file(source, tmp_path / "out")
+    manifest = split_file(source, tmp_path / "out").manifest
     assert manifest.source.blank_lines == 2
     assert manifest.shards[0].requests == 2
     assert (manifest.shards[0].first_line, manifest.shards[0].last_line) == (1, 4)
@@ -317,7 +312,7 @@ def test_gzip_input_is_split(tmp_path: Path) -> None:
     plain = _sample_file(tmp_path, 5)
     gz = tmp_path / "reqs.jsonl.gz"
     gz.write_bytes(gzip.compress(plain.read_bytes()))
-    manifest = split_file(gz, tmp_path / "out", max_requests=2)
+    manifest = split_file(gz, tmp_path / "out", max_requests=2).manifest
     assert [s.requests for s in manifest.shards] == [2, 2, 1]
     assert manifest.source.sha256 == hashlib.sha256(plain.read_bytes()).hexdigest()
     shards = b"".join((tmp_path / "out" / s.path).read_bytes() for s in manifest.shards)
@@ -343,8 +338,8 @@ def test_a_request_over_the_token_limit_names_its_line(tmp_path: Path) -> None:
 
 def test_token_margin_shrinks_the_budget(tmp_path: Path) -> None:
     source = _sample_file(tmp_path, 20)
-    plain = split_file(source, tmp_path / "a", max_tokens=100)
-    margin = split_file(source, tmp_path / "b", max_tokens=100, token_margin=25)
+    plain = split_file(source, tmp_path / "a", max_tokens=100).manifest
+    margin = split_file(source, tmp_path / "b", max_tokens=100, token_margin=25).manifest
     assert plain.limits.token_budget == 100 and margin.limits.token_budget == 80
     assert len(margin.shards) > len(plain.shards)
     assert sum(s.input_tokens or 0 for s in margin.shards) == sum(
@@ -376,9 +371,10 @@ def test_a_file_with_errors_is_refused_and_nothing_is_written(tmp_path: Path) ->
 def test_force_splits_a_broken_file_byte_for_byte(tmp_path: Path) -> None:
     source = tmp_path / "broken.jsonl"
     shutil.copy(SAMPLES / "broken.jsonl", source)
-    manifest = split_file(source, tmp_path / "out", force=True)
+    result = split_file(source, tmp_path / "out", force=True)
+    manifest = result.manifest
     assert manifest.validation is not None and manifest.validation.forced
-    assert manifest.report is not None and manifest.report.errors > 0
+    assert result.report is not None and result.report.errors > 0
     check_split(source, tmp_path / "out", manifest, None)
     first = manifest.shards[0]
     assert (tmp_path / "out" / first.path).read_bytes().startswith(b"\xef\xbb\xbf")
@@ -386,7 +382,7 @@ def test_force_splits_a_broken_file_byte_for_byte(tmp_path: Path) -> None:
 
 def test_mixed_models_and_urls_are_not_errors_for_split(tmp_path: Path) -> None:
     lines = [line_of(request("a")), line_of(request("b", model="other", url=RESPONSES))]
-    manifest = split_file(write_lines(tmp_path / "m.jsonl", lines), tmp_path / "out")
+    manifest = split_file(write_lines(tmp_path / "m.jsonl", lines), tmp_path / "out").manifest
     assert manifest.validation is not None and manifest.validation.errors == 0
     assert len(manifest.shards) == 2
 
@@ -394,8 +390,8 @@ def test_mixed_models_and_urls_are_not_errors_for_split(tmp_path: Path) -> None:
 def test_no_validate_gives_the_same_shards(tmp_path: Path) -> None:
     source = tmp_path / "broken.jsonl"
     shutil.copy(SAMPLES / "broken.jsonl", source)
-    checked = split_file(source, tmp_path / "a", force=True)
-    fast = split_file(source, tmp_path / "b", validate=False)
+    checked = split_file(source, tmp_path / "a", force=True).manifest
+    fast = split_file(source, tmp_path / "b", validate=False).manifest
     assert [s.model_dump() for s in fast.shards] == [s.model_dump() for s in checked.shards]
     assert fast.source == checked.source
     assert fast.validation is not None and not fast.validation.checked
@@ -409,7 +405,7 @@ def test_an_existing_manifest_is_kept_without_overwrite(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="already exists"):
         split_file(source, out, max_requests=3)
     assert (out / "reqs.manifest.json").read_bytes() == before
-    manifest = split_file(source, out, max_requests=3, overwrite=True)
+    manifest = split_file(source, out, max_requests=3, overwrite=True).manifest
     # the old third shard is gone, the new two are in place
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [s.path for s in manifest.shards] + ["reqs.manifest.json"]
@@ -474,25 +470,25 @@ def test_a_failed_rename_removes_the_shards_already_renamed(
 def test_load_manifest_errors_are_clear(tmp_path: Path) -> None:
     path = tmp_path / "x.manifest.json"
     with pytest.raises(InputError, match="no such file"):
-        load_manifest(path)
+        read_manifest(path)
     path.write_text("{not json")
     with pytest.raises(InputError, match="not valid JSON"):
-        load_manifest(path)
+        read_manifest(path)
     path.write_text('{"version": 1}')
     with pytest.raises(InputError, match="not a split manifest"):
-        load_manifest(path)
+        read_manifest(path)
     path.write_text('{"version": 2, "shards": []}')
     with pytest.raises(InputError, match="version 2"):
-        load_manifest(path)
+        read_manifest(path)
     path.write_text('{"version": 1, "shards": [{"index": "one"}]}')
     with pytest.raises(InputError, match="invalid manifest"):
-        load_manifest(path)
+        read_manifest(path)
 
 
 def test_load_manifest_resolves_paths_against_its_folder(tmp_path: Path) -> None:
     source = _sample_file(tmp_path, 4)
     split_file(source, tmp_path / "out", max_requests=2)
-    manifest = load_manifest(tmp_path / "out" / "reqs.manifest.json")
+    manifest = read_manifest(tmp_path / "out" / "reqs.manifest.json")
     assert manifest.base_dir == tmp_path / "out"
     assert [manifest.shard_path(s).exists() for s in manifest.shards] == [True, True]
     assert manifest.source_path().resolve() == source.resolve()
@@ -535,7 +531,7 @@ def test_cli_size_units_and_tokens(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["split", str(source), "-o", str(tmp_path / "o"), *limits])
     assert result.exit_code == 0, result.output
     assert "tokens" in result.output.splitlines()[0]
-    manifest = load_manifest(tmp_path / "o" / "reqs.manifest.json")
+    manifest = read_manifest(tmp_path / "o" / "reqs.manifest.json")
     assert manifest.limits.max_bytes == 1000 and manifest.limits.max_tokens == 1000
 
 
@@ -587,7 +583,7 @@ def test_embedding_inputs_are_capped_per_shard_for_openai(tmp_path: Path) -> Non
     source = write_lines(tmp_path / "e.jsonl", [line_of(embedding(i, 3)) for i in range(5)])
     profile = split_module.load_profile("openai")
     small_cap = dataclasses.replace(profile, max_embedding_inputs=7)
-    manifest = split_file(source, tmp_path / "out", target=small_cap)
+    manifest = split_file(source, tmp_path / "out", target=small_cap).manifest
     assert [s.embedding_inputs for s in manifest.shards] == [6, 6, 3]
     assert manifest.validation is not None and manifest.validation.errors == 0
     with pytest.raises(SplitError, match=r"e\.jsonl:1: .*4 embedding inputs"):

@@ -12,16 +12,19 @@ from typing import Any
 import pytest
 
 from jsonl_batch import tokens
+from jsonl_batch.deployments import parse_deployment_map
 from jsonl_batch.errors import ConfigError, EncodingUnavailable
 from jsonl_batch.tokens import (
     TokenCounter,
     count_request_tokens,
     encoding_name_for_model,
+    encodings,
     get_encoding,
     image_size_from_data_url,
     image_tokens,
-    parse_deployment_map,
 )
+from jsonl_batch.tokens.images import patch_count
+from jsonl_batch.tokens.rules import token_rules
 
 COOKBOOK_MESSAGES = [
     {
@@ -180,7 +183,7 @@ def test_gpt_4o_mini_tiles_cost_more() -> None:
 
 @pytest.mark.parametrize(("size", "patches"), [((1024, 1024), 1024), ((1800, 2400), 1452)])
 def test_patch_formula_doc_examples(size: tuple[int, int], patches: int) -> None:
-    assert tokens._patch_count(size[0], size[1], 1536, 2048) == patches
+    assert patch_count(size[0], size[1], 1536, 2048) == patches
     # o4-mini: patches x 1.72, rounded up, plus the one extra token measured on the 2025-04
     # patch models (gpt-4.1-mini/nano, o4-mini)
     assert image_tokens("o4-mini", size[0], size[1], "high") == -(-patches * 172 // 100) + 1
@@ -331,7 +334,7 @@ def test_encodings_load_offline_without_the_tiktoken_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(tokens, "_ENCODINGS", {})
+    monkeypatch.setattr(encodings, "_ENCODINGS", {})
 
     def no_network(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("network used")
@@ -360,11 +363,11 @@ def test_encodings_load_offline_without_the_tiktoken_cache(
 def test_corrupted_rank_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bad = tmp_path / "o200k_base.tiktoken.gz"
     bad.write_bytes(gzip.compress(b"aGVsbG8= 0\n"))
-    monkeypatch.setattr(tokens, "_ENCODINGS", {})
-    monkeypatch.setattr(tokens, "_rank_file", lambda basename: tmp_path / (basename + ".gz"))
+    monkeypatch.setattr(encodings, "_ENCODINGS", {})
+    monkeypatch.setattr(encodings, "_rank_file", lambda basename: tmp_path / (basename + ".gz"))
     with pytest.raises(EncodingUnavailable, match="sha256"):
         get_encoding("o200k_base")
-    monkeypatch.setattr(tokens, "_rank_file", lambda basename: tmp_path / "missing.gz")
+    monkeypatch.setattr(encodings, "_rank_file", lambda basename: tmp_path / "missing.gz")
     with pytest.raises(EncodingUnavailable, match="missing"):
         get_encoding("cl100k_base")
 
@@ -507,7 +510,7 @@ def test_responses_additional_tools_items_are_a_tools_section_plus_hidden_text()
     extra = {"type": "additional_tools", "role": "developer", "tools": [LOOKUP_TOOL]}
     with_tools = _responses_tokens(input=[QUESTION, extra])
     upfront = _responses_tokens(input=[QUESTION], tools=[LOOKUP_TOOL])
-    hidden = tokens._rules()["tool_search"]["additional_tools"]
+    hidden = token_rules()["tool_search"]["additional_tools"]
     assert with_tools.input_tokens == upfront.input_tokens + hidden
     assert "unsupported_input_not_counted" not in with_tools.flags
 
@@ -533,7 +536,7 @@ def test_a_client_tool_search_is_counted_as_a_function_plus_hidden_text() -> Non
     }
     as_function = {**search, "type": "function", "name": "tool_search", "strict": False}
     counted = _responses_tokens(input=[QUESTION], tools=[search])
-    hidden = tokens._rules()["tool_search"]["search_tool"]
+    hidden = token_rules()["tool_search"]["search_tool"]
     assert counted.input_tokens == (
         _responses_tokens(input=[QUESTION], tools=[as_function]).input_tokens + hidden
     )
@@ -552,7 +555,7 @@ def test_tool_search_results_load_their_tools_and_repeat_the_search_description(
         _responses_tokens(input=[QUESTION], tools=[LOOKUP_TOOL]).input_tokens
         - _responses_tokens(input=[QUESTION]).input_tokens
     )
-    hidden = tokens._rules()["tool_search"]["loaded_tools"]
+    hidden = token_rules()["tool_search"]["loaded_tools"]
     assert searched([loaded], "Find tools.") == searched([], "Find tools.") + section + hidden
     longer = "Find tools by keyword; if none are found, they do not exist."
     assert searched([], longer) - searched([], "Find tools.") == (

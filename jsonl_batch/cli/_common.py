@@ -96,7 +96,7 @@ def deployment_map_options(func: F) -> F:
 
 def read_deployment_map(items: tuple[str, ...], path: str | None) -> dict[str, str]:
     """Merge ``--deployment-map`` items over the ``--deployment-map-file`` entries."""
-    from ..tokens import parse_deployment_map
+    from ..deployments import parse_deployment_map
 
     mapping = parse_deployment_map(list(items))
     if path:

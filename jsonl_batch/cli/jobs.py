@@ -12,10 +12,11 @@ from typing import Any, TypeVar
 
 import click
 
-from ..azure.connection import Connection, resolve_connection
-from ..azure.job import Job
-from ..azure.jobfile import JOB_SUFFIX, read_job_file
 from ..errors import JobError
+from ..formats.jobfile import read_job_file
+from ..formats.naming import JOB_SUFFIX
+from ..service.connection import Connection, resolve_connection
+from ..service.job import Job
 from ._common import QUANTITY, echo_json, format_option, handle_errors
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -6,7 +6,8 @@ import os
 
 import click
 
-from ..split import Manifest, SplitRefused, manifest_path_for, split_file
+from ..formats.manifest import Manifest
+from ..split import SplitRefused, split_file
 from ._common import (
     QUANTITY,
     echo_json,
@@ -113,13 +114,13 @@ def split(
     Exit status: 0 when split, 1 when the file has errors (nothing written) or a single
     request exceeds a limit, 2 on usage errors.
     """
-    from ..tokens import parse_deployment_map
+    from ..deployments import parse_deployment_map
 
     mapping = parse_deployment_map(list(deployment_map)) if deployment_map else None
     size = os.path.getsize(file) if os.path.isfile(file) else None
     try:
         with progress_bar(size, f"splitting {file}") as advance:
-            manifest = split_file(
+            result = split_file(
                 file,
                 out_dir,
                 target=target,
@@ -144,17 +145,18 @@ def split(
             print_summary(refused.report)
         raise
 
+    manifest = result.manifest
     if output_format == "json":
         echo_json(manifest.to_json())
         return
-    report = manifest.report
+    report = result.report
     if report is not None and report.findings:
         if not quiet:
             print_findings(report)
         print_summary(report)
         if not report.ok:
             click.secho("split anyway (--force)", fg="yellow", err=True)
-    _print_table(manifest, manifest_path_for(file, out_dir))
+    _print_table(manifest, result.manifest_path)
 
 
 def _print_table(manifest: Manifest, manifest_path: os.PathLike[str]) -> None:

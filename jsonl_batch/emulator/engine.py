@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..models import endpoint_of
+from ..formats.wire import endpoint_of
 from ..tokens import TokenCounter
 from ..validate import validate_file
 from .api_error import ApiError, invalid_request

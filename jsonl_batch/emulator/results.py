@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..formats.wire import endpoint_of
 from ..jsonl import AtomicWriter, Line, read_lines
-from ..models import endpoint_of
 from ..tokens import RequestTokens, TokenCounter
 
 # Lines are shuffled within blocks of this many, so order differs from the input while

@@ -17,11 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..formats.batch import TERMINAL_STATUSES
 from ..jsonl import atomic_write_json, read_json
 
 STATE_FILE = "state.json"
-
-TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
 
 
 @dataclass

@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MergeError
+from ..formats import naming
 from ..jsonl import AtomicWriter
-from .index import Outputs
+from .index import ResultFiles
 from .join import Join, Options, shard_ranges
-from .outputs import Outcome, classify, embedding_of, text_of, usage_of
-from .parallel import default_workers, input_spans, run_parallel
-from .plan import MergePlan, ShardRef, plan_merge, read_job, read_manifest, retry_selector, stem_of
+from .outcome import Outcome, classify, embedding_of, text_of, usage_of
+from .parallel import default_workers, index_result_files, input_spans, run_parallel
+from .plan import MergePlan, ShardRef, plan_merge, retry_selector
 from .summary import (
     CANCELLED,
     DEFAULT_MEMORY_MB,
@@ -92,18 +93,13 @@ def merge(
     )
     plan = plan_merge(input_path, outputs, errors)
     target_dir = Path(out_dir) if out_dir is not None else plan.stem_path.parent
-    stem = stem_of(plan.stem_path)
-    suffix = ".results.csv" if results_format == "csv" else ".results.jsonl"
-    results_path = target_dir / f"{stem}{suffix}"
-    retry_path = target_dir / f"{stem}.retry.jsonl"
+    results_path = naming.results_path(plan.stem_path, target_dir, results_format)
+    retry_path = naming.retry_path(plan.stem_path, target_dir)
     target_dir.mkdir(parents=True, exist_ok=True)
     problems = Problems()
-    found = Outputs(
-        plan,
-        problems,
-        memory_mb=memory_mb,
-        spill_dir=target_dir,
-        on_progress=on_progress or (lambda _n: None),
+    progress = on_progress or (lambda _n: None)
+    found = ResultFiles(
+        plan, problems, memory_mb=memory_mb, spill_dir=target_dir, on_progress=progress
     )
     # Millions of short-lived, acyclic objects: the cyclic garbage collector would scan the
     # big index again and again for nothing. Reference counting frees everything.
@@ -119,10 +115,14 @@ def merge(
         # Forking a process that runs other threads can deadlock them: stay serial then.
         if threading.active_count() > 1:
             workers = 1
-        found.index_outputs(workers)
+        index_result_files(found, workers)
 
-        def make_join() -> Join:
-            return Join(plan, found, problems, options, ranges)
+        def make_join(
+            own_problems: Problems | None = None, own_progress: Callable[[int], None] | None = None
+        ) -> Join:
+            return Join(
+                plan, found, own_problems or problems, options, ranges, own_progress or progress
+            )
 
         spans = None
         if workers > 1 and plan.source is not None and not found.index.spilled:
@@ -168,8 +168,6 @@ __all__ = [
     "embedding_of",
     "merge",
     "plan_merge",
-    "read_job",
-    "read_manifest",
     "retry_selector",
     "text_of",
     "usage_of",

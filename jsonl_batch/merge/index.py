@@ -15,34 +15,42 @@ from __future__ import annotations
 import contextlib
 import gzip
 import itertools
+import marshal
 import os
 import re
 import shutil
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from ..errors import InputError, MergeError
+from ..formats.naming import MERGE_TEMP_PREFIX
 from ..jsonl import BOM, open_binary
+from .packed import (
+    FILE_BITS,
+    FILE_SHIFT,
+    LEN_SHIFT,
+    MAX_FILES,
+    OFF_SHIFT,
+    PLAIN,
+    RANK_FAILURE,
+    RANK_SHIFT,
+    RANK_SUCCESS,
+    USED,
+    file_of,
+    membership,
+    offset_of,
+    rank_of,
+    with_shard_of,
+)
 from .plan import MergePlan
 from .summary import EXAMPLES, Problem, Problems
 
-# One Python int per custom_id: bit 0 used by an input line, bits 1-2 rank (0 no output,
-# 1 failure, 2 success), bits 3-18 shard + 1, bits 19-34 output file + 1, bits 35-66 line
-# length, bit 67 "plain success" (see PLAIN), bits 68+ byte offset. An int is the
-# smallest thing a dict can hold per entry.
-USED = 1
-RANK_SHIFT, SHARD_SHIFT, FILE_SHIFT, LEN_SHIFT, OFF_SHIFT = 1, 3, 19, 35, 68
-FIELD16, LEN_MASK = 0xFFFF, 0xFFFFFFFF
-# A success line exactly as the services write it (compact, keys id, custom_id, response
-# {status_code, request_id, body}, error null): pass 2 copies its body without parsing it.
-PLAIN = 1 << 67
-_SHARD_BITS = FIELD16 << SHARD_SHIFT
-_RANK_SUCCESS, _RANK_FAILURE = 2, 1
 # Approximate bytes one dict entry costs (key object + int + dict slot), measured.
 ENTRY_BYTES = 125
 _READ = 1 << 22  # bytes of output read at once
@@ -101,16 +109,6 @@ def request_keys(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield number, key
 
 
-def file_of(packed: int) -> int:
-    """Output file index, or -1 when the entry has no output line."""
-    return ((packed >> FILE_SHIFT) & FIELD16) - 1
-
-
-def shard_of(packed: int) -> int | None:
-    shard = ((packed >> SHARD_SHIFT) & FIELD16) - 1
-    return None if shard < 0 else shard
-
-
 class OutputIndex:
     """``key -> packed`` in a dict, moved to SQLite once it outgrows ``budget_bytes``."""
 
@@ -138,7 +136,7 @@ class OutputIndex:
     def flush(self) -> None:
         """Move the in-memory entries to SQLite, settling clashes with ``resolve``."""
         if self.db is None:
-            self._tmp = tempfile.mkdtemp(prefix=".jsonl-batch-merge-", dir=self.spill_dir)
+            self._tmp = tempfile.mkdtemp(prefix=MERGE_TEMP_PREFIX, dir=self.spill_dir)
             self.db = sqlite3.connect(os.path.join(self._tmp, "index.sqlite"))
             for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-32768"):
                 self.db.execute(f"PRAGMA {pragma}")
@@ -189,6 +187,34 @@ class OutputIndex:
             if not packed & USED and file_of(packed) >= 0:
                 yield key, packed
 
+    def claim_totals(self) -> tuple[int, int]:
+        """How many entries have an output line, and the sum of their keys' hashes (in
+        memory only): what the joins' claims must add up to when every line was claimed."""
+        count = hashes = 0
+        for key, packed in self.entries.items():
+            if packed & FILE_BITS:
+                count += 1
+                hashes += hash(key)
+        return count, hashes
+
+    def clear_claims(self) -> None:
+        """Forget which entries were claimed (in memory only)."""
+        entries = self.entries
+        for key, packed in entries.items():
+            if packed & USED:
+                entries[key] = packed & ~USED
+
+    def claim(self, key: bytes) -> bool | None:
+        """Claim an entry's output line for an input line (in memory only): True the first
+        time, False when already claimed, None when the key has no output line."""
+        packed = self.entries.get(key)
+        if packed is None or file_of(packed) < 0:
+            return None
+        if packed & USED:
+            return False
+        self.entries[key] = packed | USED
+        return True
+
     def close(self) -> None:
         if self.db is not None:
             self.db.close()
@@ -199,7 +225,18 @@ class OutputIndex:
         self.entries = {}
 
 
-class Outputs:
+@dataclass(slots=True)
+class IndexPart:
+    """What a worker found indexing part of a file, handed back to :meth:`ResultFiles.absorb`."""
+
+    entries: bytes  # the worker's index entries, marshalled
+    problem_counts: dict[str, int]
+    problems: list[Problem]
+    duplicates: list[tuple[bytes, int, int, str]]
+    approx_bytes: int
+
+
+class ResultFiles:
     """The output and error files of one merge, their index, and where their lines are."""
 
     def __init__(
@@ -212,10 +249,10 @@ class Outputs:
         on_progress: Callable[[int], None],
     ) -> None:
         self.files = [*plan.outputs, *plan.errors]
-        if max(len(self.files), len(plan.shards)) >= FIELD16:
+        if max(len(self.files), len(plan.shards)) > MAX_FILES:
             raise MergeError(
                 f"too many files to merge at once ({len(self.files)} result files,"
-                f" {len(plan.shards)} shards; the limit is {FIELD16 - 1})",
+                f" {len(plan.shards)} shards; the limit is {MAX_FILES})",
                 hint="merge the shards in groups",
             )
         self.problems = problems
@@ -226,6 +263,48 @@ class Outputs:
         self.fds: list[int] = []  # the readable files, open for pass 2's preads
         self.line_numbers: dict[tuple[int, int], int] = {}
         self._tmp_files: list[Path] = []
+
+    def for_worker(self) -> ResultFiles:
+        """A twin for a forked worker that indexes part of a file: the same files, an
+        empty index without a memory budget (the caller checked that the part fits), its
+        own problems, no progress reports."""
+        twin = ResultFiles.__new__(ResultFiles)
+        twin.files = self.files
+        twin.problems = Problems()
+        twin.index = OutputIndex(1 << 62, self.index.spill_dir, twin._resolve)
+        twin.progress = lambda _n: None
+        twin.duplicate_examples = []
+        twin.readable = self.readable
+        twin.fds = []
+        twin.line_numbers = {}
+        twin._tmp_files = []
+        return twin
+
+    def index_part(self) -> IndexPart:
+        """What this (worker's) twin found, to send to the parent."""
+        return IndexPart(
+            marshal.dumps(self.index.entries),  # 10x faster than pickle for this
+            dict(self.problems.counts),
+            self.problems.examples,
+            self.duplicate_examples,
+            self.index.approx_bytes,
+        )
+
+    def absorb(self, part: IndexPart) -> None:
+        """Add a worker's entries as if this process had read them (same duplicate rules);
+        the worker's part of the file comes after what this process read."""
+        theirs = marshal.loads(part.entries)
+        index = self.index
+        entries = index.entries
+        for key in entries.keys() & theirs.keys():  # usually none: settle them first
+            entries[key] = self._resolve(key, entries[key], theirs.pop(key))
+        entries.update(theirs)
+        index.approx_bytes += part.approx_bytes
+        self.problems.absorb(part.problem_counts, part.problems)
+        room = EXAMPLES - len(self.duplicate_examples)
+        self.duplicate_examples.extend(part.duplicates[: max(0, room)])
+        if index.approx_bytes > index.budget_bytes:
+            index.flush()
 
     def index_membership(self, plan: MergePlan) -> None:
         """Record which shard each custom_id was sent in (reads the shard files)."""
@@ -238,23 +317,25 @@ class Outputs:
                 continue
             for _number, key in request_keys(shard.path):
                 if key not in entries:
-                    entries[key] = (pos + 1) << SHARD_SHIFT
+                    entries[key] = membership(pos)
                     self.index.note_added(key)
 
-    def index_outputs(self, workers: int = 1) -> None:
-        """Read every output/error line once; keep only where each custom_id's line is.
-        With ``workers`` > 1 a big file's second half is indexed by a forked worker."""
-        from .parallel import index_in_two, second_half
+    def open_next(self) -> tuple[int, Path, Path]:
+        """The next result file to index: (its index, its path, a plain file to read: a
+        ``.gz`` is unpacked to a temporary file first)."""
+        file_index = len(self.readable)
+        path = self.files[file_index]
+        readable = self._seekable(path)
+        self.readable.append(readable)
+        return file_index, path, readable
 
-        for file_index, path in enumerate(self.files):
-            readable = self._seekable(path)
-            self.readable.append(readable)
-            cut = second_half(readable, self.index) if workers > 1 else None
-            if cut is not None:
-                index_in_two(self, file_index, path, readable, cut)
-                continue
-            with open(readable, "rb", buffering=0) as stream:
-                self.index_span(stream, file_index, path)
+    def index_file(self, file_index: int, path: Path, readable: Path) -> None:
+        """Index a whole result file in this process."""
+        with open(readable, "rb", buffering=0) as stream:
+            self.index_span(stream, file_index, path)
+
+    def finish_indexing(self) -> None:
+        """After the last file: settle a spilled index, open the files for pass 2's reads."""
         if self.index.spilled:
             self.index.flush()
         self.fds = [os.open(path, os.O_RDONLY) for path in self.readable]
@@ -272,7 +353,7 @@ class Outputs:
         fast_match = _FAST_OUTPUT.match
         plain_match = _PLAIN_SUCCESS.match
         file_bits = (file_index + 1) << FILE_SHIFT
-        plain_bits = file_bits | PLAIN | (_RANK_SUCCESS << RANK_SHIFT)
+        plain_bits = file_bits | PLAIN | (RANK_SUCCESS << RANK_SHIFT)
         base, stop, number = span  # file offset of chunk[0], where to stop, lines so far
         stream.seek(base)
         remaining = stop - base if stop >= 0 else -1
@@ -297,7 +378,7 @@ class Outputs:
                     _CLOSED_LINE_ENDS, pos, line_end
                 ):
                     key = found.group(1)
-                    rank = _RANK_SUCCESS if found.group(2) == b"200" else _RANK_FAILURE
+                    rank = RANK_SUCCESS if found.group(2) == b"200" else RANK_FAILURE
                     bits = file_bits | (rank << RANK_SHIFT)
                 else:
                     parsed = self._parse_output(chunk[pos:line_end], number, path)
@@ -348,7 +429,7 @@ class Outputs:
             return None
         response = obj.get("response")
         success = type(response) is dict and response.get("status_code") == 200
-        return key_of(cid), _RANK_SUCCESS if success else _RANK_FAILURE
+        return key_of(cid), RANK_SUCCESS if success else RANK_FAILURE
 
     def _resolve(self, key: bytes, old: int, new: int) -> int:
         """Pick the winner of two entries for one custom_id and count the duplicate.
@@ -359,8 +440,8 @@ class Outputs:
         if file_of(new) < 0:
             return old
         if file_of(old) < 0:
-            return new | (old & _SHARD_BITS)
-        rank_new, rank_old = (new >> RANK_SHIFT) & 3, (old >> RANK_SHIFT) & 3
+            return with_shard_of(new, old)
+        rank_new, rank_old = rank_of(new), rank_of(old)
         winner, loser = (new, old) if rank_new >= rank_old else (old, new)
         self.problems.counts["duplicate_output"] += 1
         if len(self.duplicate_examples) < EXAMPLES:
@@ -370,7 +451,7 @@ class Outputs:
                 else "between equals the later file/line wins"
             )
             self.duplicate_examples.append((key, winner, loser, reason))
-        return (winner & ~_SHARD_BITS) | (old & _SHARD_BITS)
+        return with_shard_of(winner, old)
 
     def _seekable(self, path: Path) -> Path:
         """A plain file to map (a ``.gz`` output is unpacked to a temp file)."""
@@ -378,7 +459,7 @@ class Outputs:
             raise InputError(f"{path}: no such file", hint="check the --output/--errors paths")
         if not path.name.endswith(".gz"):
             return path
-        fd, tmp = tempfile.mkstemp(prefix=".jsonl-batch-merge-", suffix=".jsonl")
+        fd, tmp = tempfile.mkstemp(prefix=MERGE_TEMP_PREFIX, suffix=".jsonl")
         self._tmp_files.append(Path(tmp))
         with os.fdopen(fd, "wb") as out, gzip.open(path, "rb") as packed:
             try:
@@ -414,7 +495,7 @@ class Outputs:
         file_index = file_of(packed)
         if file_index < 0:
             return "?"
-        key = (file_index, packed >> OFF_SHIFT)
+        key = (file_index, offset_of(packed))
         line = self.line_numbers.get(key)
         return f"{self.files[file_index]}:{line}" if line else f"{self.files[file_index]}@{key[1]}"
 
@@ -423,7 +504,7 @@ class Outputs:
         wanted: dict[int, set[int]] = {}
         for packed in packed_entries:
             if file_of(packed) >= 0:
-                wanted.setdefault(file_of(packed), set()).add(packed >> OFF_SHIFT)
+                wanted.setdefault(file_of(packed), set()).add(offset_of(packed))
         for file_index, offsets in wanted.items():
             for offset, line in _line_numbers(self.readable[file_index], offsets).items():
                 self.line_numbers[(file_index, offset)] = line

@@ -29,22 +29,28 @@ import orjson
 
 from ..jsonl import BOM, AtomicWriter, open_binary
 from .index import (
+    PLAIN_END,
+    REQUEST_KEY,
+    ResultFiles,
+    parse_request_key,
+    request_keys,
+    text_of_key,
+)
+from .outcome import add_usage, classify, embedding_of, request_model, text_of, usage_of
+from .packed import (
     FIELD16,
+    FILE_BITS,
     FILE_SHIFT,
     LEN_MASK,
     LEN_SHIFT,
     OFF_SHIFT,
     PLAIN,
-    PLAIN_END,
-    REQUEST_KEY,
     USED,
-    Outputs,
     file_of,
-    parse_request_key,
+    length_of,
+    offset_of,
     shard_of,
-    text_of_key,
 )
-from .outputs import add_usage, classify, embedding_of, request_model, text_of, usage_of
 from .plan import MergePlan
 from .summary import (
     CANCELLED,
@@ -71,8 +77,7 @@ _CHUNK = 1 << 22  # bytes of requests read at once (one SQLite lookup per chunk 
 Span = tuple[int, int, int]  # a part of the source: first byte, end byte, lines before it
 # Status of a request with no output line, by the status of the batch (shard) it was in.
 _NEVER_CAME_BACK = {EXPIRED: EXPIRED, CANCELLED: CANCELLED}
-_FILE_BITS = FIELD16 << FILE_SHIFT
-_PLAIN_BITS = PLAIN | _FILE_BITS
+_PLAIN_BITS = PLAIN | FILE_BITS
 _BODY_START = len(b'"body":')
 _BODY_END = -len(PLAIN_END)
 # Chat completion usage as the services write it; other shapes (Responses, embeddings) take
@@ -99,6 +104,22 @@ CSV_COLUMNS = (
     "completion_tokens",
     "reasoning_tokens",
 )
+
+
+@dataclass(slots=True)
+class JoinPart:
+    """What a worker's join of one span counted, handed back to :meth:`Join.absorb`."""
+
+    counts: dict[str, int]
+    groups: list[tuple[int, dict[str, int]]]
+    tallies: dict[tuple[int | None, str | None], Tally]
+    error_stats: dict[str, ErrorStat]
+    error_where: dict[str, int | str]
+    bad_outputs: list[int]
+    retry_count: int
+    problem_counts: dict[str, int]
+    problems: list[Problem]
+    claims: tuple[int, int]
 
 
 @dataclass(slots=True, frozen=True)
@@ -133,16 +154,18 @@ class Join:
     def __init__(
         self,
         plan: MergePlan,
-        outputs: Outputs,
+        outputs: ResultFiles,
         problems: Problems,
         options: Options,
         ranges: tuple[list[int], list[int], list[int]] | None,
+        on_progress: Callable[[int], None],
     ) -> None:
         self.plan = plan
         self.outputs = outputs
         self.problems = problems
         self.options = options
         self.ranges = ranges
+        self.on_progress = on_progress
         self.fast = (
             options.results_format == "full"
             and not options.include_request
@@ -213,7 +236,7 @@ class Join:
         """Join a file (or a span of it) chunk by chunk; lines are never copied out unless
         they are retried or parsed."""
         start, stop, number = span or (0, -1, 0)
-        progress = self.outputs.progress
+        progress = self.on_progress
         with open_binary(path) as stream:
             plain = isinstance(stream, io.BufferedReader)  # a file, not gzip or a pipe
             if start:
@@ -311,7 +334,7 @@ class Join:
                     custom_id=text_of_key(key),
                     where=f"{path}:{number}",
                 )
-            elif packed & _FILE_BITS:
+            elif packed & FILE_BITS:
                 packed |= USED
                 found[key] = packed
                 first_uses += 1
@@ -404,8 +427,8 @@ class Join:
         output: Any = None
         file_index = file_of(packed)
         if file_index >= 0:
-            offset = packed >> OFF_SHIFT
-            data = os.pread(self.outputs.fds[file_index], (packed >> LEN_SHIFT) & LEN_MASK, offset)
+            offset = offset_of(packed)
+            data = os.pread(self.outputs.fds[file_index], length_of(packed), offset)
             if offset == 0 and data.startswith(BOM):
                 data = data[3:]
             try:
@@ -541,6 +564,71 @@ class Join:
         if request is not None:
             row["request"] = request
         return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+
+    # --- several processes: a worker's join hands its counts to this one --------------
+
+    def part(self) -> JoinPart:
+        """What this (worker's) join counted, to send to the parent."""
+        return JoinPart(
+            counts=self.total.counts,
+            groups=[(group.requests, group.counts) for group in self.groups],
+            tallies=self.tallies,
+            error_stats=self.error_stats,
+            error_where=self.error_where,
+            bad_outputs=self.bad_outputs,
+            retry_count=self.retry_count,
+            problem_counts=dict(self.problems.counts),
+            problems=self.problems.examples,
+            claims=(self.first_uses, self.first_use_hash),
+        )
+
+    def absorb(self, part: JoinPart) -> None:
+        """Add a worker's counts; parts come in input order, so first examples stay first."""
+        for status, count in part.counts.items():
+            self.total.counts[status] += count
+        for mine, (requests, counts) in zip(self.groups, part.groups, strict=True):
+            mine.requests += requests
+            for status, count in counts.items():
+                mine.counts[status] += count
+        for key, tally in part.tallies.items():
+            into = self._tally(*key)
+            into.usage.add(tally.usage)
+            into.estimated_input_tokens += tally.estimated_input_tokens
+        for code, stat in part.error_stats.items():
+            if code in self.error_stats:
+                self.error_stats[code].count += stat.count
+            else:
+                self.error_stats[code] = stat
+                self.error_where[code] = part.error_where[code]
+        self.bad_outputs.extend(part.bad_outputs)
+        self.retry_count += part.retry_count
+        self.problems.absorb(part.problem_counts, part.problems)
+        self.first_uses += part.claims[0]
+        self.first_use_hash += part.claims[1]
+
+    def settle_claims(self, expected: tuple[int, int]) -> None:
+        """Workers cannot mark the entries they used in this process's index; their counts
+        and hash sums prove that every output line was claimed once (``expected`` is the
+        index's :meth:`~OutputIndex.claim_totals`). When they do not add up (unknown
+        custom_ids, or one custom_id in two parts of the input), one quick pass over the
+        input's custom_ids marks the entries and finds duplicates exactly."""
+        if expected == (self.first_uses, self.first_use_hash):
+            self.all_outputs_used = True
+            return
+        index = self.outputs.index
+        self.problems.forget("duplicate_input")
+        index.clear_claims()
+        source = self.plan.source
+        assert source is not None
+        for number, key in request_keys(source):
+            if index.claim(key) is False:
+                self.problems.add(
+                    "duplicate_input",
+                    "custom_id appears more than once in the input; every copy gets the same"
+                    " result",
+                    custom_id=text_of_key(key),
+                    where=f"{source}:{number}",
+                )
 
     def finish(self, results_path: Path, retry_path: Path) -> MergeResult:
         """Report what pass 2 could not: unknown custom_ids, duplicates, costs."""

@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError, MergeError
-from ..jsonl import read_json
-from .summary import CANCELLED, NOT_SUCCEEDED, SUCCEEDED
+from ..formats import naming
+from ..formats.batch import ACTIVE_STATUSES, TERMINAL_STATUSES, normalize_status
+from ..formats.jobfile import read_job_file
+from ..formats.manifest import read_manifest
+from .summary import NOT_SUCCEEDED, SUCCEEDED
 
 
 @dataclass(slots=True)
@@ -43,101 +46,57 @@ class MergePlan:
     notes: list[str] = field(default_factory=list)
 
 
-def stem_of(path: Path) -> str:
-    name = path.name
-    for suffix in (".gz", ".job.json", ".manifest.json", ".jsonl", ".json", ".txt"):
-        if name.endswith(suffix) and len(name) > len(suffix):
-            name = name[: -len(suffix)]
-    return name
-
-
-def read_manifest(path: Path) -> tuple[Path | None, list[ShardRef]]:
+def _plan_from_manifest(path: Path) -> MergePlan:
     """The source file (None when it is gone) and the shards of a split manifest."""
-    data = read_json(path)
-    if not isinstance(data, dict) or not isinstance(data.get("shards"), list):
-        raise InputError(f"{path}: not a split manifest (no 'shards' list)")
-    base = path.parent
-    source = None
-    source_info = data.get("source")
-    if isinstance(source_info, dict) and isinstance(source_info.get("path"), str):
-        candidate = base / source_info["path"]
-        source = candidate if candidate.exists() else None
-    shards = []
-    for position, item in enumerate(data["shards"]):
-        if not isinstance(item, dict) or not isinstance(item.get("index", position), int):
-            raise InputError(f"{path}: shard {position} is not an object with an integer index")
-        shards.append(
-            ShardRef(
-                index=item.get("index", position),
-                path=base / item["path"] if isinstance(item.get("path"), str) else None,
-                first_line=item.get("first_line"),
-                last_line=item.get("last_line"),
-                requests=item.get("requests"),
-                input_tokens=item.get("input_tokens"),
-                model=item.get("model") if isinstance(item.get("model"), str) else None,
-            )
+    manifest = read_manifest(path)
+    source = manifest.source_path()
+    shards = [
+        ShardRef(
+            index=shard.index,
+            path=manifest.shard_path(shard),
+            first_line=shard.first_line,
+            last_line=shard.last_line,
+            requests=shard.requests,
+            input_tokens=shard.input_tokens,
+            model=shard.model,
         )
-    shards.sort(key=lambda shard: shard.index)
-    return source, shards
+        for shard in sorted(manifest.shards, key=lambda shard: shard.index)
+    ]
+    return MergePlan(stem_path=path, source=source if source.exists() else None, shards=shards)
 
 
-def read_job(path: Path) -> MergePlan:
-    """Read a ``<stem>.job.json`` written by ``jsonl-batch submit``.
-
-    Kept small on purpose: the job format belongs to the submit command, and only this
-    function needs to follow it.
-    """
-    data = read_json(path)
-    if not isinstance(data, dict) or not isinstance(data.get("shards"), list):
-        raise InputError(f"{path}: not a job file (no 'shards' list)")
+def _plan_from_job(path: Path) -> MergePlan:
+    """The requests, shard statuses and downloaded result files of a ``submit`` job file."""
+    job = read_job_file(path)
     base = path.parent
     plan = MergePlan(stem_path=path, source=None)
     manifest_shards: dict[int, ShardRef] = {}
-    if isinstance(data.get("manifest"), str) and (base / data["manifest"]).exists():
-        plan.source, listed = read_manifest(base / data["manifest"])
-        manifest_shards = {shard.index: shard for shard in listed}
-    if isinstance(data.get("source"), str):
-        source = base / data["source"]
-        if source.exists():
-            plan.source = source
-    for position, item in enumerate(data["shards"]):
-        if not isinstance(item, dict) or not isinstance(item.get("index", position), int):
-            raise InputError(
-                f"{path}: shard {position} is not an object with an integer index",
-                hint="re-create the job file with jsonl-batch submit",
-            )
-        index = item.get("index", position)
-        shard = manifest_shards.get(index) or ShardRef(index=index)
-        if isinstance(item.get("path"), str):
-            shard.path = base / item["path"]
-        status = str(item.get("status") or "").lower()
-        shard.status = {"canceled": CANCELLED, "": None}.get(status, status)
-        for key in ("output_file", "error_file"):
-            if isinstance(item.get(key), str) and item[key]:
-                setattr(shard, key, base / item[key])
-        batch_errors = item.get("errors")
-        if shard.status == "failed" and isinstance(batch_errors, list) and batch_errors:
-            first = batch_errors[0] if isinstance(batch_errors[0], dict) else {}
-            shard.error = (
-                str(first.get("code") or "batch_failed"),
-                str(first.get("message") or ""),
-            )
-        if shard.output_file is not None:
+    if job.manifest is not None and (base / job.manifest).exists():
+        listed = _plan_from_manifest(base / job.manifest)
+        plan.source = listed.source
+        manifest_shards = {shard.index: shard for shard in listed.shards}
+    if job.source is not None and (base / job.source).exists():
+        plan.source = base / job.source
+    for item in sorted(job.shards, key=lambda shard: shard.index):
+        shard = manifest_shards.get(item.index) or ShardRef(index=item.index)
+        shard.path = base / item.path
+        shard.status = normalize_status(item.status) or None
+        if item.output_file:
+            shard.output_file = base / item.output_file
             plan.outputs.append(shard.output_file)
-        elif shard.status not in (None, "validating", "in_progress", "finalizing"):
+        elif shard.status not in (None, *ACTIVE_STATUSES):
             plan.notes.append(
-                f"shard {index} ({shard.status}) has no output file: none of its requests"
+                f"shard {item.index} ({shard.status}) has no output file: none of its requests"
                 " succeeded, or the output was not downloaded"
             )
-        if shard.error_file is not None:
+        if item.error_file:
+            shard.error_file = base / item.error_file
             plan.errors.append(shard.error_file)
+        if shard.status == "failed" and item.errors:
+            first = item.errors[0]
+            shard.error = (first.code or "batch_failed", first.message or "")
         plan.shards.append(shard)
-    plan.shards.sort(key=lambda shard: shard.index)
     return plan
-
-
-# Shard statuses after which no more results will come.
-_FINISHED = frozenset({"completed", "failed", "expired", "cancelled"})
 
 
 def plan_merge(
@@ -149,11 +108,10 @@ def plan_merge(
     path = Path(input_path)
     if not path.exists():
         raise InputError(f"{path}: no such file", hint="pass the job file or the request file")
-    if path.name.endswith(".job.json"):
-        plan = read_job(path)
-    elif path.name.endswith(".manifest.json"):
-        source, shards = read_manifest(path)
-        plan = MergePlan(stem_path=path, source=source, shards=shards)
+    if path.name.endswith(naming.JOB_SUFFIX):
+        plan = _plan_from_job(path)
+    elif path.name.endswith(naming.MANIFEST_SUFFIX):
+        plan = _plan_from_manifest(path)
     else:
         plan = MergePlan(stem_path=path, source=path)
     plan.outputs.extend(Path(p) for p in outputs)
@@ -167,7 +125,7 @@ def plan_merge(
                 hint="put the source file (or the shard files) back next to the manifest",
             )
         plan.notes.append("source file missing: input order is the shards' order")
-    finished = plan.shards and all(shard.status in _FINISHED for shard in plan.shards)
+    finished = plan.shards and all(shard.status in TERMINAL_STATUSES for shard in plan.shards)
     if not plan.outputs and not plan.errors and not finished:
         raise InputError(
             f"{path}: no output or error files to merge",

@@ -7,6 +7,7 @@ linear in tokens, so this is exact and costs nothing per line.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,6 +218,21 @@ class Problems:
         self.counts[kind] += 1
         if self.counts[kind] <= EXAMPLES:
             self.examples.append(Problem(kind, message, custom_id, where))
+
+    def absorb(self, counts: Mapping[str, int], examples: Iterable[Problem]) -> None:
+        """Add another process's problems, found later in the input: their examples fill
+        what room is left per kind."""
+        kept = Counter(problem.kind for problem in self.examples)
+        for problem in examples:
+            if kept[problem.kind] < EXAMPLES:
+                kept[problem.kind] += 1
+                self.examples.append(problem)
+        self.counts.update(counts)
+
+    def forget(self, kind: str) -> None:
+        """Drop every problem of one kind (it is about to be counted again)."""
+        self.counts[kind] = 0
+        self.examples = [problem for problem in self.examples if problem.kind != kind]
 
 
 @dataclass(slots=True, frozen=True)

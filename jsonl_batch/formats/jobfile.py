@@ -1,12 +1,13 @@
 """The job file (``<stem>.job.json``): everything a batch job needs to resume after a crash.
 
-Kept apart from the logic so the merge step, the schema generator and tests can read it
-without importing the SDK. Paths are relative to the job file's folder; the secret of the
-connection is never stored.
+This module owns the format: ``submit``/``wait`` write it through :func:`write_job_file`,
+and every reader (the job logic, ``merge``, ``status``) goes through :func:`read_job_file`.
+Paths are relative to the job file's folder; the secret of the connection is never stored.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,14 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import JobError
 from ..jsonl import atomic_write_json, read_json
-
-JOB_SUFFIX = ".job.json"
-
-# Service statuses (lower-cased); a shard also has local ones before its batch exists:
-# pending → uploading → uploaded → (queued ↔) creating → validating → ...
-TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
-ACTIVE_STATUSES = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
-LOCAL_STATUSES = ("pending", "uploading", "uploaded", "queued", "creating")
+from .batch import ACTIVE_STATUSES, TERMINAL_STATUSES, BatchErrorInfo
 
 
 class _Model(BaseModel):
@@ -34,15 +28,6 @@ class RequestCounts(_Model):
     total: int = 0
     completed: int = 0
     failed: int = 0
-
-
-class BatchErrorInfo(_Model):
-    """One entry of a batch's ``errors.data`` (why the whole batch failed)."""
-
-    code: str | None = None
-    message: str | None = None
-    line: int | None = None
-    param: str | None = None
 
 
 class ConnectionInfo(_Model):
@@ -129,8 +114,14 @@ class JobFile(_Model):
     shards: list[ShardState]
 
 
-def read_job_file(path: Path) -> JobFile:
-    """Load and check a job file; a clear JobError when it is not one."""
+def read_job_file(path: str | os.PathLike[str]) -> JobFile:
+    """Load and check a job file; a clear JobError when it is missing or not one."""
+    path = Path(path)
+    if not path.exists():
+        raise JobError(
+            f"{path}: no such job file",
+            hint="pass the <stem>.job.json that `jsonl-batch submit` wrote",
+        )
     data = read_json(path)
     try:
         return JobFile.model_validate(data)
@@ -143,7 +134,7 @@ def read_job_file(path: Path) -> JobFile:
         ) from None
 
 
-def write_job_file(path: Path, job: JobFile) -> None:
+def write_job_file(path: str | os.PathLike[str], job: JobFile) -> None:
     """Replace the job file atomically (a crash leaves the old or the new one, never half)."""
     data: dict[str, Any] = job.model_dump(mode="json")
     atomic_write_json(path, data)

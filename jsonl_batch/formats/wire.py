@@ -1,4 +1,4 @@
-"""pydantic models of the Batch API line formats.
+"""Wire models: the Batch API's request, output and error lines, and the request bodies.
 
 Known fields are type-checked; unknown body fields are allowed, because providers keep
 adding parameters (a target profile may forbid them). ``schemas/`` holds the JSON Schemas
@@ -179,7 +179,9 @@ class ResponseEnvelope(_Open):
     body: dict[str, Any] | None = None
 
 
-class LineError(_Open):
+class OutputError(_Open):
+    """The ``error`` object of an output or error line."""
+
     code: StrictStr | None = None
     message: StrictStr | None = None
 
@@ -195,7 +197,7 @@ class OutputLine(_Open):
     id: StrictStr | None = None
     custom_id: StrictStr
     response: ResponseEnvelope | None = None
-    error: LineError | None = None
+    error: OutputError | None = None
 
 
 class ErrorLine(OutputLine):

@@ -24,6 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, JobError, ServiceError
+from ..formats import naming
+from ..formats.batch import BatchErrorInfo, batch_errors, field_of, normalize_status
+from ..formats.jobfile import (
+    ConnectionInfo,
+    JobFile,
+    RequestCounts,
+    ShardState,
+    read_job_file,
+    write_job_file,
+)
+from ..formats.manifest import ShardInfo, read_manifest
 from ..jsonl import AtomicWriter, dumps_line, read_lines
 from ..profiles import load_profile
 from .connection import (
@@ -32,16 +43,6 @@ from .connection import (
     is_transient,
     retry_after_seconds,
     translate_error,
-)
-from .jobfile import (
-    JOB_SUFFIX,
-    BatchErrorInfo,
-    ConnectionInfo,
-    JobFile,
-    RequestCounts,
-    ShardState,
-    read_job_file,
-    write_job_file,
 )
 
 CRASH_ENV = "JSONL_BATCH_CRASH_AFTER"
@@ -74,19 +75,6 @@ def crash_point(step: str, shard: int | None = None) -> None:
         os._exit(CRASH_EXIT_CODE)
 
 
-def job_path_for(input_path: Path) -> Path:
-    """``data.jsonl`` / ``data.manifest.json`` → ``data.job.json`` next to it."""
-    name = input_path.name
-    for suffix in (".gz", ".manifest.json", ".jsonl", ".json"):
-        if name.endswith(suffix) and len(name) > len(suffix):
-            name = name[: -len(suffix)]
-    return input_path.with_name(name + JOB_SUFFIX)
-
-
-def _stem_of_job(path: Path) -> str:
-    return path.name[: -len(JOB_SUFFIX)] if path.name.endswith(JOB_SUFFIX) else path.stem
-
-
 def _sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
@@ -117,27 +105,6 @@ def _id_or_none(value: Any) -> str | None:
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) else 0
-
-
-def _field(obj: Any, name: str) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
-
-def batch_errors(batch: Any) -> list[BatchErrorInfo]:
-    """``errors.data`` of a batch object as plain records."""
-    errors = _field(batch, "errors")
-    data = _field(errors, "data") if errors is not None else None
-    return [
-        BatchErrorInfo(
-            code=_field(item, "code"),
-            message=_field(item, "message"),
-            line=_field(item, "line"),
-            param=_field(item, "param"),
-        )
-        for item in (data or [])
-    ]
 
 
 def _backoff(attempt: int, base: float, cap: float) -> float:
@@ -188,10 +155,6 @@ class Job:
         return self.path.parent
 
     @property
-    def stem(self) -> str:
-        return _stem_of_job(self.path)
-
-    @property
     def shards(self) -> list[ShardState]:
         return self.data.shards
 
@@ -215,11 +178,6 @@ class Job:
     ) -> Job:
         """Open an existing job file."""
         job_path = Path(path)
-        if not job_path.exists():
-            raise JobError(
-                f"{job_path}: no such job file",
-                hint="pass the <stem>.job.json that `jsonl-batch submit` wrote",
-            )
         return cls(job_path, read_job_file(job_path), connection, **options)
 
     def resolve(self, relative: str) -> Path:
@@ -247,7 +205,7 @@ class Job:
         them as earlier ones finish.
         """
         source = Path(input_path)
-        path = Path(job_path) if job_path else job_path_for(source)
+        path = Path(job_path) if job_path else naming.job_path(source)
         if path.exists():
             job = cls.load(path, connection, **options)
             job._check_same_job(source, deployments, enqueued_limit)
@@ -282,16 +240,15 @@ class Job:
             raise InputError(f"{source}: no such file", hint="pass a request file or a manifest")
         settings = connection.settings
         profile = load_profile(settings.target)
-        if source.name.endswith(".manifest.json"):
+        if source.name.endswith(naming.MANIFEST_SUFFIX):
             manifest_path, request_path = source, None
         else:
-            out_dir = path.parent / f"{_stem_of_job(path)}.split"
-            manifest_path = _split(source, out_dir, settings.target, enqueued_limit, split_limits)
+            manifest_path = _split(
+                source, naming.split_dir(path), settings.target, enqueued_limit, split_limits
+            )
             request_path = source
             crash_point("split")
-        from ..split import load_manifest
-
-        manifest = load_manifest(manifest_path)
+        manifest = read_manifest(manifest_path)
         folder = path.parent
         if request_path is None and manifest.source_path().exists():
             request_path = manifest.source_path()
@@ -337,7 +294,7 @@ class Job:
             self.data.enqueued_limit = enqueued_limit
             self.on_event(f"enqueued-token limit is now {enqueued_limit} per deployment")
 
-    def _prepare_shard(self, manifest_folder: Path, shard: Any, position: int) -> ShardState:
+    def _prepare_shard(self, manifest_folder: Path, shard: ShardInfo, position: int) -> ShardState:
         """Check a manifest shard, rewrite its deployment if asked, count tokens if needed."""
         shard_path = manifest_folder / shard.path
         if not shard_path.exists():
@@ -350,11 +307,7 @@ class Job:
         deployment = deployments[position % len(deployments)] if deployments else shard.model
         upload_path, sha256, size = shard_path, shard.sha256, shard.bytes
         if deployment != shard.model:
-            upload_path = (
-                self.folder
-                / f"{self.stem}.shards"
-                / (f"{self.stem}.{shard.index:04d}.{_safe_name(deployment)}.jsonl")
-            )
+            upload_path = naming.deployment_copy_path(self.path, shard.index, deployment)
             sha256, size = _rewrite_model(shard_path, upload_path, deployment)
         elif _sha256_of(shard_path) != shard.sha256:
             raise InputError(
@@ -417,11 +370,8 @@ class Job:
 
     # upload
 
-    def _upload_name(self, shard: ShardState) -> str:
-        return f"{self.data.job_id}-{shard.index:04d}-{shard.sha256[:16]}.jsonl"
-
     def _upload(self, shard: ShardState) -> None:
-        name = self._upload_name(shard)
+        name = naming.upload_name(self.data.job_id, shard.index, shard.sha256)
         if shard.status == "uploading":
             found = self._find_upload(name)
             if found is not None:
@@ -610,7 +560,7 @@ class Job:
         while True:
             data = list(page.data)
             for batch in data:
-                metadata = _field(batch, "metadata") or {}
+                metadata = field_of(batch, "metadata") or {}
                 if (
                     metadata.get(METADATA_JOB_KEY) == self.data.job_id
                     and metadata.get("shard") == str(shard.index)
@@ -618,7 +568,7 @@ class Job:
                     and batch.id not in shard.previous_batch_ids
                 ):
                     return batch
-            created = [_timestamp(_field(b, "created_at")) for b in data]
+            created = [_timestamp(field_of(b, "created_at")) for b in data]
             if not data or all(c is not None and c < since for c in created):
                 return None
             if not page.has_next_page():
@@ -658,17 +608,16 @@ class Job:
     # --- refresh ----------------------------------------------------------------------
 
     def _apply_batch(self, shard: ShardState, batch: Any) -> None:
-        status = str(_field(batch, "status") or "").lower()
-        shard.status = {"canceled": "cancelled", "canceling": "cancelling"}.get(status, status)
-        counts = _field(batch, "request_counts")
+        shard.status = normalize_status(field_of(batch, "status"))
+        counts = field_of(batch, "request_counts")
         shard.request_counts = RequestCounts(
-            total=_count(_field(counts, "total")),
-            completed=_count(_field(counts, "completed")),
-            failed=_count(_field(counts, "failed")),
+            total=_count(field_of(counts, "total")),
+            completed=_count(field_of(counts, "completed")),
+            failed=_count(field_of(counts, "failed")),
         )
         shard.errors = batch_errors(batch)
-        shard.output_file_id = _id_or_none(_field(batch, "output_file_id"))
-        shard.error_file_id = _id_or_none(_field(batch, "error_file_id"))
+        shard.output_file_id = _id_or_none(field_of(batch, "output_file_id"))
+        shard.error_file_id = _id_or_none(field_of(batch, "error_file_id"))
         if shard.terminal and shard.finished_at is None:
             shard.finished_at = self.clock()  # local clock, like submitted_at: elapsed is honest
 
@@ -744,11 +693,7 @@ class Job:
                 local = getattr(shard, f"{kind}_file")
                 if file_id is None or (local is not None and not force):
                     continue
-                target = (
-                    self.folder
-                    / f"{self.stem}.downloads"
-                    / (f"{self.stem}.{shard.index:04d}.{kind}.jsonl")
-                )
+                target = naming.download_path(self.path, shard.index, kind)
                 self._stream_to(
                     file_id, target, f"downloading the {kind} file of shard {shard.index}"
                 )
@@ -893,10 +838,6 @@ class Job:
 # --- module helpers -------------------------------------------------------------------
 
 
-def _safe_name(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:64] or "model"
-
-
 def _rewrite_model(source: Path, target: Path, deployment: str) -> tuple[str, int]:
     """Copy a shard with every ``body.model`` set to ``deployment``; returns (sha256, bytes)."""
     digest = hashlib.sha256()
@@ -928,10 +869,9 @@ def _split(
     source: Path, out_dir: Path, target: str, enqueued_limit: int | None, options: dict[str, Any]
 ) -> Path:
     """Split a request file with the target's limits (and the token limit); the manifest path."""
-    from ..split import manifest_path_for, split_file
+    from ..split import split_file
 
     limits = {key: value for key, value in options.items() if value is not None}
     if enqueued_limit is not None:
         limits.setdefault("max_tokens", enqueued_limit)
-    split_file(source, out_dir, target=target, overwrite=True, **limits)
-    return manifest_path_for(source, out_dir)
+    return split_file(source, out_dir, target=target, overwrite=True, **limits).manifest_path

@@ -1,7 +1,7 @@
-"""Submitting and following batch jobs on Azure OpenAI, a LiteLLM proxy or any
-OpenAI-compatible service.
+"""The Batch service client: connections and crash-safe jobs, for Azure OpenAI, OpenAI, a
+LiteLLM proxy or any OpenAI-compatible server alike.
 
-    from jsonl_batch.azure import Connection, Job, resolve_connection
+    from jsonl_batch.service import Connection, Job, resolve_connection
 
     connection = Connection(resolve_connection(endpoint="https://NAME.openai.azure.com"))
     job = Job.submit("data.jsonl", connection, deployments=["gpt-4o-batch"])
@@ -9,20 +9,14 @@ OpenAI-compatible service.
 """
 
 from .connection import Connection, ConnectionSettings, build_client, resolve_connection
-from .job import CRASH_ENV, CRASH_STEPS, Job, job_path_for
-from .jobfile import JOB_SUFFIX, JobFile, ShardState, read_job_file
+from .job import CRASH_ENV, CRASH_STEPS, Job
 
 __all__ = [
     "CRASH_ENV",
     "CRASH_STEPS",
-    "JOB_SUFFIX",
     "Connection",
     "ConnectionSettings",
     "Job",
-    "JobFile",
-    "ShardState",
     "build_client",
-    "job_path_for",
-    "read_job_file",
     "resolve_connection",
 ]

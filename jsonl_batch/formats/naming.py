@@ -1,0 +1,122 @@
+"""The names of every file jsonl-batch writes, derived from the input file's stem.
+
+One rule turns an input path into a stem (``data/requests.jsonl.gz`` → ``requests``); every
+file a step writes is named from it, so ``split``, ``submit`` and ``merge`` find each
+other's files without being told:
+
+==========================  ===================================================
+``<stem>.manifest.json``    the split manifest (in the split's output folder)
+``<stem>.<label>.part-NNNN.jsonl``  a shard (same folder)
+``<stem>.job.json``         the job file, next to the request file or manifest
+``<stem>.split/``           where ``submit`` splits a plain request file
+``<stem>.shards/``          shard copies with ``body.model`` set per deployment
+``<stem>.downloads/``       output and error files ``wait``/``download`` fetch
+``<stem>.results.jsonl``    merge's rows (``.results.csv`` for CSV)
+``<stem>.retry.jsonl``      merge's requests to send again
+==========================  ===================================================
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+MANIFEST_SUFFIX = ".manifest.json"
+JOB_SUFFIX = ".job.json"
+RESULTS_SUFFIXES = {"csv": ".results.csv"}  # results format → suffix; default below
+DEFAULT_RESULTS_SUFFIX = ".results.jsonl"
+RETRY_SUFFIX = ".retry.jsonl"
+# What a stem leaves out: a compression suffix, then one of these.
+_COMPRESSION = ".gz"
+_SUFFIXES = (JOB_SUFFIX, MANIFEST_SUFFIX, ".jsonl", ".ndjson", ".json", ".txt")
+_MAX_LABEL_CHARS = 80
+# Hidden working folders and files, prefixed so a reader can tell them from results.
+MERGE_TEMP_PREFIX = ".jsonl-batch-merge-"
+
+PathLike = str | os.PathLike[str]
+
+
+def stem(path: PathLike) -> str:
+    """``data/requests.jsonl.gz`` → ``requests``; ``x.manifest.json`` and ``x.job.json`` → ``x``."""
+    name = Path(path).name
+    if name.endswith(_COMPRESSION) and len(name) > len(_COMPRESSION):
+        name = name[: -len(_COMPRESSION)]
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def safe_label(text: str) -> str:
+    """A model or deployment name made safe for a file name: ``my/dep:1`` → ``my-dep-1``."""
+    label = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip(".-")[:_MAX_LABEL_CHARS]
+    return label.strip(".-") or "no-model"
+
+
+# --- split ------------------------------------------------------------------------------
+
+
+def manifest_path(source: PathLike, out_dir: PathLike) -> Path:
+    """Where ``split`` writes the manifest of ``source``."""
+    return Path(out_dir) / f"{stem(source)}{MANIFEST_SUFFIX}"
+
+
+def shard_name(source_stem: str, label: str, part: int) -> str:
+    """A shard's file name, relative to the manifest's folder."""
+    return f"{source_stem}.{label}.part-{part:04d}.jsonl"
+
+
+def split_staging_prefix(source_stem: str) -> str:
+    """Prefix of the hidden folder a split writes its shards into before publishing them."""
+    return f".{source_stem}.split-"
+
+
+# --- submit and download ---------------------------------------------------------------
+
+
+def job_path(input_path: PathLike) -> Path:
+    """``data.jsonl`` / ``data.manifest.json`` → ``data.job.json`` next to it."""
+    path = Path(input_path)
+    return path.with_name(stem(path) + JOB_SUFFIX)
+
+
+def split_dir(job: PathLike) -> Path:
+    """Where ``submit`` splits a plain request file: ``<stem>.split/`` next to the job file."""
+    path = Path(job)
+    return path.parent / f"{stem(path)}.split"
+
+
+def deployment_copy_path(job: PathLike, shard_index: int, deployment: str) -> Path:
+    """A shard's copy with ``body.model`` rewritten for one deployment."""
+    path = Path(job)
+    name = stem(path)
+    return (
+        path.parent / f"{name}.shards" / f"{name}.{shard_index:04d}.{safe_label(deployment)}.jsonl"
+    )
+
+
+def download_path(job: PathLike, shard_index: int, kind: str) -> Path:
+    """Where a shard's ``output`` or ``error`` file is downloaded."""
+    path = Path(job)
+    name = stem(path)
+    return path.parent / f"{name}.downloads" / f"{name}.{shard_index:04d}.{kind}.jsonl"
+
+
+def upload_name(job_id: str, shard_index: int, sha256: str) -> str:
+    """The file name an upload carries on the service: job, shard and content."""
+    return f"{job_id}-{shard_index:04d}-{sha256[:16]}.jsonl"
+
+
+# --- merge ------------------------------------------------------------------------------
+
+
+def results_path(input_path: PathLike, out_dir: PathLike, results_format: str = "full") -> Path:
+    """Merge's rows: ``<stem>.results.jsonl`` (``.results.csv`` for CSV)."""
+    suffix = RESULTS_SUFFIXES.get(results_format, DEFAULT_RESULTS_SUFFIX)
+    return Path(out_dir) / f"{stem(input_path)}{suffix}"
+
+
+def retry_path(input_path: PathLike, out_dir: PathLike) -> Path:
+    """Merge's requests to send again, byte for byte."""
+    return Path(out_dir) / f"{stem(input_path)}{RETRY_SUFFIX}"

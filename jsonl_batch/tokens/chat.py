@@ -1,0 +1,476 @@
+"""Chat Completions and Responses requests rendered as the service renders them for the model:
+per-message framing, tool calls and results, harmony channels on reasoning models, and the
+tool and schema sections appended to the system message."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+from .context import (
+    FLAG_HOSTED_TOOL,
+    FLAG_NOT_COUNTABLE,
+    FLAG_REMOTE_IMAGE,
+    FLAG_UNSUPPORTED_ITEM,
+    Flags,
+    ModelContext,
+)
+from .images import image_size_from_data_url, image_tokens
+from .rules import token_rules
+from .tools import (
+    Function,
+    function_of,
+    render_functions,
+    render_response_format,
+    tool_choice_tokens,
+    tool_search,
+)
+
+
+class ChatRequest:
+    """Counting state for one chat-like request (Chat Completions or Responses)."""
+
+    __slots__ = ("context", "flags", "model", "reasoning", "rules", "text")
+
+    def __init__(self, context: ModelContext, flags: Flags) -> None:
+        self.context = context
+        self.model = context.model
+        self.text = context.text
+        self.flags = flags
+        self.rules = token_rules()
+        self.reasoning = context.reasoning
+
+    # content
+
+    def _content(self, content: Any) -> int:
+        if content is None:
+            return 0
+        if isinstance(content, str):
+            return self.text(content)
+        if not isinstance(content, list):
+            self.flags.add(FLAG_NOT_COUNTABLE)
+            return 0
+        total = 0
+        for part in content:
+            if isinstance(part, str):
+                total += self.text(part)
+                continue
+            if not isinstance(part, dict):
+                self.flags.add(FLAG_NOT_COUNTABLE)
+                continue
+            kind = part.get("type")
+            if kind in ("text", "input_text", "output_text", "refusal"):
+                text = part.get("text", part.get("refusal"))
+                if isinstance(text, str):
+                    total += self.text(text)
+                else:
+                    self.flags.add(FLAG_NOT_COUNTABLE)
+            elif kind in ("image_url", "input_image"):
+                total += self._image(part)
+            else:
+                self.flags.add(FLAG_UNSUPPORTED_ITEM)
+        return total
+
+    def _image(self, part: dict[str, Any]) -> int:
+        image = part.get("image_url")
+        detail = part.get("detail")
+        if isinstance(image, dict):
+            detail = image.get("detail", detail)
+            image = image.get("url")
+        size = image_size_from_data_url(image) if isinstance(image, str) else None
+        if size is None:
+            self.flags.add(FLAG_REMOTE_IMAGE)
+            return image_tokens(self.model, None, None, detail if isinstance(detail, str) else None)
+        return image_tokens(
+            self.model, size[0], size[1], detail if isinstance(detail, str) else None
+        )
+
+    def _tool_calls(self, calls: Any, names: dict[str, str]) -> int:
+        """An assistant turn that calls tools, as the service renders it.
+
+        One call is a message to ``functions.<name>`` with the arguments as JSON; several are
+        one call to ``multi_tool_use.parallel`` whose JSON lists them. Arguments are
+        re-serialised as compact JSON (the service parses them), so spacing does not count.
+        """
+        if not isinstance(calls, list):
+            self.flags.add(FLAG_NOT_COUNTABLE)
+            return 0
+        parsed: list[tuple[str, Any]] = []
+        for call in calls:
+            function = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(function, dict):
+                self.flags.add(FLAG_NOT_COUNTABLE)
+                continue
+            name = function.get("name") if isinstance(function.get("name"), str) else ""
+            if isinstance(call.get("id"), str):
+                names[call["id"]] = name
+            parsed.append((f"functions.{name}", function.get("arguments")))
+        return self._render_calls(parsed)
+
+    def _render_calls(self, calls: list[tuple[str, Any]]) -> int:
+        """Assistant tool calls, as (recipient, arguments): ``functions.<name>`` normally."""
+        if not calls:
+            return 0
+        rule = self.rules["tools"]
+        overhead = rule["call_overhead"] + self._channel_framing("call")
+        if len(calls) == 1:
+            recipient, arguments = calls[0]
+            return self.text(f" to={recipient}") + self.text(_normal_json(arguments)) + overhead
+        uses = [
+            {"recipient_name": recipient, "parameters": _parsed_json(arguments)}
+            for recipient, arguments in calls
+        ]
+        rendered = json.dumps({"tool_uses": uses}, ensure_ascii=False, separators=(",", ":"))
+        return (
+            self.text(" to=multi_tool_use.parallel")
+            + self.text(rendered)
+            + rule["parallel_call_overhead"]
+            + self._channel_framing("call")
+        )
+
+    def _channel_framing(self, kind: str) -> int:
+        """Extra header tokens of tool traffic on reasoning models (harmony channels).
+
+        Reasoning models use the harmony message format (openai/harmony docs/format.md,
+        "Function calling"): a call is ``assistant<|channel|>commentary to=functions.x``
+        and a result is ``functions.x to=assistant<|channel|>commentary``. Other models
+        have no channels, so this is 0 for them.
+        """
+        if not self.reasoning:
+            return 0
+        if kind in ("final", "commentary"):  # an assistant message on that channel
+            return 1 + self.text(kind)
+        channel = 1 + self.text("commentary")  # <|channel|> + its name
+        if kind == "call":
+            return channel
+        return channel + self.text(" to=assistant")
+
+    # messages
+
+    def _messages(self, messages: Any) -> tuple[int, Any]:
+        """Tokens of a message list, and its first message."""
+        if not isinstance(messages, list):
+            self.flags.add(FLAG_NOT_COUNTABLE)
+            return 0, None
+        per_message, per_name = self.context.per_message, self.context.per_name
+        text = self.text
+        call_names: dict[str, str] = {}
+        parallel_ids: set[str] = set()
+        total = 0
+        for message in messages:
+            if not isinstance(message, dict):
+                self.flags.add(FLAG_NOT_COUNTABLE)
+                continue
+            total += per_message
+            role = message.get("role")
+            content = message.get("content")
+            if role in ("tool", "function"):
+                # A tool result is authored by the function it answers.
+                call_id = message.get("tool_call_id")
+                name = call_names.get(call_id, message.get("name"))
+                total += text(f"functions.{name}" if isinstance(name, str) else "tool")
+                total += self._channel_framing("result")
+                if call_id in parallel_ids:
+                    content = _escaped_result(content)
+                total += self._content(content)
+                continue
+            if isinstance(role, str):
+                total += text(role)
+            total += text(content) if type(content) is str else self._content(content)
+            if self.reasoning and role == "assistant" and content:
+                total += self._channel_framing("final")
+            if len(message) == 2 and role is not None and content is not None:
+                continue  # only role and content: the common case
+            name = message.get("name")
+            if isinstance(name, str):
+                total += text(name) + per_name
+            calls = message.get("tool_calls")
+            if calls is not None:
+                total += self._tool_calls(calls, call_names)
+                if isinstance(calls, list) and len(calls) > 1:
+                    parallel_ids.update(
+                        call["id"] for call in calls if isinstance(call, dict) and "id" in call
+                    )
+            if isinstance(message.get("function_call"), dict):
+                call = message["function_call"]
+                name = call.get("name") if isinstance(call.get("name"), str) else ""
+                total += self._render_calls([(f"functions.{name}", call.get("arguments"))])
+        return total, messages[0] if messages else None
+
+    def _appended_to_system(self, system_tail: str | None) -> int:
+        """Cost of the blank line that joins a section to the system message, or of a new one.
+
+        The service appends tool and schema sections to the first system message after a
+        blank line; that ``\n\n`` merges with trailing punctuation (``.\n\n`` is one token),
+        so its cost depends on how the system text ends.
+        """
+        if system_tail is None:
+            return self.rules["tools"]["new_system_message"]
+        return self.text(system_tail + "\n\n") - self.text(system_tail)
+
+    def _after_tools_join(self) -> int:
+        """Cost of the blank line between the tools section and a following section."""
+        end = "} // namespace functions"
+        return self.text(end + "\n\n") - self.text(end)
+
+    def _functions_block(self, functions: list[Function], system_tail: str | None) -> int:
+        if not functions:
+            return 0
+        rule = self.rules["tools"]
+        cache = self.context.functions_cache
+        key = orjson.dumps(functions, option=orjson.OPT_NON_STR_KEYS)
+        rendered_tokens = cache.get(key)
+        if rendered_tokens is None:
+            rendered_tokens = self.text(render_functions(functions))
+            if len(cache) >= 1024:
+                del cache[next(iter(cache))]
+            cache[key] = rendered_tokens
+        if self.reasoning and system_tail is not None:
+            # reasoning models: the instructions and the tools section do not merge
+            join = rule["reasoning_system_join"]
+        else:
+            join = self._appended_to_system(system_tail)
+            if system_tail is not None and any(not description for _, description, *_ in functions):
+                join += rule["system_join_undescribed"]  # fitted, see the rules file
+        return rendered_tokens + rule["block_overhead"] + join
+
+    def _chat_functions(self, body: dict[str, Any]) -> list[Function]:
+        functions: list[Function] = []
+        tools = body.get("tools")
+        if isinstance(tools, list):
+            for tool in tools:
+                function = tool.get("function") if isinstance(tool, dict) else None
+                if isinstance(function, dict):
+                    functions.append(function_of(function, self.flags, strict_default=False))
+                else:
+                    self.flags.add(FLAG_HOSTED_TOOL)
+        legacy = body.get("functions")
+        if isinstance(legacy, list):
+            for function in legacy:
+                if isinstance(function, dict):
+                    functions.append(function_of(function, self.flags, strict_default=False))
+        return functions
+
+    def _response_format(
+        self, response_format: Any, system_tail: str | None, after_tools: bool
+    ) -> int:
+        """A json_schema structured output: a section after the tools, or after the system text."""
+        if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+            return 0
+        spec = response_format.get("json_schema", response_format)
+        if not isinstance(spec, dict):
+            self.flags.add(FLAG_NOT_COUNTABLE)
+            return 0
+        name = spec.get("name") if isinstance(spec.get("name"), str) else "response"
+        description = spec.get("description")
+        rendered = render_response_format(
+            name, spec.get("schema"), description if isinstance(description, str) else None
+        )
+        rule = self.rules["response_format"]
+        if after_tools:
+            return self.text(rendered) + rule["after_tools_overhead"] + self._after_tools_join()
+        return self.text(rendered) + rule["overhead"] + self._appended_to_system(system_tail)
+
+    def count_chat(self, body: dict[str, Any]) -> int:
+        messages_tokens, first_message = self._messages(body.get("messages"))
+        total = messages_tokens + self.context.priming
+        response_format = body.get("response_format")
+        if "tools" not in body and "functions" not in body and response_format is None:
+            return total  # plain chat: nothing is appended to the system message
+        system_tail = _system_tail(first_message)
+        functions = self._chat_functions(body)
+        total += self._functions_block(functions, system_tail)
+        if functions and self.reasoning:
+            # reasoning models get a hidden preamble when Chat Completions carries tools
+            total += self.rules["tools"]["reasoning_chat_overhead"]
+        elif functions:
+            total += tool_choice_tokens(body.get("tool_choice", body.get("function_call")))
+        total += self._response_format(response_format, system_tail, bool(functions))
+        return total
+
+    # responses
+
+    def count_responses(self, body: dict[str, Any]) -> int:
+        """A Responses body: ``instructions`` is a system message, ``input`` the messages."""
+        per_message = self.context.per_message
+        total = self.context.priming
+        system_tail: str | None = None
+        instructions = body.get("instructions")
+        if isinstance(instructions, str) and instructions:
+            total += per_message + self.text("system") + self.text(instructions)
+            system_tail = instructions[-_TAIL_CHARS:]
+        items = body.get("input")
+        tools = body.get("tools")
+        search = tool_search(tools)
+        if isinstance(items, str):
+            total += per_message + self.text("user") + self.text(items)
+        elif isinstance(items, list):
+            total += self._response_items(items, per_message, search)
+            if system_tail is None:
+                system_tail = _system_tail(items[0] if items else None)
+        elif items is not None:
+            self.flags.add(FLAG_NOT_COUNTABLE)
+        functions = self._response_functions(tools)
+        total += self._functions_block(functions, system_tail)
+        if search is not None and "parameters" in search:  # counted as a function above
+            total += self.rules["tool_search"]["search_tool"]
+        if functions and not self.reasoning:
+            total += tool_choice_tokens(body.get("tool_choice"))
+        text = body.get("text")
+        if isinstance(text, dict) and isinstance(text.get("format"), dict):
+            total += self._response_format(text["format"], system_tail, bool(functions))
+        return total
+
+    def _response_functions(self, tools: Any, *, loaded: bool = False) -> list[Function]:
+        """The function tools of a Responses ``tools`` list; other tools are flagged.
+
+        Deferred tools (``defer_loading``) are left out until ``loaded`` by a tool search.
+        """
+        functions: list[Function] = []
+        if isinstance(tools, list):
+            for tool in tools:
+                if not isinstance(tool, dict):
+                    self.flags.add(FLAG_NOT_COUNTABLE)
+                elif tool.get("defer_loading") is True and not loaded:
+                    continue
+                elif tool.get("type") == "function":
+                    functions.append(function_of(tool, self.flags, strict_default=True))
+                elif tool.get("type") == "tool_search" and "parameters" in tool:
+                    # a client-run tool search is shown to the model as a function
+                    functions.append(
+                        function_of(
+                            {**tool, "name": "tool_search"}, self.flags, strict_default=False
+                        )
+                    )
+                else:
+                    self.flags.add(FLAG_HOSTED_TOOL)
+        return functions
+
+    def _response_items(
+        self, items: list[Any], per_message: int, search: dict[str, Any] | None
+    ) -> int:
+        total = 0
+        call_names: dict[str, str] = {}
+        pending: list[tuple[str, Any]] = []
+
+        def flush() -> int:
+            if not pending:
+                return 0
+            tokens = per_message + self.text("assistant") + self._render_calls(pending)
+            pending.clear()
+            return tokens
+
+        for item in items:
+            if not isinstance(item, dict):
+                self.flags.add(FLAG_NOT_COUNTABLE)
+                continue
+            kind = item.get("type", "message")
+            if kind == "tool_search_call":
+                pending.append(("functions.tool_search", item.get("arguments")))
+                continue
+            if kind == "function_call":
+                # consecutive calls form one parallel call, as in Chat Completions
+                name = item.get("name") if isinstance(item.get("name"), str) else ""
+                namespace = item.get("namespace")  # set on functions a tool search loaded
+                prefix = namespace if isinstance(namespace, str) else "functions"
+                pending.append((f"{prefix}.{name}", item.get("arguments")))
+                if isinstance(item.get("call_id"), str):
+                    call_names[item["call_id"]] = name
+                continue
+            total += flush()
+            if kind == "message":
+                total += per_message
+                role = item.get("role")
+                if isinstance(role, str):
+                    total += self.text(role)
+                total += self._content(item.get("content"))
+                if self.reasoning and role == "assistant" and item.get("content"):
+                    phase = "commentary" if item.get("phase") == "commentary" else "final"
+                    total += self._channel_framing(phase)
+            elif kind == "function_call_output":
+                name = call_names.get(item.get("call_id"))
+                output = item.get("output")
+                total += per_message + self.text(f"functions.{name}" if name else "tool")
+                total += self._channel_framing("result")
+                total += self._content(output) if output is not None else 0
+            elif kind in ("additional_tools", "tool_search_output"):
+                total += self._loaded_tools(item, per_message, search)
+            else:
+                self.flags.add(FLAG_UNSUPPORTED_ITEM)
+        return total + flush()
+
+    def _loaded_tools(
+        self, item: dict[str, Any], per_message: int, search: dict[str, Any] | None
+    ) -> int:
+        """Tools made available mid-conversation: ``additional_tools`` or a tool search result.
+
+        Each is a tools section of its own plus hidden text the service adds when it loads
+        tools; a search result also repeats the search tool's description (fitted constants
+        and their evidence: rules file, ``tool_search``).
+        """
+        rule = self.rules["tool_search"]
+        functions = self._response_functions(item.get("tools"), loaded=True)
+        total = self._functions_block(functions, None)
+        if item["type"] == "additional_tools":
+            return total + (rule["additional_tools"] if functions else 0)
+        total += per_message + self.text("functions.tool_search") + self._channel_framing("result")
+        description = search.get("description") if search else None
+        total += self.text(description) if isinstance(description, str) else 0
+        total += rule["search_result"]
+        return total + (rule["loaded_tools"] if functions else 0)
+
+
+_TAIL_CHARS = 32
+
+
+def _system_tail(message: Any) -> str | None:
+    """The last characters of a leading system/developer message's text; None if there is none."""
+    if not isinstance(message, dict) or message.get("role") not in ("system", "developer"):
+        return None
+    content = message.get("content")
+    if isinstance(content, list):
+        texts = [p.get("text") for p in content if isinstance(p, dict)]
+        content = next((t for t in reversed(texts) if isinstance(t, str)), "")
+    return content[-_TAIL_CHARS:] if isinstance(content, str) else ""
+
+
+def _escaped_result(content: Any) -> Any:
+    """A tool result as the service bills it after a parallel call: JSON-escaped, unquoted.
+
+    With two or more tool results the service serialises them with non-ASCII characters
+    escaped (``°`` becomes ``\\u00b0``), so such text costs several times its plain count
+    (OpenAI community threads 816259 and 1375117, replicated; rules file ``_parallel_results``).
+    """
+    if isinstance(content, str):
+        return json.dumps(content)[1:-1]
+    if isinstance(content, list):
+        return [
+            {**part, "text": json.dumps(part["text"])[1:-1]}
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+            else part
+            for part in content
+        ]
+    return content
+
+
+def _parsed_json(arguments: Any) -> Any:
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments)
+        except ValueError:
+            return arguments
+    return arguments
+
+
+def _normal_json(arguments: Any) -> str:
+    """Call arguments as the service re-serialises them (compact JSON)."""
+    if isinstance(arguments, str):
+        try:
+            return json.dumps(json.loads(arguments), ensure_ascii=False, separators=(",", ":"))
+        except ValueError:
+            return arguments
+    if arguments is None:
+        return ""
+    return json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))

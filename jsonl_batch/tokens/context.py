@@ -1,0 +1,52 @@
+"""What a count works with and yields: the flags it can carry, the per-model context and
+the result of counting one request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+FLAG_UNKNOWN_MODEL = "unknown_model"
+FLAG_REMOTE_IMAGE = "remote_image_size_unknown"
+FLAG_NOT_COUNTABLE = "not_countable"
+FLAG_UNSUPPORTED_ITEM = "unsupported_input_not_counted"
+FLAG_HOSTED_TOOL = "hosted_tool_not_counted"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTokens:
+    """Token estimate of one request: what the service bills as input, and the output cap."""
+
+    input_tokens: int
+    max_output_tokens: int | None  # from the body; None when unset
+    model: str  # resolved model name (after the deployment map)
+    encoding: str  # "o200k_base" ...
+    flags: tuple[str, ...] = ()
+
+
+class Flags:
+    """Ordered, de-duplicated flag collector."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, initial: Iterable[str] = ()) -> None:
+        self.items: dict[str, None] = dict.fromkeys(initial)
+
+    def add(self, flag: str) -> None:
+        self.items[flag] = None
+
+    def as_tuple(self) -> tuple[str, ...]:
+        return tuple(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelContext:
+    model: str
+    flags: tuple[str, ...]
+    encoding: str
+    text: Callable[[str], int]
+    reasoning: bool
+    per_message: int  # framing tokens of every message
+    per_name: int  # extra tokens when a message has a name
+    priming: int  # tokens that prime the reply
+    functions_cache: dict[bytes, int]

@@ -1,0 +1,222 @@
+"""Tool and schema rendering: function tools as the service's TypeScript-like ``namespace
+functions`` block, structured-output schemas as the compact JSON it echoes into the prompt,
+and what ``tool_choice`` adds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from .context import FLAG_NOT_COUNTABLE, Flags
+from .rules import token_rules
+
+Function = tuple[str, str, Any, bool]
+"""A function tool as the counter sees it: name, description, parameters schema, strict."""
+
+
+def _ts_type(schema: Any, defs: Mapping[str, Any], depth: int = 0, strict: bool = False) -> str:
+    """A JSON schema as the TypeScript-like type the service renders into the prompt.
+
+    Nested properties are not indented: indenting them made the fit to the API worse. In a
+    strict function an array of inline objects is written as the items' compact JSON schema
+    (``strict_inline_items_as_json`` in the rules file: fitted, see its note).
+    """
+    if not isinstance(schema, dict) or depth > 12:
+        return "any"
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        name = ref.rsplit("/", 1)[-1]
+        target = defs.get(name)
+        if isinstance(target, dict):
+            merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+            # a definition is expanded once: recursive models would otherwise explode
+            inner = {key: value for key, value in defs.items() if key != name}
+            return _ts_type(merged, inner, depth + 1, strict)
+        return "any"
+    for union_key in ("anyOf", "oneOf"):
+        variants = schema.get(union_key)
+        if isinstance(variants, list) and variants:
+            return " | ".join(_ts_type(v, defs, depth + 1, strict) for v in variants)
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum:
+        return " | ".join(json.dumps(v, ensure_ascii=False) for v in enum)
+    if "const" in schema:
+        return json.dumps(schema["const"], ensure_ascii=False)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return " | ".join("number" if k == "integer" else str(k) for k in kind)
+    if kind == "object" or (kind is None and isinstance(schema.get("properties"), dict)):
+        return _ts_object(schema, defs, depth, strict)
+    if kind == "array":
+        items = schema.get("items")
+        if (
+            strict
+            and _is_inline_object(items)
+            and token_rules()["tools"]["strict_inline_items_as_json"]
+        ):
+            return f"{schema_json(items)}[]"
+        if isinstance(items, dict):
+            return f"{_ts_type(items, defs, depth + 1, strict)}[]"
+        return "any[]"
+    if kind == "integer":
+        return "number"
+    if kind in ("string", "number", "boolean", "null"):
+        return kind
+    return "any"
+
+
+def _is_inline_object(schema: Any) -> bool:
+    return (
+        isinstance(schema, dict)
+        and schema.get("type") == "object"
+        and "$ref" not in schema
+        and bool(schema.get("properties"))
+    )
+
+
+def _ts_object(schema: dict[str, Any], defs: Mapping[str, Any], depth: int, strict: bool) -> str:
+    properties = schema.get("properties")
+    if not isinstance(properties, dict) or not properties:
+        return "object"
+    required = schema.get("required")
+    required_names = set(required) if isinstance(required, list) else set()
+    lines = ["{"]
+    for key, value in properties.items():
+        if isinstance(value, dict):
+            title = value.get("title")
+            if isinstance(title, str) and title:
+                lines.append(f"// {title}")
+            description = value.get("description")
+            if isinstance(description, str) and description:
+                lines.extend(_comment_lines(description))
+        optional = "" if key in required_names else "?"
+        rendered = _ts_type(value, defs, depth + 1, strict)
+        line = f"{key}{optional}: {rendered},"
+        if isinstance(value, dict) and "default" in value:
+            line += f" // default: {json.dumps(value['default'], ensure_ascii=False)}"
+        lines.append(line)
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _comment_lines(text: str) -> list[str]:
+    """A description as ``//`` comment lines: each line stripped, blank lines dropped."""
+    return [f"// {line.strip()}" for line in text.splitlines() if line.strip()]
+
+
+def render_functions(functions: list[Function]) -> str:
+    """The ``namespace functions`` block for (name, description, parameters, strict) tuples."""
+    parts = ["# Tools\n\n## functions\n\nnamespace functions {\n"]
+    for name, description, parameters, strict in functions:
+        parts.extend(_comment_lines(description))
+        defs: dict[str, Any] = {}
+        if isinstance(parameters, dict):
+            for key in ("$defs", "definitions"):
+                if isinstance(parameters.get(key), dict):
+                    defs.update(parameters[key])
+        if isinstance(parameters, dict) and parameters.get("properties"):
+            rendered = _ts_type(parameters, defs, strict=strict)
+            parts.append(f"type {name} = (_: {rendered}) => any;\n")
+        else:
+            parts.append(f"type {name} = () => any;\n")
+    parts.append("} // namespace functions")
+    return "\n".join(parts)
+
+
+def _schema_for_prompt(schema: Any, dropped: frozenset[str], *, in_properties: bool = False) -> Any:
+    """A schema as the service echoes it into the prompt.
+
+    Keywords the decoder enforces by itself (``required``, ``additionalProperties``, defaults
+    and bounds: the ``dropped`` set of the rules file) are left out and the others come in
+    alphabetical order; property names are never dropped and keep their order; integral
+    floats are written as ints.
+    """
+    if isinstance(schema, dict):
+        if in_properties:
+            return {key: _schema_for_prompt(value, dropped) for key, value in schema.items()}
+        return {
+            key: _schema_for_prompt(
+                value, dropped, in_properties=key in ("properties", "$defs", "definitions")
+            )
+            for key, value in sorted(schema.items(), key=lambda item: str(item[0]))
+            if key not in dropped
+        }
+    if isinstance(schema, list):
+        return [_schema_for_prompt(value, dropped) for value in schema]
+    if isinstance(schema, float) and schema.is_integer():
+        return int(schema)
+    return schema
+
+
+@cache
+def _response_format_rule() -> tuple[frozenset[str], bool]:
+    """(keywords left out of the echoed schema, whether non-ASCII is escaped), from the rules."""
+    rule = token_rules()["response_format"]
+    return frozenset(rule["dropped_keywords"]), bool(rule["ascii_escaped"])
+
+
+def schema_json(schema: Any) -> str:
+    """A schema as the service echoes it into the prompt: compact JSON, non-ASCII escaped.
+
+    As Python's ``json.dumps(..., separators=(",", ":"))`` writes it (``\\u2014``), without
+    the keywords the decoder enforces by itself and with the rest in alphabetical order.
+    """
+    dropped, ascii_escaped = _response_format_rule()
+    return json.dumps(
+        _schema_for_prompt(schema, dropped), ensure_ascii=ascii_escaped, separators=(",", ":")
+    )
+
+
+def render_response_format(name: str, schema: Any, description: str | None = None) -> str:
+    """The ``# Response Formats`` section for a json_schema structured output.
+
+    The schema as :func:`schema_json` writes it; a format description is a ``//`` comment
+    line above it (harmony ``docs/format.md``, "Structured output").
+    """
+    text = schema_json(schema)
+    comment = f"// {description}\n" if description else ""
+    return f"# Response Formats\n\n## {name}\n\n{comment}{text}"
+
+
+def function_of(function: dict[str, Any], flags: Flags, *, strict_default: bool) -> Function:
+    """A function definition as (name, description, parameters, strict)."""
+    name = function.get("name")
+    description = function.get("description")
+    if not isinstance(name, str):
+        flags.add(FLAG_NOT_COUNTABLE)
+        name = ""
+    if not isinstance(description, str):
+        description = ""
+    strict = function.get("strict")
+    return (
+        name,
+        description,
+        function.get("parameters"),
+        (strict if isinstance(strict, bool) else strict_default),
+    )
+
+
+def tool_choice_tokens(choice: Any) -> int:
+    """What ``tool_choice`` changes on a non-reasoning model (fitted constants, rules file).
+
+    Naming one function adds a hidden instruction; ``"required"`` costs a few tokens less
+    than ``"auto"``.
+    """
+    rule = token_rules()["tools"]
+    if choice == "required":
+        return rule["required_tool_choice"]
+    if isinstance(choice, dict) and (
+        isinstance(choice.get("function"), dict) or isinstance(choice.get("name"), str)
+    ):
+        return rule["forced_tool_choice"]
+    return 0
+
+
+def tool_search(tools: Any) -> dict[str, Any] | None:
+    """The tool search tool of a Responses ``tools`` list, if it has one."""
+    for tool in tools if isinstance(tools, list) else ():
+        if isinstance(tool, dict) and tool.get("type") == "tool_search":
+            return tool
+    return None
