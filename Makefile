@@ -1,5 +1,5 @@
 # Two entry points (see README): `make demo` runs the pipeline on samples/,
-# `make test` runs ruff and the test suite. Both create .venv when it is missing.
+# `make test` runs ruff, mypy and the test suite. Both create .venv when it is missing.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -21,6 +21,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import JsonlBatchError
+from .errors import JsonlBatchError, first_problem
 from .formats.wire import (
     BODY_MODELS,
     ENDPOINT_CHAT,
@@ -152,9 +152,7 @@ class RequestFileBuilder:
         try:
             BODY_MODELS[endpoint].model_validate(body)
         except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise BuildError(f"invalid {endpoint} body at {where}: {first['msg']}") from None
+            raise BuildError(f"invalid {endpoint} body at {first_problem(exc)}") from None
         if custom_id is None:
             custom_id = f"{self.id_prefix}{len(self._ids) + 1}"
         if custom_id in self._ids:

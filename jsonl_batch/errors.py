@@ -6,6 +6,11 @@ every message here must say what went wrong, where (file and line when known), a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class JsonlBatchError(Exception):
     """Base class of every error jsonl-batch raises on purpose."""
@@ -53,3 +58,10 @@ class JobError(JsonlBatchError):
 
 class MergeError(JsonlBatchError):
     """Outputs cannot be joined to inputs."""
+
+
+def first_problem(exc: ValidationError) -> str:
+    """``where: what`` of the first problem pydantic found, for one-line messages."""
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}"

@@ -27,16 +27,16 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import ConfigError, InputError, PriceNotFound
+from .errors import ConfigError, InputError, PriceNotFound, first_problem
 from .jsonl import read_json
 
 PRICE_FORMAT = "jsonl-batch-prices/1"
 PER_MILLION = 1_000_000
 
-OPENAI = "openai"
-AZURE_GLOBAL = "azure-global"
-AZURE_DATA_ZONE = "azure-data-zone"
 PriceScope = Literal["openai", "azure-global", "azure-data-zone"]
+OPENAI: PriceScope = "openai"
+AZURE_GLOBAL: PriceScope = "azure-global"
+AZURE_DATA_ZONE: PriceScope = "azure-data-zone"
 
 REGIONS = ("global", "data-zone")
 TARGETS = ("azure", "openai", "litellm")
@@ -286,10 +286,8 @@ class PriceTable:
         try:
             price_file = PriceFile.model_validate(data)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
             raise ConfigError(
-                f"{source}: invalid price file at {where}: {first['msg']}",
+                f"{source}: invalid price file at {first_problem(exc)}",
                 hint="check it against schemas/prices.schema.json",
             ) from None
         models: dict[str, _Model] = {}

@@ -218,7 +218,7 @@ def _callable(spec: Any) -> Predicate:
 def _build(writer: _Writer) -> Predicate:
     namespace = dict(writer.constants)
     exec("\n".join(writer.lines), namespace)  # source generated from the models above
-    return namespace["accepts"]  # type: ignore[no-any-return]
+    return namespace["accepts"]
 
 
 @functools.cache

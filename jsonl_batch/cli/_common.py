@@ -56,7 +56,7 @@ _UNITS = {
 }
 
 
-class Quantity(click.ParamType):
+class Quantity(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
     """A positive integer with an optional decimal or binary unit: 200MB, 1.5GiB, 2M, 500k."""
 
     name = "quantity"

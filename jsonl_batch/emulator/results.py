@@ -266,7 +266,8 @@ def _chat_body(
     deployment: str,
     model: str,
 ) -> dict[str, Any]:
-    n = body.get("n") if isinstance(body.get("n"), int) and body.get("n", 0) > 0 else 1
+    n = body.get("n")
+    n = n if isinstance(n, int) and n > 0 else 1
     choices = []
     completion_tokens = 0
     for index in range(n):
@@ -371,7 +372,8 @@ def _embeddings_body(
         if isinstance(raw_input, list) and raw_input and not isinstance(raw_input[0], int)
         else [raw_input]
     )
-    dimensions = body.get("dimensions") if isinstance(body.get("dimensions"), int) else 8
+    dimensions = body.get("dimensions")
+    dimensions = dimensions if isinstance(dimensions, int) else 8
     data = []
     for index in range(len(inputs)):
         vector = [rng.uniform(-1, 1) for _ in range(dimensions)]

@@ -168,9 +168,9 @@ class Store:
         state = read_json(self.data_dir / STATE_FILE)
         self.saved_sim_time = state.get("sim_time")
         for raw in state.get("files", []):
-            record = FileRecord(**raw)
-            if self.content_path(record.id).exists():
-                self.files[record.id] = record
+            file = FileRecord(**raw)
+            if self.content_path(file.id).exists():
+                self.files[file.id] = file
         for raw in state.get("batches", []):
-            record = BatchRecord(**raw)
-            self.batches[record.id] = record
+            batch = BatchRecord(**raw)
+            self.batches[batch.id] = batch

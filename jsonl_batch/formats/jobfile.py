@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import JobError
+from ..errors import JobError, first_problem
 from ..jsonl import atomic_write_json, read_json
 from .batch import ACTIVE_STATUSES, TERMINAL_STATUSES, BatchErrorInfo
 
@@ -126,10 +126,8 @@ def read_job_file(path: str | os.PathLike[str]) -> JobFile:
     try:
         return JobFile.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
         raise JobError(
-            f"{path}: not a valid job file ({where}: {first['msg']})",
+            f"{path}: not a valid job file ({first_problem(exc)})",
             hint="pass the <stem>.job.json written by `jsonl-batch submit`",
         ) from None
 

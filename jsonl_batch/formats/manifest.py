@@ -14,10 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
-from ..errors import InputError
+from ..errors import InputError, first_problem
 from ..jsonl import atomic_write_json, read_json
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION: Literal[1] = 1
 
 
 class _Documented(BaseModel):
@@ -141,10 +141,8 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
         raise InputError(
-            f"{manifest_path}: invalid manifest: {where}: {first['msg']}",
+            f"{manifest_path}: invalid manifest: {first_problem(exc)}",
             hint="the file was edited or truncated; re-run `jsonl-batch split --overwrite`",
         ) from None
     return manifest.located_in(manifest_path.parent)

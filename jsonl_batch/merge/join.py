@@ -367,9 +367,7 @@ class Join:
                 if at > 9 and model is not None:
                     if model is not tally_model or shard != tally_shard:
                         tally_model, tally_shard = model, shard
-                        numbers = chat_numbers.get((shard, model))
-                        if numbers is None:
-                            numbers = chat_numbers[(shard, model)] = []
+                        numbers = chat_numbers.setdefault((shard, model), [])
                     usage = chat_usage(data, at)
                     if usage is not None:
                         numbers.append(usage.groups())
@@ -448,10 +446,12 @@ class Join:
             http_status = code = message = None
             origin = shard if shard is not None else self._shard_of(number, raw)
             if origin is not None:
-                status = _NEVER_CAME_BACK.get(self.shard_status[origin], MISSING)
-                if self.shard_error[origin] is not None:  # the whole batch failed
+                shard_status = self.shard_status[origin]
+                status = _NEVER_CAME_BACK.get(shard_status, MISSING) if shard_status else MISSING
+                batch_error = self.shard_error[origin]
+                if batch_error is not None:  # the whole batch failed
                     status = FAILED
-                    code, message = self.shard_error[origin]
+                    code, message = batch_error
         self.total.counts[status] += 1
         if shard is not None and self.groups:
             group = self.groups[shard]

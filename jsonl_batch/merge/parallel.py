@@ -29,7 +29,8 @@ from .index import ENTRY_BYTES, OutputIndex, ResultFiles
 from .join import Join, JoinPart, Span
 from .summary import Problems
 
-MakeJoin = Callable[[Problems, Callable[[int], None] | None], Join]
+MakeJoin = Callable[[Problems | None, Callable[[int], None] | None], Join]
+"""Makes a join: with its own problems and progress (a worker's), or None for the shared."""
 
 PARALLEL_MIN_BYTES = 64 << 20
 

@@ -175,7 +175,7 @@ def resolve_connection(
 def _entra_token_provider() -> Callable[[], str]:
     """A bearer-token provider from ``azure-identity`` (an optional extra, imported lazily)."""
     try:
-        from azure.identity import (  # type: ignore[import-not-found]
+        from azure.identity import (
             DefaultAzureCredential,
             get_bearer_token_provider,
         )
@@ -184,7 +184,8 @@ def _entra_token_provider() -> Callable[[], str]:
             "Microsoft Entra ID sign-in needs the azure-identity package, which is not installed",
             hint="pip install 'jsonl-batch[entra]', or use an API key (--api-key)",
         ) from None
-    return get_bearer_token_provider(DefaultAzureCredential(), ENTRA_SCOPE)  # type: ignore[no-any-return]
+    provider: Callable[[], str] = get_bearer_token_provider(DefaultAzureCredential(), ENTRA_SCOPE)
+    return provider
 
 
 def build_client(settings: ConnectionSettings) -> openai.OpenAI:

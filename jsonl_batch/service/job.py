@@ -278,7 +278,7 @@ class Job:
     def _check_same_job(
         self, source: Path, deployments: Sequence[str], enqueued_limit: int | None
     ) -> None:
-        known = {self.data.manifest, self.data.source} - {None}
+        known = {path for path in (self.data.manifest, self.data.source) if path is not None}
         if _rel(source, self.folder) not in known:
             raise JobError(
                 f"{self.path} belongs to another input ({', '.join(sorted(known))}), not {source}",

@@ -103,7 +103,8 @@ class ChatRequest:
             if not isinstance(function, dict):
                 self.flags.add(FLAG_NOT_COUNTABLE)
                 continue
-            name = function.get("name") if isinstance(function.get("name"), str) else ""
+            name = function.get("name")
+            name = name if isinstance(name, str) else ""
             if isinstance(call.get("id"), str):
                 names[call["id"]] = name
             parsed.append((f"functions.{name}", function.get("arguments")))
@@ -169,7 +170,9 @@ class ChatRequest:
             if role in ("tool", "function"):
                 # A tool result is authored by the function it answers.
                 call_id = message.get("tool_call_id")
-                name = call_names.get(call_id, message.get("name"))
+                name = call_names.get(call_id) if isinstance(call_id, str) else None
+                if name is None:
+                    name = message.get("name")
                 total += text(f"functions.{name}" if isinstance(name, str) else "tool")
                 total += self._channel_framing("result")
                 if call_id in parallel_ids:
@@ -263,7 +266,8 @@ class ChatRequest:
         if not isinstance(spec, dict):
             self.flags.add(FLAG_NOT_COUNTABLE)
             return 0
-        name = spec.get("name") if isinstance(spec.get("name"), str) else "response"
+        name = spec.get("name")
+        name = name if isinstance(name, str) else "response"
         description = spec.get("description")
         rendered = render_response_format(
             name, spec.get("schema"), description if isinstance(description, str) else None
@@ -372,7 +376,8 @@ class ChatRequest:
                 continue
             if kind == "function_call":
                 # consecutive calls form one parallel call, as in Chat Completions
-                name = item.get("name") if isinstance(item.get("name"), str) else ""
+                name = item.get("name")
+                name = name if isinstance(name, str) else ""
                 namespace = item.get("namespace")  # set on functions a tool search loaded
                 prefix = namespace if isinstance(namespace, str) else "functions"
                 pending.append((f"{prefix}.{name}", item.get("arguments")))
@@ -390,7 +395,8 @@ class ChatRequest:
                     phase = "commentary" if item.get("phase") == "commentary" else "final"
                     total += self._channel_framing(phase)
             elif kind == "function_call_output":
-                name = call_names.get(item.get("call_id"))
+                call_id = item.get("call_id")
+                name = call_names.get(call_id) if isinstance(call_id, str) else None
                 output = item.get("output")
                 total += per_message + self.text(f"functions.{name}" if name else "tool")
                 total += self._channel_framing("result")
