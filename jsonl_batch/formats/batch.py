@@ -1,4 +1,4 @@
-"""The batch object as the services return it: its statuses and its ``errors``.
+"""The batch object as the services return it: its statuses, and reading its fields.
 
 Statuses are the service's (Azure OpenAI, OpenAI and LiteLLM share them), lower-cased, with
 the American spellings Azure also uses folded to the ones OpenAI documents.
@@ -7,8 +7,6 @@ the American spellings Azure also uses folded to the ones OpenAI documents.
 from __future__ import annotations
 
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict
 
 # After these no more results come; a batch's output and error files are final.
 TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
@@ -26,34 +24,8 @@ def normalize_status(status: Any) -> str:
     return _SPELLINGS.get(text, text)
 
 
-class BatchErrorInfo(BaseModel):
-    """One entry of a batch's ``errors.data`` (why the whole batch failed)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    code: str | None = None
-    message: str | None = None
-    line: int | None = None
-    param: str | None = None
-
-
 def field_of(obj: Any, name: str) -> Any:
     """A field of a batch or file object, whether the SDK's object or a plain dict."""
     if isinstance(obj, dict):
         return obj.get(name)
     return getattr(obj, name, None)
-
-
-def batch_errors(batch: Any) -> list[BatchErrorInfo]:
-    """``errors.data`` of a batch object (SDK object or dict) as plain records."""
-    errors = field_of(batch, "errors")
-    data = field_of(errors, "data") if errors is not None else None
-    return [
-        BatchErrorInfo(
-            code=field_of(item, "code"),
-            message=field_of(item, "message"),
-            line=field_of(item, "line"),
-            param=field_of(item, "param"),
-        )
-        for item in (data or [])
-    ]

@@ -15,11 +15,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import JobError, first_problem
 from ..jsonl import atomic_write_json, read_json
-from .batch import ACTIVE_STATUSES, TERMINAL_STATUSES, BatchErrorInfo
+from .batch import ACTIVE_STATUSES, TERMINAL_STATUSES, field_of
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+
+class BatchErrorInfo(_Model):
+    """One entry of a batch's ``errors.data`` (why the whole batch failed)."""
+
+    code: str | None = None
+    message: str | None = None
+    line: int | None = None
+    param: str | None = None
 
 
 class RequestCounts(_Model):
@@ -136,3 +145,18 @@ def write_job_file(path: str | os.PathLike[str], job: JobFile) -> None:
     """Replace the job file atomically (a crash leaves the old or the new one, never half)."""
     data: dict[str, Any] = job.model_dump(mode="json")
     atomic_write_json(path, data)
+
+
+def batch_errors(batch: Any) -> list[BatchErrorInfo]:
+    """``errors.data`` of a batch object (SDK object or dict) as plain records."""
+    errors = field_of(batch, "errors")
+    data = field_of(errors, "data") if errors is not None else None
+    return [
+        BatchErrorInfo(
+            code=field_of(item, "code"),
+            message=field_of(item, "message"),
+            line=field_of(item, "line"),
+            param=field_of(item, "param"),
+        )
+        for item in (data or [])
+    ]

@@ -294,6 +294,7 @@ class ResultFiles:
         """Add a worker's entries as if this process had read them (same duplicate rules);
         the worker's part of the file comes after what this process read."""
         theirs = marshal.loads(part.entries)
+        part.entries = b""  # peak memory: one copy of the worker's entries at a time
         index = self.index
         entries = index.entries
         for key in entries.keys() & theirs.keys():  # usually none: settle them first

@@ -11,8 +11,6 @@ from pathlib import Path
 from ..errors import InputError, MergeError
 from ..formats import naming
 from ..formats.batch import ACTIVE_STATUSES, TERMINAL_STATUSES, normalize_status
-from ..formats.jobfile import read_job_file
-from ..formats.manifest import read_manifest
 from .summary import NOT_SUCCEEDED, SUCCEEDED
 
 
@@ -48,6 +46,8 @@ class MergePlan:
 
 def _plan_from_manifest(path: Path) -> MergePlan:
     """The source file (None when it is gone) and the shards of a split manifest."""
+    from ..formats.manifest import read_manifest  # pydantic models: 15 MB, only when needed
+
     manifest = read_manifest(path)
     source = manifest.source_path()
     shards = [
@@ -67,6 +67,8 @@ def _plan_from_manifest(path: Path) -> MergePlan:
 
 def _plan_from_job(path: Path) -> MergePlan:
     """The requests, shard statuses and downloaded result files of a ``submit`` job file."""
+    from ..formats.jobfile import read_job_file  # pydantic models: 15 MB, only when needed
+
     job = read_job_file(path)
     base = path.parent
     plan = MergePlan(stem_path=path, source=None)

@@ -25,12 +25,14 @@ from typing import Any
 
 from ..errors import InputError, JobError, ServiceError
 from ..formats import naming
-from ..formats.batch import BatchErrorInfo, batch_errors, field_of, normalize_status
+from ..formats.batch import field_of, normalize_status
 from ..formats.jobfile import (
+    BatchErrorInfo,
     ConnectionInfo,
     JobFile,
     RequestCounts,
     ShardState,
+    batch_errors,
     read_job_file,
     write_job_file,
 )
