@@ -223,7 +223,7 @@ class _Rates:
 
 
 @dataclass(slots=True)
-class _Model:
+class _PricedModel:
     name: str
     mode: str = "chat"
     reasoning: bool = False
@@ -238,7 +238,7 @@ class PriceTable:
 
     def __init__(
         self,
-        models: Mapping[str, _Model],
+        models: Mapping[str, _PricedModel],
         aliases: Mapping[str, str],
         *,
         date: str | None,
@@ -290,10 +290,10 @@ class PriceTable:
                 f"{source}: invalid price file at {first_problem(exc)}",
                 hint="check it against schemas/prices.schema.json",
             ) from None
-        models: dict[str, _Model] = {}
+        models: dict[str, _PricedModel] = {}
         aliases: dict[str, str] = {}
         for name, entry in price_file.models.items():
-            model = _Model(
+            model = _PricedModel(
                 name=name,
                 mode=entry.mode,
                 reasoning=entry.reasoning,
@@ -336,7 +336,7 @@ class PriceTable:
         ``azure/eu|us/<m>`` Azure Data Zone, plain OpenAI rows OpenAI; any other row is kept
         under its full key.
         """
-        models: dict[str, _Model] = {}
+        models: dict[str, _PricedModel] = {}
         for key, raw in data.items():
             if key in ("sample_spec", "fallback_generalizations") or not isinstance(raw, dict):
                 continue
@@ -352,7 +352,7 @@ class PriceTable:
             name, scope = _split_litellm_key(key, row)
             model = models.get(name.lower())
             if model is None:
-                model = models[name.lower()] = _Model(name=name)
+                model = models[name.lower()] = _PricedModel(name=name)
             if scope not in model.rows or not _has_batch(model.rows[scope]):
                 model.rows[scope] = rates
             mode = row.get("mode")
@@ -410,7 +410,7 @@ class PriceTable:
             scope = AZURE_DATA_ZONE if region == "data-zone" else AZURE_GLOBAL
         return self._price(model, entry, scope)
 
-    def _find(self, model: str) -> tuple[_Model | None, PriceScope | None]:
+    def _find(self, model: str) -> tuple[_PricedModel | None, PriceScope | None]:
         name = model.strip().lower()
         forced: PriceScope | None = None
         candidates = [name]
@@ -431,7 +431,7 @@ class PriceTable:
                 return found, (forced if candidate != name else None)
         return None, None
 
-    def _price(self, model: str, entry: _Model, scope: str) -> ModelPrice:
+    def _price(self, model: str, entry: _PricedModel, scope: str) -> ModelPrice:
         notes: list[str] = []
         multiplier = 1.0
         rates = entry.rows.get(scope)

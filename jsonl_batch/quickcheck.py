@@ -58,7 +58,7 @@ class _List:
 
 
 @dataclass(frozen=True)
-class _Model:
+class _ModelSpec:
     model: type[BaseModel]
 
 
@@ -99,7 +99,7 @@ def _spec(annotation: Any, metadata: list[Any]) -> Any:
         item = _spec(get_args(annotation)[0], [])
         return None if item is None else _List(item, _bounds(metadata)[2] or 0)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return _Model(annotation)
+        return _ModelSpec(annotation)
     types = _SCALARS.get(annotation)
     if types is None:
         return None
@@ -157,7 +157,7 @@ class _Writer:
             if None in members:
                 return None
             return "(" + " or ".join(members) + ")"  # type: ignore[arg-type]
-        return None  # _Model
+        return None  # _ModelSpec
 
     def statements(self, spec: Any, x: str, indent: int, depth: int) -> None:
         """Statements that ``return False`` unless ``x`` matches ``spec``."""
@@ -166,7 +166,7 @@ class _Writer:
             self.emit(indent, f"if not {expression}: return False")
         elif depth > _MAX_INLINE_DEPTH:
             self.emit(indent, f"if not {self.constant(_callable(spec))}({x}): return False")
-        elif isinstance(spec, _Model):
+        elif isinstance(spec, _ModelSpec):
             self.model(spec.model, x, indent, depth)
         elif isinstance(spec, _List):
             y = f"y{depth}"
@@ -224,13 +224,13 @@ def _build(writer: _Writer) -> Predicate:
 @functools.cache
 def quick_check(model: type[BaseModel]) -> Predicate:
     """A predicate that is True only for inputs ``model`` accepts (see the module doc)."""
-    return _callable(_Model(model))
+    return _callable(_ModelSpec(model))
 
 
 def quick_check_source(model: type[BaseModel]) -> str:
     """The generated source of :func:`quick_check` for ``model`` (for reading and tests)."""
     writer = _Writer()
     writer.emit(0, "def accepts(v):")
-    writer.statements(_Model(model), "v", 1, 0)
+    writer.statements(_ModelSpec(model), "v", 1, 0)
     writer.emit(1, "return True")
     return "\n".join(writer.lines)

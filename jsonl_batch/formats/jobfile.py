@@ -18,11 +18,11 @@ from ..jsonl import atomic_write_json, read_json
 from .batch import ACTIVE_STATUSES, TERMINAL_STATUSES, field_of
 
 
-class _Model(BaseModel):
+class _Record(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class BatchErrorInfo(_Model):
+class BatchErrorInfo(_Record):
     """One entry of a batch's ``errors.data`` (why the whole batch failed)."""
 
     code: str | None = None
@@ -31,7 +31,7 @@ class BatchErrorInfo(_Model):
     param: str | None = None
 
 
-class RequestCounts(_Model):
+class RequestCounts(_Record):
     """Requests of a batch: ``completed`` succeeded, ``failed`` went to the error file."""
 
     total: int = 0
@@ -39,7 +39,7 @@ class RequestCounts(_Model):
     failed: int = 0
 
 
-class ConnectionInfo(_Model):
+class ConnectionInfo(_Record):
     """Where the batches were sent; enough to reconnect with a key from the environment."""
 
     kind: Literal["azure", "openai"]
@@ -50,7 +50,7 @@ class ConnectionInfo(_Model):
     custom_llm_provider: str | None = None
 
 
-class ShardState(_Model):
+class ShardState(_Record):
     """One shard of the job: its file, upload, batch and downloaded results."""
 
     index: int = Field(description="1-based shard number, as in the split manifest")
@@ -104,7 +104,7 @@ class ShardState(_Model):
         )
 
 
-class JobFile(_Model):
+class JobFile(_Record):
     """``<stem>.job.json``: one job = the shards of one request file, each its own batch."""
 
     version: Literal[1] = 1

@@ -22,6 +22,13 @@ class RequestTokens:
     model: str  # resolved model name (after the deployment map)
     encoding: str  # "o200k_base" ...
     flags: tuple[str, ...] = ()
+    input_tokens_range: tuple[int, int] | None = None
+    """(least, most) input tokens when part of the request cannot be counted offline (a
+    remote image's size, hidden server-side text); None when ``input_tokens`` is exact."""
+
+
+ImageSizeLookup = Callable[[str], "tuple[int, int] | None"]
+"""Finds the (width, height) of a remote image URL, or None (opt-in network use)."""
 
 
 class Flags:

@@ -11,7 +11,14 @@ from typing import Any
 from ..deployments import parse_deployment_map
 from ..formats.wire import endpoint_of
 from .chat import ChatRequest
-from .context import FLAG_NOT_COUNTABLE, FLAG_UNKNOWN_MODEL, Flags, ModelContext, RequestTokens
+from .context import (
+    FLAG_NOT_COUNTABLE,
+    FLAG_UNKNOWN_MODEL,
+    Flags,
+    ImageSizeLookup,
+    ModelContext,
+    RequestTokens,
+)
 from .encodings import get_encoding, raw_encoder
 from .model_table import base_model_of, encoding_name_for_model, is_reasoning, lookup_encoding
 from .rules import token_rules
@@ -27,9 +34,15 @@ class TokenCounter:
     _SHORT_MAX_CHARS = 24
 
     def __init__(
-        self, deployment_map: Mapping[str, str] | None = None, *, cache_size: int = 4096
+        self,
+        deployment_map: Mapping[str, str] | None = None,
+        *,
+        cache_size: int = 4096,
+        image_size: ImageSizeLookup | None = None,
     ) -> None:
         self.deployment_map = dict(deployment_map or {})
+        self.image_size = image_size
+        """Sizes remote images (``--fetch-image-sizes``); without it they count as a range."""
         self.cache_size = max(0, cache_size)
         self._caches: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
         self._resolved: dict[str, tuple[str, tuple[str, ...]]] = {}
