@@ -28,6 +28,7 @@ from .counter import TokenCounter, count_request_tokens
 from .encodings import get_encoding
 from .images import image_size_from_data_url, image_tokens
 from .model_table import encoding_name_for_model
+from .remote_images import RemoteImageSizes
 from .tools import render_functions, render_response_format, schema_json
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "FLAG_REMOTE_IMAGE",
     "FLAG_UNKNOWN_MODEL",
     "FLAG_UNSUPPORTED_ITEM",
+    "RemoteImageSizes",
     "RequestTokens",
     "TokenCounter",
     "count_request_tokens",

@@ -80,6 +80,8 @@ class ChatRequest:
             detail = image.get("detail", detail)
             image = image.get("url")
         size = image_size_from_data_url(image) if isinstance(image, str) else None
+        if size is None and isinstance(image, str) and self.context.image_size is not None:
+            size = self.context.image_size(image)
         if size is None:
             self.flags.add(FLAG_REMOTE_IMAGE)
             return image_tokens(self.model, None, None, detail if isinstance(detail, str) else None)

@@ -57,3 +57,4 @@ class ModelContext:
     per_name: int  # extra tokens when a message has a name
     priming: int  # tokens that prime the reply
     functions_cache: dict[bytes, int]
+    image_size: ImageSizeLookup | None  # sizes remote images (opt-in), else None

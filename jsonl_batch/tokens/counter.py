@@ -158,6 +158,7 @@ class TokenCounter:
                 per_name=framing["tokens_per_name"],
                 priming=chat_rules["reasoning_reply_priming" if reasoning else "reply_priming"],
                 functions_cache=self._functions_caches.setdefault(encoding_name, {}),
+                image_size=self.image_size,
             )
             self._contexts[raw_model] = context
         return context

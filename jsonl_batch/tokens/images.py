@@ -13,7 +13,7 @@ from .model_table import base_model_of, longest_prefix, longest_prefix_len
 from .rules import token_rules
 
 
-def _image_size(data: bytes) -> tuple[int, int] | None:
+def image_size_from_bytes(data: bytes) -> tuple[int, int] | None:
     """(width, height) from the first bytes of a PNG, JPEG, GIF or WebP file; None if unknown."""
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
         return struct.unpack(">II", data[16:24])
@@ -82,7 +82,7 @@ def image_size_from_data_url(url: str) -> tuple[int, int] | None:
             data = base64.b64decode(piece)
         except (binascii.Error, ValueError):
             return None
-        size = _image_size(data)
+        size = image_size_from_bytes(data)
         if size is not None or payload_start + chunk >= len(url) or data[:2] != b"\xff\xd8":
             return size
         chunk *= 8
