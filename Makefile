@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench schemas clean
+.PHONY: demo test lint bench schemas prices clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ bench: $(STAMP)
 
 schemas: $(STAMP)
 	$(BIN)/python -m jsonl_batch.schemas
+
+# The bundled price table, from scripts/sources/ (a pinned LiteLLM price file + our overrides).
+prices: $(STAMP)
+	$(BIN)/python scripts/make_prices.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
