@@ -1,15 +1,21 @@
 """Estimate what a Batch input file will cost: tokens per request, priced per model, as a range.
 
-Why a range: the input is known (counted offline), the output is not. ``low`` is the input
+Why a range: the input is known (counted offline) or known to lie between two counts (a
+remote image's size, hidden server text), the output is not. ``low`` is the least input
 (with the cached fraction the user states at the cached rate) plus the expected output,
-``expected`` is the input at the batch rate plus the expected output, and ``high`` is every
-request writing its full output cap (``max_tokens`` & co., else the model's max output).
-Without ``expected_output_tokens`` / ``output_ratio`` the expected output is 0 (the notes
-say so).
+``expected`` is the counted input at the batch rate plus the expected output, and ``high``
+is the most input (as prompt-cache writes where those cost more) plus every request writing
+its full output cap (``max_tokens`` & co., else the model's max output). Without
+``expected_output_tokens`` / ``output_ratio`` the expected output is 0 (the notes say so).
+
+Counting never depends on pricing: a model with no price is counted and reported like any
+other, with a ``no_price`` warning and no cost.
 
 Large plain files are cut into byte ranges at line boundaries and counted in a process pool
 (each worker builds its own TokenCounter); results are merged in file order, so the totals
-equal a single-process run. Memory is bounded by the chunk size, never by the file size.
+equal a single-process run. Costs are priced from integer token sums (per long-context
+tier), so they do not depend on how the file was split. Memory is bounded by the chunk
+size, never by the file size.
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ from typing import Any
 
 from .errors import ConfigError, JsonlBatchError, PriceNotFound
 from .jsonl import BLANK, Line, line_aligned_ranges, read_lines, source_name
-from .pricing import REGIONS, TARGETS, ModelPrice, PriceTable
+from .pricing import REGIONS, TARGETS, ModelPrice, PriceTable, no_price_hint
 from .tokens import FLAG_NOT_COUNTABLE, FLAG_REMOTE_IMAGE, FLAG_UNKNOWN_MODEL, TokenCounter
+from .tokens.context import ImageSizeLookup
 
 DEFAULT_CHUNK_BYTES = 8 << 20
 PROGRESS_EVERY_BYTES = 1 << 20
@@ -35,6 +42,9 @@ RETIRING_SOON_DAYS = 30
 
 ProgressCallback = Callable[[int], None]
 RequestCallback = Callable[[dict[str, Any]], None]
+
+# The three figures; token sums per long-context tier are kept for each.
+LOW, EXPECTED, HIGH = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +63,9 @@ class EstimateOptions:
                 f"unknown target {self.target!r}", hint="use azure, openai or litellm"
             )
         if self.region not in REGIONS:
-            raise ConfigError(f"unknown region {self.region!r}", hint="use global or data-zone")
+            raise ConfigError(
+                f"unknown region {self.region!r}", hint=f"use one of {', '.join(REGIONS)}"
+            )
         if self.expected_output_tokens is not None and self.output_ratio is not None:
             raise ConfigError(
                 "give either an expected output token count or an output ratio, not both"
@@ -73,65 +85,122 @@ class EstimateOptions:
 # --- results -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class EstimateWarning:
+    """Something to fix before submitting: a ``code`` to filter on and a message."""
+
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
 @dataclass(slots=True)
 class ModelRow:
-    """Requests of one model in one file: token sums and the cost range (USD)."""
+    """Requests of one model in one file: token sums and the cost range (USD).
+
+    ``priced_as`` and the costs are None for a model with no price.
+    """
 
     model: str
-    priced_as: str
+    priced_as: str | None
     requests: int = 0
     input_tokens: int = 0
+    input_tokens_low: int = 0
+    input_tokens_high: int = 0
     cached_input_tokens: int = 0
     expected_output_tokens: int = 0
     max_output_tokens: int = 0
-    cost_low: float = 0.0
-    cost_expected: float = 0.0
-    cost_high: float = 0.0
+    cache_write_tokens_high: int = 0
+    cost_low: float | None = None
+    cost_expected: float | None = None
+    cost_high: float | None = None
+    first_line: int = 0
     over_context: int = 0
+    maybe_over_context: int = 0
     over_max_output: int = 0
     over_context_lines: list[int] = field(default_factory=list)
     over_max_output_lines: list[int] = field(default_factory=list)
+    # (figure, tier) -> [input, output, cached, cache writes] of requests above tier 0
+    tiered: dict[tuple[int, int], list[int]] = field(default_factory=dict)
 
     def add(self, other: ModelRow) -> None:
         self.requests += other.requests
         self.input_tokens += other.input_tokens
+        self.input_tokens_low += other.input_tokens_low
+        self.input_tokens_high += other.input_tokens_high
         self.cached_input_tokens += other.cached_input_tokens
         self.expected_output_tokens += other.expected_output_tokens
         self.max_output_tokens += other.max_output_tokens
+        self.cache_write_tokens_high += other.cache_write_tokens_high
         self.over_context += other.over_context
+        self.maybe_over_context += other.maybe_over_context
         self.over_max_output += other.over_max_output
         room = MAX_LISTED_LINES - len(self.over_context_lines)
         self.over_context_lines.extend(other.over_context_lines[:room])
         room = MAX_LISTED_LINES - len(self.over_max_output_lines)
         self.over_max_output_lines.extend(other.over_max_output_lines[:room])
+        for key, sums in other.tiered.items():
+            mine = self.tiered.setdefault(key, [0, 0, 0, 0])
+            for i, value in enumerate(sums):
+                mine[i] += value
+
+    def add_tiered(self, figure: int, tier: int, tokens: tuple[int, int, int, int]) -> None:
+        sums = self.tiered.setdefault((figure, tier), [0, 0, 0, 0])
+        for i, value in enumerate(tokens):
+            sums[i] += value
 
     def price_with(self, price: ModelPrice) -> None:
         """Compute the cost range from integer sums (so it does not depend on --jobs)."""
-        self.cost_low = price.cost(
-            self.input_tokens, self.expected_output_tokens, self.cached_input_tokens
+        self.priced_as = price.priced_as
+        figures = (
+            (LOW, self.input_tokens_low, self.expected_output_tokens, self.cached_input_tokens, 0),
+            (EXPECTED, self.input_tokens, self.expected_output_tokens, 0, 0),
+            (HIGH, self.input_tokens_high, self.max_output_tokens, 0, self.cache_write_tokens_high),
         )
-        self.cost_expected = price.cost(self.input_tokens, self.expected_output_tokens)
-        self.cost_high = price.cost(self.input_tokens, self.max_output_tokens)
+        costs = []
+        for figure, *totals in figures:
+            cost = 0.0
+            for (which, tier), sums in self.tiered.items():
+                if which == figure:
+                    cost += price.tiers[tier].cost(*sums)
+                    totals = [total - part for total, part in zip(totals, sums, strict=True)]
+            costs.append(cost + price.base.cost(*totals))
+        self.cost_low, self.cost_expected, self.cost_high = costs
 
     def to_dict(self) -> dict[str, Any]:
+        priced = self.cost_low is not None
         return {
             "model": self.model,
             "priced_as": self.priced_as,
             "requests": self.requests,
             "input_tokens": self.input_tokens,
+            "input_tokens_low": self.input_tokens_low,
+            "input_tokens_high": self.input_tokens_high,
             "cached_input_tokens": self.cached_input_tokens,
             "output_tokens": {
                 "expected": self.expected_output_tokens,
                 "max": self.max_output_tokens,
             },
             "cost_usd": {
-                "low": round(self.cost_low, 6),
-                "expected": round(self.cost_expected, 6),
-                "high": round(self.cost_high, 6),
-            },
+                "low": _round(self.cost_low, 6),
+                "expected": _round(self.cost_expected, 6),
+                "high": _round(self.cost_high, 6),
+            }
+            if priced
+            else None,
             "over_context": self.over_context,
+            "maybe_over_context": self.maybe_over_context,
             "over_max_output": self.over_max_output,
         }
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 @dataclass(slots=True)
@@ -144,7 +213,7 @@ class EstimateResult:
     lines: int = 0
     bad_lines: int = 0
     bytes: int = 0
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[EstimateWarning] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     prices: str = ""
     options: EstimateOptions = field(default_factory=EstimateOptions)
@@ -155,7 +224,13 @@ class EstimateResult:
         """True when nothing needs fixing before submitting (warnings are problems)."""
         return not self.warnings
 
+    @property
+    def unpriced_requests(self) -> int:
+        return sum(row.requests for row in self.rows if row.cost_low is None)
+
     def to_dict(self) -> dict[str, Any]:
+        total = self.total.to_dict()
+        total["unpriced_requests"] = self.unpriced_requests
         return {
             "path": self.path,
             "prices": self.prices,
@@ -171,8 +246,8 @@ class EstimateResult:
             "bad_lines": self.bad_lines,
             "bytes": self.bytes,
             "models": [row.to_dict() for row in self.rows],
-            "total": self.total.to_dict(),
-            "warnings": list(self.warnings),
+            "total": total,
+            "warnings": [w.to_dict() for w in self.warnings],
             "notes": list(self.notes),
             "ok": self.ok,
         }
@@ -191,6 +266,7 @@ class _Partial:
     bad_lines: int = 0
     bad: list[tuple[int, str]] = field(default_factory=list)
     flags: dict[str, int] = field(default_factory=dict)
+    ranged: int = 0
     no_max_output: int = 0
     requests: list[dict[str, Any]] | None = None
 
@@ -204,22 +280,26 @@ class _Counter:
         deployment_map: Mapping[str, str] | None,
         options: EstimateOptions,
         counter: TokenCounter | None = None,
+        image_size: ImageSizeLookup | None = None,
     ) -> None:
         self.table = table
         self.options = options
-        self.tokens = counter if counter is not None else TokenCounter(deployment_map)
-        self.prices: dict[str, ModelPrice] = {}
+        self.tokens = (
+            counter if counter is not None else TokenCounter(deployment_map, image_size=image_size)
+        )
+        self.prices: dict[str, ModelPrice | None] = {}
 
-    def price(self, model: str, where: str) -> ModelPrice:
-        price = self.prices.get(model)
-        if price is None:
-            try:
-                price = self.table.lookup(
-                    model, region=self.options.region, target=self.options.target
-                )
-            except PriceNotFound as exc:
-                raise PriceNotFound(f"{where}: {exc.message}", hint=exc.hint) from None
-            self.prices[model] = price
+    def price(self, model: str) -> ModelPrice | None:
+        """The model's price, or None when the table has none (counted, not priced)."""
+        if model in self.prices:
+            return self.prices[model]
+        try:
+            price: ModelPrice | None = self.table.lookup(
+                model, region=self.options.region, target=self.options.target
+            )
+        except PriceNotFound:
+            price = None
+        self.prices[model] = price
         return price
 
     def run(
@@ -227,7 +307,6 @@ class _Counter:
         lines: Iterable[Line],
         name: str,
         *,
-        first_line: int = 1,
         on_progress: ProgressCallback | None = None,
         on_request: RequestCallback | None = None,
         keep_requests: bool = False,
@@ -255,20 +334,28 @@ class _Counter:
                 _bad(partial, line.number, "not a request line (needs url, body and body.model)")
                 continue
             for flag in tokens.flags:
-                if flag not in (FLAG_UNKNOWN_MODEL,):
+                if flag != FLAG_UNKNOWN_MODEL:
                     partial.flags[flag] = partial.flags.get(flag, 0) + 1
-            absolute = first_line + line.number - 1
-            price = self.price(tokens.model, f"{name}:{absolute}")
+            price = self.price(tokens.model)
             raw_model = body.get("model") if isinstance(body.get("model"), str) else tokens.model
             key = (raw_model, tokens.model)
             row = partial.rows.get(key)
             if row is None:
-                row = partial.rows[key] = ModelRow(raw_model, price.priced_as)
+                row = partial.rows[key] = ModelRow(
+                    raw_model, price.priced_as if price else None, first_line=line.number
+                )
 
+            input_tokens = tokens.input_tokens
+            if tokens.input_tokens_range is None:
+                low_input = high_input = input_tokens
+            else:
+                low_input, high_input = tokens.input_tokens_range
+                partial.ranged += 1
             n = body.get("n")
             n = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
-            model_cap = price.max_output_tokens * n if price.max_output_tokens else None
-            if price.mode == "embedding" or tokens.max_output_tokens == 0:
+            model_max = price.max_output_tokens if price is not None else None
+            model_cap = model_max * n if model_max else None
+            if (price is not None and price.mode == "embedding") or tokens.max_output_tokens == 0:
                 cap: int | None = 0
             elif tokens.max_output_tokens is None:
                 cap = model_cap
@@ -284,38 +371,63 @@ class _Counter:
             if options.expected_output_tokens is not None:
                 expected = options.expected_output_tokens * n
             elif options.output_ratio is not None:
-                expected = round(options.output_ratio * tokens.input_tokens) * n
+                expected = round(options.output_ratio * input_tokens) * n
             else:
                 expected = 0
             if cap is not None:
                 expected = min(expected, cap)
             max_output = cap or 0
-            cached = int(options.cached_fraction * tokens.input_tokens)
+            cached = int(options.cached_fraction * low_input)
+            writes = high_input if price is not None and price.charges_cache_writes else 0
 
             row.requests += 1
-            row.input_tokens += tokens.input_tokens
+            row.input_tokens += input_tokens
+            row.input_tokens_low += low_input
+            row.input_tokens_high += high_input
             row.cached_input_tokens += cached
             row.expected_output_tokens += expected
             row.max_output_tokens += max_output
-            if price.max_input_tokens and tokens.input_tokens > price.max_input_tokens:
-                row.over_context += 1
-                if len(row.over_context_lines) < MAX_LISTED_LINES:
-                    row.over_context_lines.append(line.number)
+            row.cache_write_tokens_high += writes
+            if price is not None:
+                if len(price.tiers) > 1:
+                    for figure, tier_tokens in (
+                        (LOW, (low_input, expected, cached, 0)),
+                        (EXPECTED, (input_tokens, expected, 0, 0)),
+                        (HIGH, (high_input, max_output, 0, writes)),
+                    ):
+                        tier = price.tier_index(tier_tokens[0])
+                        if tier:
+                            row.add_tiered(figure, tier, tier_tokens)
+                limit = price.max_input_tokens
+                if limit and high_input > limit:
+                    if low_input > limit:
+                        row.over_context += 1
+                        if len(row.over_context_lines) < MAX_LISTED_LINES:
+                            row.over_context_lines.append(line.number)
+                    else:
+                        row.maybe_over_context += 1
 
             if on_request is not None or partial.requests is not None:
-                custom_id = obj.get("custom_id")
-                record = {
-                    "custom_id": custom_id,
+                record: dict[str, Any] = {
+                    "custom_id": obj.get("custom_id"),
                     "line": line.number,
                     "model": raw_model,
-                    "priced_as": price.priced_as,
-                    "input_tokens": tokens.input_tokens,
-                    "expected_output_tokens": expected,
-                    "max_output_tokens": max_output,
-                    "cost": round(price.cost(tokens.input_tokens, expected), 8),
-                    "cost_low": round(price.cost(tokens.input_tokens, expected, cached), 8),
-                    "cost_high": round(price.cost(tokens.input_tokens, max_output), 8),
+                    "priced_as": price.priced_as if price is not None else None,
+                    "input_tokens": input_tokens,
                 }
+                if low_input != high_input:
+                    record["input_tokens_low"] = low_input
+                    record["input_tokens_high"] = high_input
+                record["expected_output_tokens"] = expected
+                record["max_output_tokens"] = max_output
+                if price is None:
+                    record["cost"] = record["cost_low"] = record["cost_high"] = None
+                else:
+                    record["cost"] = round(price.cost(input_tokens, expected), 8)
+                    record["cost_low"] = round(price.cost(low_input, expected, cached), 8)
+                    record["cost_high"] = round(
+                        price.cost(high_input, max_output, cache_write_tokens=writes), 8
+                    )
                 if on_request is not None:
                     on_request(record)
                 else:
@@ -337,24 +449,27 @@ _WORKER: _Counter | None = None
 
 
 def _init_worker(
-    table: PriceTable, deployment_map: Mapping[str, str] | None, options: EstimateOptions
+    table: PriceTable,
+    deployment_map: Mapping[str, str] | None,
+    options: EstimateOptions,
+    image_size: ImageSizeLookup | None,
 ) -> None:
     global _WORKER
-    _WORKER = _Counter(table, deployment_map, options)
+    _WORKER = _Counter(table, deployment_map, options, image_size=image_size)
 
 
 def _count_chunk(
-    job: tuple[str, int, int, int, bool],
+    job: tuple[str, int, int, bool],
 ) -> tuple[str, Any]:
     """Worker: count the lines of bytes [start, end) of a file."""
-    path, start, end, first_line, keep_requests = job
+    path, start, end, keep_requests = job
     assert _WORKER is not None
     try:
         with open(path, "rb") as stream:
             stream.seek(start)
             data = stream.read(end - start)
         lines = read_lines(io.BytesIO(data))
-        return "ok", _WORKER.run(lines, path, first_line=first_line, keep_requests=keep_requests)
+        return "ok", _WORKER.run(lines, path, keep_requests=keep_requests)
     except JsonlBatchError as exc:
         return "error", (type(exc), exc.message, exc.hint)
 
@@ -379,11 +494,11 @@ def _parallel(
     keep = on_request is not None
     # Line numbers are only known after the chunks before are counted: workers report
     # chunk-relative numbers and the parent shifts them.
-    tasks = [(path, start, end, 1, keep) for start, end in ranges]
+    tasks = [(path, start, end, keep) for start, end in ranges]
     with context.Pool(
         processes=min(jobs, len(ranges)),
         initializer=_init_worker,
-        initargs=(counter.table, deployment_map, counter.options),
+        initargs=(counter.table, deployment_map, counter.options, counter.tokens.image_size),
     ) as pool:
         first_line = 1
         for status, payload in pool.imap(_count_chunk, tasks):
@@ -437,10 +552,12 @@ def estimate_file(
 ) -> EstimateResult:
     """Count, price and check every request of one Batch input file.
 
-    ``jobs`` > 1 (``None`` = all cores) counts files larger than ``chunk_bytes`` in a process
-    pool. ``on_request`` receives one dict per request, in file order (for ``--per-request``).
-    Raises :class:`PriceNotFound` naming the first model with no price, :class:`InputError`
-    when the file cannot be read; bad lines are skipped and reported in ``warnings``.
+    ``counter`` counts the tokens (pass ``TokenCounter(image_size=RemoteImageSizes())`` to
+    read remote image sizes). ``jobs`` > 1 (``None`` = all cores) counts files larger than
+    ``chunk_bytes`` in a process pool. ``on_request`` receives one dict per request, in file
+    order (for ``--per-request``). A model with no price is counted and gets a ``no_price``
+    warning; bad lines are skipped and reported in ``warnings``. Raises :class:`InputError`
+    when the file cannot be read.
     """
     options = EstimateOptions(target, region, expected_output_tokens, output_ratio, cached_fraction)
     options.check()
@@ -471,6 +588,7 @@ def estimate_file(
         for key, row in partial.rows.items():
             row.over_context_lines = [n + shift for n in row.over_context_lines]
             row.over_max_output_lines = [n + shift for n in row.over_max_output_lines]
+            row.first_line += shift
             if key in rows:
                 rows[key].add(row)
             else:
@@ -483,6 +601,7 @@ def estimate_file(
         merged.lines += partial.lines
         merged.bytes += partial.bytes
         merged.bad_lines += partial.bad_lines
+        merged.ranged += partial.ranged
         merged.no_max_output += partial.no_max_output
         if partial.requests and on_request is not None:
             for record in partial.requests:
@@ -491,15 +610,15 @@ def estimate_file(
     # Price from integer sums: the figures do not depend on how the file was split.
     models: dict[str, ModelPrice] = {}
     for (_raw, resolved), row in rows.items():
-        price = worker.price(resolved, name)
-        models[row.model] = price
-        row.price_with(price)
-    ordered = sorted(rows.values(), key=lambda r: (r.model, r.priced_as))
-    total = _total(ordered)
+        price = worker.price(resolved)
+        if price is not None:
+            models[row.model] = price
+            row.price_with(price)
+    ordered = sorted(rows.values(), key=_row_order)
     result = EstimateResult(
         path=name,
         rows=ordered,
-        total=total,
+        total=_total(ordered),
         lines=merged.lines,
         bad_lines=merged.bad_lines,
         bytes=merged.bytes,
@@ -520,7 +639,7 @@ def estimate_files(paths: Iterable[str | os.PathLike[str]], **kwargs: Any) -> li
 
 def combine_results(results: list[EstimateResult], *, path: str = "total") -> EstimateResult:
     """One result summing several files (rows merged by model)."""
-    rows: dict[tuple[str, str], ModelRow] = {}
+    rows: dict[tuple[str, str | None], ModelRow] = {}
     models: dict[str, ModelPrice] = {}
     for result in results:
         models.update(result.models)
@@ -529,9 +648,10 @@ def combine_results(results: list[EstimateResult], *, path: str = "total") -> Es
             if key not in rows:
                 rows[key] = ModelRow(row.model, row.priced_as)
             rows[key].add(row)
-    ordered = sorted(rows.values(), key=lambda r: (r.model, r.priced_as))
+    ordered = sorted(rows.values(), key=_row_order)
     for row in ordered:
-        row.price_with(models[row.model])
+        if row.priced_as is not None and row.model in models:
+            row.price_with(models[row.model])
     first = results[0] if results else None
     return EstimateResult(
         path=path,
@@ -548,13 +668,20 @@ def combine_results(results: list[EstimateResult], *, path: str = "total") -> Es
     )
 
 
+def _row_order(row: ModelRow) -> tuple[str, str]:
+    return row.model, row.priced_as or ""
+
+
 def _total(rows: list[ModelRow]) -> ModelRow:
+    """All rows summed; the costs cover the priced rows (None when no row is priced)."""
     total = ModelRow("total", "")
     for row in rows:
         total.add(row)
-        total.cost_low += row.cost_low
-        total.cost_expected += row.cost_expected
-        total.cost_high += row.cost_high
+        if row.cost_low is not None:
+            total.cost_low = (total.cost_low or 0.0) + row.cost_low
+            total.cost_expected = (total.cost_expected or 0.0) + (row.cost_expected or 0.0)
+            total.cost_high = (total.cost_high or 0.0) + (row.cost_high or 0.0)
+    total.tiered = {}
     return total
 
 
@@ -577,35 +704,59 @@ def _findings(
     today: dt.date,
 ) -> None:
     """Warnings (problems to fix before submitting) and notes (what the figures assume)."""
-    path, warnings, notes = result.path, result.warnings, result.notes
+    path, notes = result.path, result.notes
+
+    def warn(code: str, message: str) -> None:
+        result.warnings.append(EstimateWarning(code, f"{path}: {message}"))
+
     for number, message in bad:
-        warnings.append(f"{path}:{number}: skipped: {message}")
+        result.warnings.append(
+            EstimateWarning("invalid_line", f"{path}:{number}: skipped: {message}")
+        )
     if merged.bad_lines > len(bad):
-        warnings.append(f"{path}: {merged.bad_lines - len(bad)} more bad lines skipped")
+        warn("invalid_line", f"{merged.bad_lines - len(bad)} more bad lines skipped")
     for row in result.rows:
-        price = result.models[row.model]
+        price = result.models.get(row.model)
+        if price is None or row.cost_low is None:
+            warn(
+                "no_price",
+                f"no price for model {row.model!r} ({row.requests:,} request(s), first on "
+                f"line {row.first_line}): counted but not priced; {no_price_hint(row.model)}",
+            )
+            continue
         if row.over_context:
             lines = ", ".join(str(n) for n in row.over_context_lines)
-            warnings.append(
-                f"{path}: {row.over_context} request(s) for {row.model} exceed the "
+            more = ", ..." if row.over_context > len(row.over_context_lines) else ""
+            warn(
+                "context_window_exceeded",
+                f"{row.over_context} request(s) for {row.model} exceed the "
                 f"{price.max_input_tokens:,}-token input limit of {price.priced_as} "
-                f"(line {lines}{', ...' if row.over_context > len(row.over_context_lines) else ''})"
+                f"(line {lines}{more})",
+            )
+        if row.maybe_over_context:
+            warn(
+                "context_window_maybe_exceeded",
+                f"{row.maybe_over_context} request(s) for {row.model} may exceed the "
+                f"{price.max_input_tokens:,}-token input limit of {price.priced_as}: their "
+                "input is a range whose high end is over it",
             )
         if row.over_max_output:
             lines = ", ".join(str(n) for n in row.over_max_output_lines)
-            warnings.append(
-                f"{path}: {row.over_max_output} request(s) for {row.model} ask for more than "
+            warn(
+                "max_tokens_too_large",
+                f"{row.over_max_output} request(s) for {row.model} ask for more than "
                 f"{price.priced_as}'s {price.max_output_tokens:,} output tokens "
-                f"(line {lines}); the high estimate uses the model's cap"
+                f"(line {lines}); the high estimate uses the model's cap",
             )
     for model, price in sorted(result.models.items()):
         if price.retirement_date is None:
             continue
         successor = f"; successor: {price.successor}" if price.successor else ""
         if price.retired(today):
-            warnings.append(
-                f"{path}: {model} ({price.priced_as}) was retired on "
-                f"{price.retirement_date.isoformat()} ({price.scope}){successor}"
+            warn(
+                "model_retired",
+                f"{model} ({price.priced_as}) was retired on "
+                f"{price.retirement_date.isoformat()} ({price.scope}){successor}",
             )
         elif (price.retirement_date - today).days <= RETIRING_SOON_DAYS:
             notes.append(
@@ -613,15 +764,29 @@ def _findings(
                 f"{successor}"
             )
     if enqueued_limit is not None and result.total.input_tokens > enqueued_limit:
-        warnings.append(
-            f"{path}: {result.total.input_tokens:,} input tokens exceed the enqueued limit of "
-            f"{enqueued_limit:,}; split the file (jsonl-batch split) or submit it in turns"
+        warn(
+            "enqueued_limit_exceeded",
+            f"{result.total.input_tokens:,} input tokens exceed the enqueued limit of "
+            f"{enqueued_limit:,}; split the file (jsonl-batch split) or submit it in turns",
         )
-    reasoning = sorted({p.priced_as for p in result.models.values() if p.is_reasoning})
+    prices = result.models.values()
+    reasoning = sorted({p.priced_as for p in prices if p.is_reasoning})
     if reasoning:
         notes.append(
             f"{', '.join(reasoning)}: reasoning tokens bill as output; the expected output "
             "should include them (the high estimate already does)"
+        )
+    writers = sorted({p.priced_as for p in prices if p.charges_cache_writes})
+    if writers:
+        notes.append(
+            f"{', '.join(writers)}: prompt-cache writes cost more than input; the high "
+            "estimate bills every input token as a cache write"
+        )
+    tiered = sorted({p.priced_as for p in prices if len(p.tiers) > 1})
+    if tiered and any(row.tiered for row in result.rows):
+        notes.append(
+            f"{', '.join(tiered)}: requests over the long-context threshold bill entirely "
+            "at the long-context rates"
         )
     if not result.options.has_expected_output and result.total.requests:
         notes.append(
@@ -629,9 +794,7 @@ def _findings(
             "--expected-output-tokens N or --output-ratio R"
         )
     if result.options.cached_fraction > 0:
-        same = sorted(
-            {p.priced_as for p in result.models.values() if p.batch_cached_input >= p.batch_input}
-        )
+        same = sorted({p.priced_as for p in prices if p.batch_cached_input >= p.batch_input})
         if same:
             notes.append(
                 f"{', '.join(same)}: cached input costs the same as batch input in a Batch job, "
@@ -642,20 +805,36 @@ def _findings(
             f"{merged.no_max_output} request(s) have no output cap and their model has no "
             "known max output: the high estimate counts 0 output for them"
         )
+    if merged.ranged:
+        notes.append(
+            f"{merged.ranged} request(s) have an input count that is a range (a remote "
+            "image's size or server-side text is unknown offline): low uses the least, high "
+            "the most; --fetch-image-sizes reads remote image sizes"
+        )
     for flag, count in sorted(merged.flags.items()):
+        if flag == FLAG_REMOTE_IMAGE:
+            if not merged.ranged:
+                notes.append(
+                    f"{count} request(s) point at remote images whose size is unknown offline "
+                    "and were counted at the model's largest image; --fetch-image-sizes reads "
+                    "their sizes"
+                )
+            continue
         notes.append(f"{count} request(s) flagged {flag}: their input count is a lower bound")
-    for price in result.models.values():
+    for price in prices:
         notes.extend(n for n in price.notes if n not in notes)
 
 
 __all__ = [
     "EstimateOptions",
     "EstimateResult",
+    "EstimateWarning",
     "ModelRow",
     "combine_results",
     "estimate_file",
     "estimate_files",
     "line_ranges",
+    "token_limit_check",
 ]
 
 
@@ -669,9 +848,9 @@ def token_limit_check(
     """A per-request check for :class:`jsonl_batch.validate.Validator` (``validate --tokens``).
 
     Finds requests over the model's context window (``context_window_exceeded``) and output
-    caps above the model's maximum output (``max_tokens_too_large``), and flags counts that
-    are estimates (``token_count_approximate``). Models without a price row have no known
-    limits and are skipped.
+    caps above the model's maximum output (``max_tokens_too_large``), flags counts that are
+    ranges or estimates (``token_count_approximate``), and names a model with no price (so
+    no known limits) once (``no_price``). Make one check per file.
     """
     tokens = counter if counter is not None else TokenCounter()
     table = prices if prices is not None else PriceTable.load()
@@ -680,29 +859,55 @@ def token_limit_check(
     def check(line: Line, endpoint: str, body: dict[str, Any]) -> list[tuple[str, str, str]]:
         count = tokens.count_body(endpoint, body)
         found: list[tuple[str, str, str]] = []
-        if FLAG_REMOTE_IMAGE in count.flags:
-            found.append(
-                (
-                    "token_count_approximate",
-                    "body",
-                    "an image URL's size is unknown offline; counted at the model's maximum",
-                )
-            )
         if count.model not in limits:
             try:
                 limits[count.model] = table.lookup(count.model, region=region, target=target)
             except PriceNotFound:
                 limits[count.model] = None
+                found.append(
+                    (
+                        "no_price",
+                        "body.model",
+                        f"no price or limits for model {count.model!r}: its requests are "
+                        f"counted but not checked against a context window; "
+                        f"{no_price_hint(count.model)}",
+                    )
+                )
         price = limits[count.model]
+        low = high = count.input_tokens
+        if count.input_tokens_range is not None:
+            low, high = count.input_tokens_range
+        limit = price.max_input_tokens if price is not None else None
+        if count.input_tokens_range is not None:
+            over = (
+                f"; may exceed {count.model}'s {limit:,}" if limit and high > limit >= low else ""
+            )
+            found.append(
+                (
+                    "token_count_approximate",
+                    "body",
+                    f"between {low:,} and {high:,} input tokens (a remote image's size or "
+                    f"server-side text is unknown offline; --fetch-image-sizes reads image "
+                    f"sizes){over}",
+                )
+            )
+        elif FLAG_REMOTE_IMAGE in count.flags:
+            found.append(
+                (
+                    "token_count_approximate",
+                    "body",
+                    "an image URL's size is unknown offline; counted at the model's maximum "
+                    "(--fetch-image-sizes reads image sizes)",
+                )
+            )
         if price is None:
             return found
-        if price.max_input_tokens and count.input_tokens > price.max_input_tokens:
+        if limit and low > limit:
             found.append(
                 (
                     "context_window_exceeded",
                     "body",
-                    f"{count.input_tokens:,} input tokens; {count.model} takes "
-                    f"{price.max_input_tokens:,}",
+                    f"{low:,} input tokens; {count.model} takes {limit:,}",
                 )
             )
         cap = count.max_output_tokens

@@ -76,6 +76,10 @@ RULES: dict[str, tuple[Severity, str]] = {
     "context_window_exceeded": ("error", "shorten the prompt or use a model with more context"),
     "max_tokens_too_large": ("error", "lower max_tokens to the model's maximum output"),
     "token_count_approximate": ("warning", "the count for this request is an estimate"),
+    "no_price": (
+        "warning",
+        "map the deployment with --deployment-map NAME=MODEL or pass --prices FILE",
+    ),
 }
 
 MAX_CUSTOM_ID_LENGTH = 64

@@ -81,8 +81,7 @@ def main() -> None:
         "gpt-4o-batch=gpt-4o",
         "--output-ratio",
         "0.5",
-        ok_codes=(0, 1),  # 1: warnings, e.g. once gpt-4o retires
-    )
+    )  # warnings (a retired model, say) print but exit 0; --strict would make them exit 1
 
     step("4. split into shards of at most 4 requests, with a manifest")
     run("split", "out/questions.jsonl", "--out-dir", "out/shards", "--max-requests", "4")

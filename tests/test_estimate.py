@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import json
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner
 
 from jsonl_batch.cli import main
-from jsonl_batch.errors import PriceNotFound
-from jsonl_batch.estimate import combine_results, estimate_file, line_ranges
+from jsonl_batch.estimate import EstimateResult, combine_results, estimate_file, line_ranges
 from jsonl_batch.pricing import PriceTable
+from jsonl_batch.tokens import RequestTokens, TokenCounter
 
 TODAY = dt.date(2026, 11, 24)
 
@@ -41,6 +47,10 @@ def _write(path: Path, lines: list[Any]) -> Path:
 @pytest.fixture(scope="module")
 def table() -> PriceTable:
     return PriceTable.load()
+
+
+def _warnings(result: EstimateResult, code: str | None = None) -> str:
+    return "\n".join(w.message for w in result.warnings if code in (None, w.code))
 
 
 # --- library ----------------------------------------------------------------------------
@@ -107,7 +117,7 @@ def test_bad_lines_are_skipped_with_file_and_line(tmp_path: Path, table: PriceTa
     result = estimate_file(path, prices=table, today=TODAY)
     assert result.total.requests == 2
     assert result.bad_lines == 3
-    joined = "\n".join(result.warnings)
+    joined = _warnings(result, "invalid_line")
     assert f"{path}:2: skipped" in joined
     assert f"{path}:4: skipped" in joined
     assert f"{path}:5: skipped" in joined
@@ -124,14 +134,15 @@ def test_context_window_and_enqueued_limit(tmp_path: Path, table: PriceTable) ->
     )
     result = estimate_file(path, prices=table, enqueued_limit=5000, today=TODAY)
     assert result.rows[0].over_context == 1
-    assert any("8,191-token input limit" in w and "line 2" in w for w in result.warnings)
-    assert any("enqueued limit of 5,000" in w for w in result.warnings)
+    assert "8,191-token input limit" in _warnings(result, "context_window_exceeded")
+    assert "line 2" in _warnings(result, "context_window_exceeded")
+    assert "enqueued limit of 5,000" in _warnings(result, "enqueued_limit_exceeded")
 
 
 def test_retired_model_warns(tmp_path: Path, table: PriceTable) -> None:
     path = _write(tmp_path / "o1.jsonl", [_chat("a", "o1", "hi")])
     result = estimate_file(path, prices=table, today=TODAY)
-    assert any("retired on 2026-11-19" in w for w in result.warnings)
+    assert "retired on 2026-11-19" in _warnings(result, "model_retired")
     assert any("reasoning tokens bill as output" in n for n in result.notes)
     result = estimate_file(path, prices=table, today=dt.date(2026, 11, 1))
     assert result.ok and any("retires on 2026-11-19" in n for n in result.notes)
@@ -141,8 +152,12 @@ def test_deployment_names_need_a_map(tmp_path: Path, table: PriceTable) -> None:
     path = _write(
         tmp_path / "dep.jsonl", [_chat("a", "prod-4o", "hi"), _chat("b", "prod-4o", "yo")]
     )
-    with pytest.raises(PriceNotFound, match=r"dep.jsonl:1: no price for model 'prod-4o'"):
-        estimate_file(path, prices=table, today=TODAY)
+    result = estimate_file(path, prices=table, today=TODAY)
+    (row,) = result.rows
+    assert (row.model, row.priced_as, row.requests, row.cost_expected) == ("prod-4o", None, 2, None)
+    assert "no price for model 'prod-4o' (2 request(s), first on line 1)" in _warnings(
+        result, "no_price"
+    )
     result = estimate_file(
         path, prices=table, deployment_map={"prod-4o": "gpt-4o-mini"}, today=TODAY
     )
@@ -199,6 +214,115 @@ def test_combine_results_sums_files(tmp_path: Path, table: PriceTable) -> None:
     assert total.total.cost_high == pytest.approx(400 * 0.01 / 1e6)
 
 
+class _RangeCounter(TokenCounter):
+    """Counts as usual, then says each input could be 100 tokens fewer or 1,000 more (what
+    the counter reports when a remote image's size is unknown); a body with
+    ``"user": "long"`` counts 300,000."""
+
+    def count_body(self, endpoint: str, body: dict[str, Any]) -> RequestTokens:
+        tokens = super().count_body(endpoint, body)
+        if body.get("user") == "long":
+            tokens = dataclasses.replace(tokens, input_tokens=300_000)
+        spread = (max(0, tokens.input_tokens - 100), tokens.input_tokens + 1000)
+        return dataclasses.replace(tokens, input_tokens_range=spread)
+
+
+def test_unpriced_models_are_counted_everywhere(tmp_path: Path, table: PriceTable) -> None:
+    lines = [
+        _chat("a", "gpt-4.1", "hello there", max_tokens=50),
+        _chat("b", "my-model", "hello there", max_tokens=50),
+        _embedding("c", "mystery-embedder", 40),
+    ] * 30
+    path = _write(tmp_path / "mixed.jsonl", lines)
+    runs = []
+    for jobs in (1, 2):
+        records: list[dict[str, Any]] = []
+        result = estimate_file(
+            path, prices=table, jobs=jobs, chunk_bytes=1024, on_request=records.append, today=TODAY
+        )
+        runs.append((result.to_dict(), records))
+    assert runs[0] == runs[1]
+    report, records = runs[0]
+    models = {m["model"]: m for m in report["models"]}
+    assert models["my-model"]["requests"] == 30 and models["my-model"]["input_tokens"] > 0
+    assert models["my-model"]["cost_usd"] is None and models["my-model"]["priced_as"] is None
+    assert models["mystery-embedder"]["input_tokens"] == 30 * 40
+    assert report["total"]["requests"] == 90 and report["total"]["unpriced_requests"] == 60
+    # the total prices what has a price
+    assert report["total"]["cost_usd"] == models["gpt-4.1"]["cost_usd"]
+    unpriced = [r for r in records if r["model"] == "my-model"]
+    assert len(unpriced) == 30 and unpriced[0]["cost"] is None and unpriced[0]["input_tokens"]
+    no_price = [w for w in report["warnings"] if w["code"] == "no_price"]
+    assert len(no_price) == 2
+    assert "'my-model'" in no_price[0]["message"] and "--deployment-map" in no_price[0]["message"]
+    assert "first on line 2" in no_price[0]["message"] and "--prices" in no_price[0]["message"]
+
+
+def test_input_ranges_carry_into_low_and_high(tmp_path: Path, table: PriceTable) -> None:
+    path = _write(
+        tmp_path / "ranged.jsonl",
+        [
+            _chat("a", "gpt-4.1", "word " * 300, max_tokens=100),
+            _chat("b", "gpt-4.1", "word " * 200),
+        ],
+    )
+    records: list[dict[str, Any]] = []
+    result = estimate_file(
+        path,
+        counter=_RangeCounter(),
+        prices=table,
+        expected_output_tokens=10,
+        on_request=records.append,
+        today=TODAY,
+    )
+    (row,) = result.rows
+    assert row.input_tokens_low == row.input_tokens - 200
+    assert row.input_tokens_high == row.input_tokens + 2000
+    # gpt-4.1 batch input $1.00 / 1M: low and high move by the range's ends
+    exact = estimate_file(path, prices=table, expected_output_tokens=10, today=TODAY).rows[0]
+    assert row.cost_expected == pytest.approx(exact.cost_expected)
+    assert exact.cost_low - row.cost_low == pytest.approx(200 * 1.0 / 1e6)
+    assert row.cost_high - exact.cost_high == pytest.approx(2000 * 1.0 / 1e6)
+    assert records[0]["input_tokens_high"] - records[0]["input_tokens_low"] == 1100
+    assert records[0]["cost_high"] > records[0]["cost"] > records[0]["cost_low"]
+    assert any("is a range" in note for note in result.notes)
+
+
+def test_long_context_tier_applies_per_request(tmp_path: Path, table: PriceTable) -> None:
+    path = _write(
+        tmp_path / "long.jsonl",
+        [_chat("long", "gpt-5.4", "x", user="long"), _chat("short", "gpt-5.4", "x")],
+    )
+    records: list[dict[str, Any]] = []
+    result = estimate_file(
+        path,
+        counter=_RangeCounter(),
+        prices=table,
+        target="openai",
+        on_request=records.append,
+        today=TODAY,
+    )
+    (row,) = result.rows
+    short = records[1]["input_tokens"]
+    # gpt-5.4 batch input: $1.25 / 1M up to 272k tokens, $2.50 for a whole longer request
+    assert row.cost_expected == pytest.approx((300_000 * 2.5 + short * 1.25) / 1e6)
+    assert records[0]["cost"] == pytest.approx(300_000 * 2.5 / 1e6, abs=1e-8)
+    # the long request's range (299,900 .. 301,000) stays above the threshold at both ends
+    low_short = max(0, short - 100)
+    assert row.cost_low == pytest.approx(((300_000 - 100) * 2.5 + low_short * 1.25) / 1e6)
+    assert any("long-context" in note for note in result.notes)
+
+
+def test_cache_writes_raise_the_high_figure(tmp_path: Path, table: PriceTable) -> None:
+    path = _write(tmp_path / "cw.jsonl", [_chat("a", "gpt-5.6", "word " * 2000, max_tokens=10)])
+    result = estimate_file(path, prices=table, target="openai", today=TODAY)
+    (row,) = result.rows
+    # batch: input $2.00, cache writes $2.50, output $10.00 per 1M (gpt-5.6, LiteLLM)
+    assert row.cost_high == pytest.approx((row.input_tokens * 2.5 + 10 * 10.0) / 1e6)
+    assert row.cost_expected == pytest.approx(row.input_tokens * 2.0 / 1e6)
+    assert any("cache writes" in note for note in result.notes)
+
+
 # --- CLI -------------------------------------------------------------------------------------
 
 
@@ -249,24 +373,44 @@ def test_cli_json_output_and_per_request_file(clean_file: Path, tmp_path: Path) 
 def test_cli_missing_model_message(tmp_path: Path) -> None:
     path = _write(tmp_path / "dep.jsonl", [_chat("a", "my-deployment", "hi")])
     result = CliRunner().invoke(main, ["estimate", str(path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 0, result.output
+    assert "warning[no_price]" in result.output
     assert "no price for model 'my-deployment'" in result.output
     assert "--deployment-map" in result.output and "--prices" in result.output
+    assert "my-deployment  (no price)" in result.output  # still counted, in the table
+    assert CliRunner().invoke(main, ["estimate", "--strict", str(path)]).exit_code == 1
     result = CliRunner().invoke(
         main, ["estimate", str(path), "--deployment-map", "my-deployment=gpt-4.1-mini"]
     )
     assert result.exit_code == 0, result.output
-    assert "gpt-4.1-mini" in result.output
+    assert "gpt-4.1-mini" in result.output and "warning" not in result.output
 
 
-def test_cli_problems_and_usage_errors(tmp_path: Path, clean_file: Path) -> None:
+def test_cli_warnings_exit_0_unless_strict(tmp_path: Path, clean_file: Path) -> None:
     path = _write(tmp_path / "bad.jsonl", [_chat("a", "gpt-4o", "hi"), "nope"])
     result = CliRunner().invoke(main, ["estimate", str(path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 0
     assert "bad.jsonl:2: skipped" in result.output
+    assert CliRunner().invoke(main, ["estimate", "--strict", str(path)]).exit_code == 1
+    assert CliRunner().invoke(main, ["estimate", "--strict", str(clean_file)]).exit_code == 0
     both = ["estimate", str(clean_file), "--output-ratio", "1", "--expected-output-tokens", "5"]
     assert CliRunner().invoke(main, both).exit_code == 2
     assert CliRunner().invoke(main, ["estimate", str(tmp_path / "missing.jsonl")]).exit_code == 1
+
+
+def test_cli_bad_price_file_entries_are_warnings(tmp_path: Path, clean_file: Path) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"gpt-4o": {"input_cost_per_token": "cheap"}}))
+    args = ["estimate", str(clean_file), "--prices", str(prices)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "warning[price_file]" in result.output and "'gpt-4o'" in result.output
+    assert "3 requests" in result.output  # gpt-4o priced from the bundled table instead
+    assert CliRunner().invoke(main, [*args, "--strict"]).exit_code == 1
+    prices.write_text("{broken")
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "prices.json" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_cli_litellm_prices_and_region(tmp_path: Path, clean_file: Path) -> None:
@@ -290,3 +434,104 @@ def test_cli_litellm_prices_and_region(tmp_path: Path, clean_file: Path) -> None
     high_global = glob["files"][0]["models"][0]["cost_usd"]["high"]
     high_zone = zone["files"][0]["models"][0]["cost_usd"]["high"]
     assert high_zone == pytest.approx(high_global * 1.1, rel=1e-3)
+
+
+# --- --fetch-image-sizes (a local HTTP server; the only network use) ------------------------
+
+
+def _png(width: int, height: int) -> bytes:
+    """A PNG header (the size is in its first 24 bytes) and a body nobody needs to read."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + header
+    ihdr = struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    return b"\x89PNG\r\n\x1a\n" + ihdr + b"\x00" * 100_000
+
+
+class _ImageServer(BaseHTTPRequestHandler):
+    hits: ClassVar[list[str]] = []
+    image = _png(2048, 1024)
+
+    def do_GET(self) -> None:
+        self.hits.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.image)))
+        self.end_headers()
+        self.wfile.write(self.image)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def image_url() -> Iterator[str]:
+    _ImageServer.hits = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ImageServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/photo.png"
+    server.shutdown()
+    server.server_close()
+
+
+def test_fetch_image_sizes_counts_remote_images_exactly(tmp_path: Path, image_url: str) -> None:
+    content = [
+        {"type": "text", "text": "What is in this picture?"},
+        {"type": "image_url", "image_url": {"url": image_url, "detail": "high"}},
+    ]
+    line = _chat("img", "gpt-4o", "", max_tokens=10)
+    line["body"]["messages"] = [{"role": "user", "content": content}]
+    path = _write(tmp_path / "images.jsonl", [line])
+    known = TokenCounter(image_size=lambda url: (2048, 1024)).count_line(line).input_tokens
+
+    args = ["estimate", "--format", "json", "--target", "openai", str(path)]
+    offline = json.loads(CliRunner().invoke(main, args).output)
+    assert _ImageServer.hits == []  # no network unless asked
+    fetched = json.loads(CliRunner().invoke(main, [*args, "--fetch-image-sizes"]).output)
+    assert _ImageServer.hits == ["/photo.png"]
+    (row,) = fetched["files"][0]["models"]
+    assert row["input_tokens"] == row["input_tokens_low"] == row["input_tokens_high"] == known
+    assert offline["files"][0]["models"][0]["input_tokens_high"] != known
+
+    result = CliRunner().invoke(
+        main, ["validate", "--tokens", "--fetch-image-sizes", "--target", "openai", str(path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "token_count_approximate" not in result.output
+    assert (
+        "token_count_approximate"
+        in CliRunner()
+        .invoke(main, ["validate", "--tokens", "--target", "openai", str(path)])
+        .output
+    )
+
+
+# --- validate --tokens ------------------------------------------------------------------------
+
+
+def test_validate_tokens_warns_once_per_file_about_unpriced_models(tmp_path: Path) -> None:
+    lines = [_chat(f"r{i}", "my-deployment", "hello", max_tokens=10) for i in range(3)]
+    first = _write(tmp_path / "a.jsonl", lines)
+    second = _write(tmp_path / "b.jsonl", lines)
+    args = ["validate", "--tokens", "--format", "json", str(first), str(second)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    for report in json.loads(result.output)["files"]:
+        (finding,) = [f for f in report["findings"] if f["code"] == "no_price"]
+        assert finding["severity"] == "warning" and finding["line"] == 1
+        assert "'my-deployment'" in finding["message"] and "--deployment-map" in finding["message"]
+    assert CliRunner().invoke(main, [*args, "--strict"]).exit_code == 1
+    mapped = [*args, "--deployment-map", "my-deployment=gpt-4o"]
+    assert "no_price" not in CliRunner().invoke(main, mapped).output
+    assert CliRunner().invoke(main, ["validate", "--fetch-image-sizes", str(first)]).exit_code == 2
+
+
+def test_validate_tokens_reports_ranges(tmp_path: Path, table: PriceTable) -> None:
+    from jsonl_batch.estimate import token_limit_check
+    from jsonl_batch.jsonl import read_lines
+
+    path = _write(tmp_path / "r.jsonl", [_chat("a", "gpt-4", "word " * 7700, max_tokens=10)])
+    check = token_limit_check(_RangeCounter(), table)
+    (line,) = list(read_lines(path))
+    findings = check(line, "chat/completions", line.obj["body"])
+    # gpt-4 takes 8,192 input tokens: the range's high end is over it, its low end is not
+    assert [code for code, _, _ in findings] == ["token_count_approximate"]
+    assert "may exceed gpt-4's 8,192" in findings[0][2]

@@ -108,16 +108,26 @@ prices_option = click.option(
     "--prices",
     "prices_path",
     type=click.Path(exists=True, dir_okay=False),
-    help="Price table: our prices.json format or LiteLLM's model_prices_and_context_window.json "
-    "(default: the bundled, dated table).",
+    help="Price table: our prices.json format or LiteLLM's model_prices_and_context_window.json. "
+    "Its prices win; models it lacks are priced from the bundled, dated table.",
 )
 
 region_option = click.option(
     "--region",
-    type=click.Choice(["global", "data-zone"]),
+    type=click.Choice(
+        ["global", "data-zone", "data-zone-eu", "data-zone-us", "data-zone-apac", "us-gov"]
+    ),
     default="global",
     show_default=True,
-    help="Azure deployment type: Global Batch or Data Zone Batch (EU/US, +10%).",
+    help="Azure deployment type: Global Batch, or Data Zone Batch (data-zone: EU or US, "
+    "whichever costs more where they differ; or one zone), or Azure Government.",
+)
+
+fetch_image_sizes_option = click.option(
+    "--fetch-image-sizes",
+    is_flag=True,
+    help="Read the size of each remote image (one small HTTP Range request per URL) so it "
+    "counts exactly. The only network use of this command; off by default.",
 )
 
 

@@ -15,6 +15,7 @@ from ..pricing import PriceTable
 from ._common import (
     deployment_map_options,
     echo_json,
+    fetch_image_sizes_option,
     format_option,
     handle_errors,
     prices_option,
@@ -68,6 +69,8 @@ _SHOW_PROGRESS_AFTER_S = 1.0
     default=None,
     help="Processes for large files [default: all cores].",
 )
+@fetch_image_sizes_option
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @format_option()
 @handle_errors
 def estimate(
@@ -83,6 +86,8 @@ def estimate(
     enqueued_limit: int | None,
     per_request_path: str | None,
     jobs: int | None,
+    fetch_image_sizes: bool,
+    strict: bool,
     output_format: str,
 ) -> None:
     """Count the input tokens of batch FILES (.jsonl, .jsonl.gz or - for stdin) and price
@@ -94,7 +99,9 @@ def estimate(
       high      input + every request's full output cap (max_tokens, else the model's max)
 
     Reasoning models bill their reasoning tokens as output. Without
-    --expected-output-tokens or --output-ratio the expected output is 0.
+    --expected-output-tokens or --output-ratio the expected output is 0. Where the input
+    is a range (a remote image's size is unknown offline), low uses its least and high its
+    most. A model with no price is still counted and reported, with a no_price warning.
 
     \b
     Examples:
@@ -103,8 +110,9 @@ def estimate(
       jsonl-batch estimate --target openai --format json --per-request costs.jsonl a.jsonl
       jsonl-batch estimate big.jsonl --prices model_prices_and_context_window.json -j 4
 
-    Exit status: 0 ok, 1 problems (bad lines, requests over the context window, files over
-    --enqueued-limit, retired models, a model with no price), 2 usage error.
+    Exit status: 0 (also with warnings: bad lines, requests over the context window,
+    files over --enqueued-limit, retired models, models with no price), 1 with warnings
+    under --strict or when a file cannot be read, 2 usage error.
     """
     if expected_output_tokens is not None and output_ratio is not None:
         raise click.UsageError("use --expected-output-tokens or --output-ratio, not both")
@@ -112,6 +120,11 @@ def estimate(
         raise click.UsageError("--region applies to Azure targets only")
     deployment_map = read_deployment_map(deployment_items, deployment_map_file)
     table = PriceTable.load(prices_path)
+    counter = None
+    if fetch_image_sizes:
+        from ..tokens import RemoteImageSizes, TokenCounter
+
+        counter = TokenCounter(deployment_map, image_size=RemoteImageSizes())
 
     results: list[EstimateResult] = []
     with ExitStack() as stack:
@@ -125,6 +138,7 @@ def estimate(
                 results.append(
                     estimate_file(
                         path,
+                        counter=counter,
                         prices=table,
                         deployment_map=deployment_map,
                         target=target,
@@ -139,19 +153,24 @@ def estimate(
                     )
                 )
     total = combine_results(results)
+    ok = total.ok and not table.problems
 
     if output_format == "json":
+        summary = total.to_dict()["total"]
         echo_json(
             {
                 "target": target,
                 "region": region,
                 "prices": table.describe(),
+                "price_warnings": table.problems,
                 "files": [r.to_dict() for r in results],
-                "total": total.total.to_dict(),
-                "ok": total.ok,
+                "total": summary,
+                "ok": ok,
             }
         )
     else:
+        for problem in table.problems:
+            click.echo(click.style("warning[price_file]: ", fg="yellow", bold=True) + problem)
         for result in results:
             _print_result(result)
         if len(results) > 1:
@@ -165,7 +184,7 @@ def estimate(
         )
         if per_request_path:
             click.echo(f"per-request costs written to {per_request_path}")
-    raise SystemExit(0 if total.ok else 1)
+    raise SystemExit(1 if strict and not ok else 0)
 
 
 @contextmanager
@@ -208,7 +227,8 @@ def _print_result(result: EstimateResult) -> None:
     if result.rows:
         _print_rows(result.rows, result.total)
     for warning in result.warnings:
-        click.echo(click.style("  warning: ", fg="yellow", bold=True) + warning)
+        label = click.style(f"  warning[{warning.code}]: ", fg="yellow", bold=True)
+        click.echo(label + warning.message)
     for note in result.notes:
         click.echo(f"  note: {note}")
     click.echo()
@@ -223,14 +243,20 @@ def _print_rows(rows: list[ModelRow], total: ModelRow) -> None:
         left = [cells[0].ljust(widths[0]), cells[1].ljust(widths[1])]
         right = [c.rjust(w) for c, w in zip(cells[2:], widths[2:], strict=True)]
         click.echo("  " + "  ".join(left + right))
+    unpriced = sum(row.requests for row in rows if row.cost_low is None)
+    if unpriced and len(rows) > 1:
+        click.echo(f"  (the cost totals leave out {unpriced:,} request(s) with no price)")
 
 
 def _cells(row: ModelRow) -> tuple[str, ...]:
+    input_tokens = f"{row.input_tokens:,}"
+    if row.input_tokens_low != row.input_tokens_high:
+        input_tokens = f"{row.input_tokens_low:,}-{row.input_tokens_high:,}"
     return (
         row.model,
-        row.priced_as,
+        "(no price)" if row.priced_as is None else row.priced_as,
         f"{row.requests:,}",
-        f"{row.input_tokens:,}",
+        input_tokens,
         f"{row.expected_output_tokens:,}",
         f"{row.max_output_tokens:,}",
         _usd(row.cost_low),
@@ -239,7 +265,9 @@ def _cells(row: ModelRow) -> tuple[str, ...]:
     )
 
 
-def _usd(value: float) -> str:
+def _usd(value: float | None) -> str:
+    if value is None:
+        return "-"
     return f"{value:,.2f}" if value >= 100 else f"{value:,.4f}"
 
 

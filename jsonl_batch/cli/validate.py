@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 
 import click
 
-from ..validate import ValidationReport, validate_file
+from ..validate import TokenCheck, ValidationReport, validate_file
 from ._common import (
     deployment_map_options,
     echo_json,
+    fetch_image_sizes_option,
     format_option,
     handle_errors,
     prices_option,
@@ -39,11 +41,13 @@ _COLORS = {"error": "red", "warning": "yellow"}
     "check_tokens",
     is_flag=True,
     help="Also count tokens: requests over the model's context window "
-    "(context_window_exceeded) and output caps above its maximum (max_tokens_too_large).",
+    "(context_window_exceeded), output caps above its maximum (max_tokens_too_large) and "
+    "models with no known price or limits (no_price, a warning).",
 )
 @deployment_map_options
 @prices_option
 @region_option
+@fetch_image_sizes_option
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
 @handle_errors
 def validate(
@@ -57,6 +61,7 @@ def validate(
     deployment_map_file: str | None,
     prices_path: str | None,
     region: str,
+    fetch_image_sizes: bool,
     quiet: bool,
 ) -> None:
     """Check batch input FILES (.jsonl, .jsonl.gz or - for stdin) for everything the
@@ -73,18 +78,27 @@ def validate(
     Exit status: 0 when clean, 1 when a file has errors (or warnings with --strict),
     2 on usage errors.
     """
-    token_check = None
+    make_token_check: Callable[[], TokenCheck] | None = None
+    price_problems: list[str] = []
     if check_tokens:
         from ..estimate import token_limit_check
         from ..pricing import PriceTable
-        from ..tokens import TokenCounter
+        from ..tokens import RemoteImageSizes, TokenCounter
 
-        token_check = token_limit_check(
-            TokenCounter(read_deployment_map(deployment_items, deployment_map_file)),
-            PriceTable.load(prices_path),
-            region=region,
-            target=target,
+        counter = TokenCounter(
+            read_deployment_map(deployment_items, deployment_map_file),
+            image_size=RemoteImageSizes() if fetch_image_sizes else None,
         )
+        table = PriceTable.load(prices_path)
+        price_problems = table.problems
+
+        def make_token_check() -> TokenCheck:  # one per file: no_price is said once per file
+            return token_limit_check(counter, table, region=region, target=target)
+
+    elif fetch_image_sizes:
+        raise click.UsageError("--fetch-image-sizes needs --tokens")
+    for problem in price_problems:
+        click.secho(f"warning[price_file]: {problem}", fg="yellow", err=True)
     reports: list[ValidationReport] = []
     for path in files:
         size = os.path.getsize(path) if path != "-" and os.path.isfile(path) else None
@@ -94,7 +108,7 @@ def validate(
                     path,
                     target=target,
                     max_errors=max_errors,
-                    token_check=token_check,
+                    token_check=make_token_check() if make_token_check else None,
                     on_progress=advance,
                 )
             )
@@ -116,6 +130,7 @@ def validate(
             print_summary(report)
 
     failed = any(not r.ok or (strict and r.warnings) for r in reports)
+    failed = failed or bool(strict and price_problems)
     raise SystemExit(1 if failed else 0)
 
 
