@@ -160,6 +160,27 @@ def test_unknown_model_warns_and_leaves_cost_out_instead_of_failing(tmp_path: Pa
     assert result.ok
 
 
+@pytest.mark.parametrize("include_request", [False, True])  # the byte path and the parsed one
+def test_long_context_requests_are_priced_whole_at_their_tier(
+    tmp_path: Path, include_request: bool
+) -> None:
+    source = write(tmp_path / "in.jsonl", request("long", "gpt-5.4"), request("short", "gpt-5.4"))
+    lines = [
+        success("long", prompt=300_000, completion=100),
+        success("short", prompt=1000, completion=100),
+    ]
+    for line in lines:
+        line["response"]["body"]["model"] = "gpt-5.4-2026-03-05"
+    output = write(tmp_path / "out.jsonl", *lines)
+    result = merge(source, [output], target="openai", include_request=include_request)
+    # gpt-5.4 batch per 1M: input 1.25, cached 0.13, output 7.50; a request over 272k input
+    # tokens bills entirely at 2.50, 0.25, 11.25 (4 cached tokens each, from success())
+    long = (299_996 * 2.5 + 4 * 0.25 + 100 * 11.25) / 1e6
+    short = (996 * 1.25 + 4 * 0.13 + 100 * 7.5) / 1e6
+    assert result.total.cost.actual_usd == pytest.approx(long + short)
+    assert result.total.usage.prompt_tokens == 301_000
+
+
 def test_error_summary_counts_codes_with_an_example_line(tmp_path: Path) -> None:
     source = write(tmp_path / "in.jsonl", *(request(f"r{i}") for i in range(4)))
     errors = write(

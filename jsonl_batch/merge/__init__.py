@@ -43,10 +43,10 @@ from .summary import (
     ErrorStat,
     GroupSummary,
     MergeResult,
-    Pricing,
     Problem,
     Problems,
     Usage,
+    load_pricing,
 )
 
 
@@ -89,7 +89,7 @@ def merge(
         include_request=include_request,
         should_retry=retry_selector(retry_on),
         deployment_map=dict(deployment_map or {}),
-        pricing=Pricing(prices, target, region, estimate),
+        pricing=load_pricing(prices, target, region, estimate),
     )
     plan = plan_merge(input_path, outputs, errors)
     target_dir = Path(out_dir) if out_dir is not None else plan.stem_path.parent

@@ -382,14 +382,25 @@ class Join:
             self._join_slow(key, chunk[pos:line_end], number, path, packed, shard, rows, retries)
             pos = line_end
         counts[SUCCEEDED] += succeeded
+        thresholds = self.options.pricing.thresholds
         for tally_key, numbers in chat_numbers.items():
             if numbers:
-                usage_total = self._tally(*tally_key).usage
+                tally = self._tally(*tally_key)
+                usage_total = tally.usage
                 prompt, completion, cached, reasoning = zip(*numbers, strict=True)
-                usage_total.prompt_tokens += sum(map(int, prompt))
+                prompts = list(map(int, prompt))
+                usage_total.prompt_tokens += sum(prompts)
                 usage_total.completion_tokens += sum(map(int, completion))
                 usage_total.cached_tokens += sum(map(int, filter(None, cached)))
                 usage_total.reasoning_tokens += sum(map(int, filter(None, reasoning)))
+                if thresholds and max(prompts) > thresholds[0]:
+                    for i, tokens in enumerate(prompts):
+                        long_usage = tally.long_usage(thresholds, tokens)
+                        if long_usage is not None:
+                            long_usage.prompt_tokens += tokens
+                            long_usage.completion_tokens += int(completion[i])
+                            long_usage.cached_tokens += int(cached[i] or 0)
+                            long_usage.reasoning_tokens += int(reasoning[i] or 0)
         if spilled and changed:
             index.store(changed)
         self.first_uses += first_uses
@@ -470,10 +481,16 @@ class Join:
             model = self.options.deployment_map.get(model, model)
             tally = self._tally(shard, model)
             add_usage(tally.usage, usage)
+            thresholds = self.options.pricing.thresholds
+            prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+            if thresholds and prompt.__class__ is int:
+                long_usage = tally.long_usage(thresholds, prompt)
+                if long_usage is not None:
+                    add_usage(long_usage, usage)
             if self.counter is not None:
                 if request is None:
                     request = orjson.loads(raw)
-                tally.estimated_input_tokens += count_input(self.counter, request)
+                tally.add_estimate(thresholds, count_input(self.counter, request))
         else:
             usage = None
         if status != SUCCEEDED and self.options.should_retry(status, http_status, code):
@@ -591,9 +608,7 @@ class Join:
             for status, count in counts.items():
                 mine.counts[status] += count
         for key, tally in part.tallies.items():
-            into = self._tally(*key)
-            into.usage.add(tally.usage)
-            into.estimated_input_tokens += tally.estimated_input_tokens
+            self._tally(*key).absorb(tally)
         for code, stat in part.error_stats.items():
             if code in self.error_stats:
                 self.error_stats[code].count += stat.count

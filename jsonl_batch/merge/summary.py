@@ -1,7 +1,8 @@
 """What a merge found: statuses, counts, usage and cost per shard, problems, the result.
 
 Costs are summed per (shard, model) first and priced once at the end: batch prices are
-linear in tokens, so this is exact and costs nothing per line.
+linear in tokens within a long-context tier, and requests over a tier's threshold (which
+bill entirely at its rates) are summed apart, so this is exact and costs little per line.
 """
 
 from __future__ import annotations
@@ -237,20 +238,61 @@ class Problems:
 
 @dataclass(slots=True, frozen=True)
 class Pricing:
-    """How to price: the table (or its path), where the batch ran, and whether to estimate."""
+    """How to price: the table (or its path), where the batch ran, and whether to estimate;
+    ``thresholds`` are the table's long-context thresholds (see :func:`load_pricing`)."""
 
     prices: Any
     target: str
     region: str
     estimate: bool
+    thresholds: tuple[int, ...] = ()
+
+
+def load_pricing(prices: Any, target: str, region: str, estimate: bool) -> Pricing:
+    """Load the price table up front (a bad file fails before the join, not after it)."""
+    from ..pricing import PriceTable
+
+    table = prices if isinstance(prices, PriceTable) else PriceTable.load(prices)
+    return Pricing(table, target, region, estimate, table.thresholds())
 
 
 @dataclass(slots=True)
 class Tally:
-    """Token sums of one (shard, model), priced once at the end."""
+    """Token sums of one (shard, model), priced once at the end.
+
+    ``above`` holds the usage of requests over a long-context threshold (keyed by the
+    highest threshold they exceed; they are in ``usage`` too), ``estimated_above`` the same
+    for the estimated input tokens.
+    """
 
     usage: Usage = field(default_factory=Usage)
     estimated_input_tokens: int = 0
+    above: dict[int, Usage] = field(default_factory=dict)
+    estimated_above: dict[int, int] = field(default_factory=dict)
+
+    def long_usage(self, thresholds: tuple[int, ...], prompt_tokens: int) -> Usage | None:
+        """Where to add a request's usage a second time: its tier's sums, or None."""
+        if not thresholds or prompt_tokens <= thresholds[0]:
+            return None
+        threshold = max(t for t in thresholds if prompt_tokens > t)
+        usage = self.above.get(threshold)
+        if usage is None:
+            usage = self.above[threshold] = Usage()
+        return usage
+
+    def add_estimate(self, thresholds: tuple[int, ...], tokens: int) -> None:
+        self.estimated_input_tokens += tokens
+        if thresholds and tokens > thresholds[0]:
+            threshold = max(t for t in thresholds if tokens > t)
+            self.estimated_above[threshold] = self.estimated_above.get(threshold, 0) + tokens
+
+    def absorb(self, other: Tally) -> None:
+        self.usage.add(other.usage)
+        self.estimated_input_tokens += other.estimated_input_tokens
+        for threshold, usage in other.above.items():
+            self.above.setdefault(threshold, Usage()).add(usage)
+        for threshold, tokens in other.estimated_above.items():
+            self.estimated_above[threshold] = self.estimated_above.get(threshold, 0) + tokens
 
 
 def token_counter(deployment_map: dict[str, str]) -> Any:
@@ -276,7 +318,8 @@ def price_tallies(
     """Sum usage per group and price it once per model (prices are linear in tokens).
 
     A model with no price is left out of the cost totals, named in ``unpriced_models`` and
-    in a warning; it never fails the merge.
+    in a warning; it never fails the merge. Requests over a long-context threshold are
+    priced at that tier, whole.
     """
     from ..pricing import PriceTable
 
@@ -302,12 +345,21 @@ def price_tallies(
             for summary in targets:
                 summary.cost.unpriced_models = sorted({*summary.cost.unpriced_models, name})
             continue
-        usage = tally.usage
-        actual_input = price.cost(usage.prompt_tokens, 0, usage.cached_tokens, batch=True)
-        actual = price.cost(
-            usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, batch=True
-        )
-        estimated = price.cost(tally.estimated_input_tokens, 0, batch=True)
+        actual_input = actual = 0.0
+        base = Usage()
+        base.add(tally.usage)
+        for threshold, usage in [*tally.above.items(), (0, base)]:
+            rates = price.tiers[price.tier_index(threshold + 1)] if threshold else price.base
+            actual_input += rates.cost(usage.prompt_tokens, 0, usage.cached_tokens)
+            actual += rates.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+            if threshold:
+                base.prompt_tokens -= usage.prompt_tokens
+                base.completion_tokens -= usage.completion_tokens
+                base.cached_tokens -= usage.cached_tokens
+        estimated_base = tally.estimated_input_tokens - sum(tally.estimated_above.values())
+        estimated = price.base.cost(estimated_base, 0)
+        for threshold, tokens in tally.estimated_above.items():
+            estimated += price.tiers[price.tier_index(threshold + 1)].cost(tokens, 0)
         for summary in targets:
             cost = summary.cost
             cost.actual_usd = (cost.actual_usd or 0.0) + actual
