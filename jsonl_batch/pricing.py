@@ -50,7 +50,6 @@ Scope = Literal[
     "azure-data-zone-apac",
     "azure-us-gov",
 ]
-PriceScope = Scope  # the name earlier versions exported
 OPENAI: Scope = "openai"
 AZURE_GLOBAL: Scope = "azure-global"
 AZURE_DATA_ZONE: Scope = "azure-data-zone"  # in a file: the EU and US Data Zones alike
@@ -385,7 +384,7 @@ class _PricedModel:
     retirement: dict[str, tuple[dt.date, str | None]] = field(default_factory=dict)
 
 
-def effective_rates(
+def _effective_rates(
     rates: Mapping[str, float | None],
     *,
     batch_discount: float,
@@ -417,7 +416,7 @@ def effective_rates(
     )
 
 
-def tier_rates(row: Mapping[str, float | None], tier: Mapping[str, float | None]) -> RawRates:
+def _tier_rates(row: Mapping[str, float | None], tier: Mapping[str, float | None]) -> RawRates:
     """A tier's rates as published, completed from its row: a standard rate the tier lacks is
     the row's; a batch rate it lacks is derived from the tier's own standard rate when it has
     one, else the row's batch rate."""
@@ -743,11 +742,11 @@ class PriceTable:
         if row.note:
             notes.append(f"{entry.name}: {row.note}")
         half = self.batch_discount
-        tiers = [effective_rates(row.rates, batch_discount=half, multiplier=multiplier)]
+        tiers = [_effective_rates(row.rates, batch_discount=half, multiplier=multiplier)]
         for above, tier in row.tiers:
             tiers.append(
-                effective_rates(
-                    tier_rates(row.rates, tier),
+                _effective_rates(
+                    _tier_rates(row.rates, tier),
                     batch_discount=half,
                     multiplier=multiplier,
                     above_input_tokens=above,
@@ -772,7 +771,7 @@ class PriceTable:
         )
 
     def _rank(self, row: _Row) -> tuple[float, float]:
-        rates = effective_rates(row.rates, batch_discount=self.batch_discount)
+        rates = _effective_rates(row.rates, batch_discount=self.batch_discount)
         return rates.batch_input, rates.batch_output
 
     def _fallback_row(
@@ -962,7 +961,6 @@ __all__ = [
     "PriceTable",
     "PriceTier",
     "TierRates",
-    "effective_rates",
     "litellm_rates",
     "usage_cost",
     "usage_tokens",

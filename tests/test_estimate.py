@@ -7,6 +7,7 @@ import datetime as dt
 import itertools
 import json
 import struct
+import tempfile
 import threading
 import zlib
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jsonl_batch.cli import main
 from jsonl_batch.estimate import EstimateResult, combine_results, estimate_file, line_ranges
@@ -223,6 +226,8 @@ class _RangeCounter(TokenCounter):
         tokens = super().count_body(endpoint, body)
         if body.get("user") == "long":
             tokens = dataclasses.replace(tokens, input_tokens=300_000)
+        elif str(body.get("user", "")).isdigit():
+            tokens = dataclasses.replace(tokens, input_tokens=int(body["user"]))
         spread = (max(0, tokens.input_tokens - 100), tokens.input_tokens + 1000)
         return dataclasses.replace(tokens, input_tokens_range=spread)
 
@@ -311,6 +316,48 @@ def test_long_context_tier_applies_per_request(tmp_path: Path, table: PriceTable
     low_short = max(0, short - 100)
     assert row.cost_low == pytest.approx(((300_000 - 100) * 2.5 + low_short * 1.25) / 1e6)
     assert any("long-context" in note for note in result.notes)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    requests=st.lists(
+        st.tuples(
+            st.one_of(st.integers(0, 600_000), st.integers(270_000, 274_000)),
+            st.integers(1, 5000),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    cached=st.sampled_from([0.0, 0.3]),
+)
+def test_property_priced_sums_equal_the_sum_of_request_costs(
+    requests: list[tuple[int, int]], cached: float
+) -> None:
+    """However requests fall around the 272k threshold (and their ranges across it), the
+    figures priced from per-tier sums equal the per-request costs added up."""
+    table = PriceTable.load()
+    with tempfile.TemporaryDirectory() as tmp:
+        lines = [
+            _chat(f"r{i}", "gpt-5.4", "x", user=str(tokens), max_tokens=cap)
+            for i, (tokens, cap) in enumerate(requests)
+        ]
+        path = _write(Path(tmp) / "p.jsonl", lines)
+        records: list[dict[str, Any]] = []
+        result = estimate_file(
+            path,
+            counter=_RangeCounter(),
+            prices=table,
+            target="openai",
+            output_ratio=0.01,
+            cached_fraction=cached,
+            on_request=records.append,
+            today=TODAY,
+        )
+    (row,) = result.rows
+    for figure, key in (("low", "cost_low"), ("expected", "cost"), ("high", "cost_high")):
+        assert getattr(row, f"cost_{figure}") == pytest.approx(
+            sum(r[key] for r in records), rel=1e-6, abs=1e-6
+        )
 
 
 def test_cache_writes_raise_the_high_figure(tmp_path: Path, table: PriceTable) -> None:

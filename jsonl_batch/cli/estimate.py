@@ -94,9 +94,10 @@ def estimate(
     them at Batch rates, per file and per model, as a range:
 
     \b
-      low       input (cached share at the cached rate) + expected output
-      expected  input + expected output
-      high      input + every request's full output cap (max_tokens, else the model's max)
+      low       least input (cached share at the cached rate) + expected output
+      expected  counted input + expected output
+      high      most input (as cache writes where those cost more) + every request's
+                full output cap (max_tokens, else the model's max)
 
     Reasoning models bill their reasoning tokens as output. Without
     --expected-output-tokens or --output-ratio the expected output is 0. Where the input
@@ -109,6 +110,7 @@ def estimate(
       jsonl-batch estimate batch.jsonl --deployment-map prod-4o=gpt-4o --region data-zone
       jsonl-batch estimate --target openai --format json --per-request costs.jsonl a.jsonl
       jsonl-batch estimate big.jsonl --prices model_prices_and_context_window.json -j 4
+      jsonl-batch estimate vision.jsonl --fetch-image-sizes --strict
 
     Exit status: 0 (also with warnings: bad lines, requests over the context window,
     files over --enqueued-limit, retired models, models with no price), 1 with warnings
