@@ -108,6 +108,7 @@ class ModelRow:
 
     model: str
     priced_as: str | None
+    mapped_to: str | None = None  # the deployment map's model for ``model``, if it has one
     requests: int = 0
     input_tokens: int = 0
     input_tokens_low: int = 0
@@ -176,6 +177,7 @@ class ModelRow:
         priced = self.cost_low is not None
         return {
             "model": self.model,
+            "mapped_to": self.mapped_to,
             "priced_as": self.priced_as,
             "requests": self.requests,
             "input_tokens": self.input_tokens,
@@ -342,7 +344,10 @@ class _Counter:
             row = partial.rows.get(key)
             if row is None:
                 row = partial.rows[key] = ModelRow(
-                    raw_model, price.priced_as if price else None, first_line=line.number
+                    raw_model,
+                    price.priced_as if price else None,
+                    mapped_to=tokens.model if tokens.model != raw_model else None,
+                    first_line=line.number,
                 )
 
             input_tokens = tokens.input_tokens
@@ -646,7 +651,7 @@ def combine_results(results: list[EstimateResult], *, path: str = "total") -> Es
         for row in result.rows:
             key = (row.model, row.priced_as)
             if key not in rows:
-                rows[key] = ModelRow(row.model, row.priced_as)
+                rows[key] = ModelRow(row.model, row.priced_as, row.mapped_to)
             rows[key].add(row)
     ordered = sorted(rows.values(), key=_row_order)
     for row in ordered:
@@ -718,10 +723,15 @@ def _findings(
     for row in result.rows:
         price = result.models.get(row.model)
         if price is None or row.cost_low is None:
+            name = repr(row.model)
+            hint = no_price_hint(row.model)
+            if row.mapped_to is not None:
+                name = f"{row.mapped_to!r} (what the deployment map makes of {row.model!r})"
+                hint = "check the deployment map's model name, or pass --prices FILE"
             warn(
                 "no_price",
-                f"no price for model {row.model!r} ({row.requests:,} request(s), first on "
-                f"line {row.first_line}): counted but not priced; {no_price_hint(row.model)}",
+                f"no price for model {name} ({row.requests:,} request(s), first on line "
+                f"{row.first_line}): counted but not priced; {hint}",
             )
             continue
         if row.over_context:

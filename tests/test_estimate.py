@@ -166,6 +166,10 @@ def test_deployment_names_need_a_map(tmp_path: Path, table: PriceTable) -> None:
     )
     (row,) = result.rows
     assert (row.model, row.priced_as, row.requests) == ("prod-4o", "gpt-4o-mini", 2)
+    result = estimate_file(path, prices=table, deployment_map={"prod-4o": "gpt-4o-mimi"})
+    assert "no price for model 'gpt-4o-mimi' (what the deployment map makes of 'prod-4o')" in (
+        _warnings(result, "no_price")
+    )
 
 
 def test_line_ranges_cut_at_line_boundaries(tmp_path: Path) -> None:
