@@ -147,9 +147,10 @@ def test_tool_call_arguments_count_the_same_compact_or_spaced() -> None:
     assert with_args('{"city":"Paris"}') == with_args('{"city": "Paris"}')
 
 
-def test_results_of_parallel_calls_are_billed_unicode_escaped() -> None:
-    # The service JSON-escapes the results of a turn with several calls (community-reported,
-    # replicated): Korean text costs several times more there than after a single call.
+def test_results_of_parallel_calls_are_billed_as_one_json_list() -> None:
+    # After a turn with several calls the results reach the model as one JSON list (fitted
+    # on recorded parallel calls): text is JSON-escaped, so Korean costs several times more
+    # than after a single call, and JSON results are re-serialised, so indentation is free.
     def turn(result: str, calls: int) -> int:
         tool_calls = [
             {"id": f"c{i}", "type": "function", "function": {"name": "f", "arguments": "{}"}}
@@ -161,7 +162,10 @@ def test_results_of_parallel_calls_are_billed_unicode_escaped() -> None:
 
     korean = "테스트 " * 50
     assert turn(korean, 2) - turn("", 2) > 5 * 2 * (turn(korean, 1) - turn("", 1))
-    assert turn("test " * 50, 2) - turn("", 2) == 2 * (turn("test " * 50, 1) - turn("", 1))
+    pretty = '{\n  "city": "Paris",\n  "temperature": 21\n}'
+    compact = '{"city":"Paris","temperature":21}'
+    assert turn(pretty, 2) == turn(compact, 2)
+    assert turn(pretty, 1) > turn(compact, 1)
 
 
 @pytest.mark.parametrize(

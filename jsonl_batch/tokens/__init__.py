@@ -17,6 +17,7 @@ Responses rendering), :mod:`.counter` (the counter), :mod:`.rules` and :mod:`.co
 """
 
 from .context import (
+    FLAG_ENCODING_UNAVAILABLE,
     FLAG_HOSTED_TOOL,
     FLAG_NOT_COUNTABLE,
     FLAG_REMOTE_IMAGE,
@@ -32,6 +33,7 @@ from .remote_images import RemoteImageSizes
 from .tools import render_functions, render_response_format, schema_json
 
 __all__ = [
+    "FLAG_ENCODING_UNAVAILABLE",
     "FLAG_HOSTED_TOOL",
     "FLAG_NOT_COUNTABLE",
     "FLAG_REMOTE_IMAGE",

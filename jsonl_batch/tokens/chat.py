@@ -32,7 +32,7 @@ from .tools import (
 class ChatRequest:
     """Counting state for one chat-like request (Chat Completions or Responses)."""
 
-    __slots__ = ("context", "flags", "model", "reasoning", "rules", "text")
+    __slots__ = ("context", "flags", "model", "reasoning", "responses", "rules", "text")
 
     def __init__(self, context: ModelContext, flags: Flags) -> None:
         self.context = context
@@ -41,6 +41,7 @@ class ChatRequest:
         self.flags = flags
         self.rules = token_rules()
         self.reasoning = context.reasoning
+        self.responses = False
 
     # content
 
@@ -161,14 +162,19 @@ class ChatRequest:
         text = self.text
         call_names: dict[str, str] = {}
         parallel_ids: set[str] = set()
+        parallel_results: list[Any] = []
         total = 0
         for message in messages:
             if not isinstance(message, dict):
                 self.flags.add(FLAG_NOT_COUNTABLE)
                 continue
-            total += per_message
             role = message.get("role")
             content = message.get("content")
+            if role == "tool" and message.get("tool_call_id") in parallel_ids:
+                parallel_results.append(content)
+                continue
+            total += self._parallel_results(parallel_results)
+            total += per_message
             if role in ("tool", "function"):
                 # A tool result is authored by the function it answers.
                 call_id = message.get("tool_call_id")
@@ -177,8 +183,6 @@ class ChatRequest:
                     name = message.get("name")
                 total += text(f"functions.{name}" if isinstance(name, str) else "tool")
                 total += self._channel_framing("result")
-                if call_id in parallel_ids:
-                    content = _escaped_result(content)
                 total += self._content(content)
                 continue
             if isinstance(role, str):
@@ -202,18 +206,56 @@ class ChatRequest:
                 call = message["function_call"]
                 name = call.get("name") if isinstance(call.get("name"), str) else ""
                 total += self._render_calls([(f"functions.{name}", call.get("arguments"))])
+        total += self._parallel_results(parallel_results)
         return total, messages[0] if messages else None
 
-    def _appended_to_system(self, system_tail: str | None) -> int:
+    def _parallel_results(self, results: list[Any]) -> int:
+        """The results of a parallel call, as the service bills them (and clears ``results``).
+
+        They come back to the model as one message from ``multi_tool_use.parallel`` whose
+        content is the JSON list of the results: a result that is JSON text is embedded
+        parsed, any other text as a JSON string; ``json.dumps`` defaults (``", "``
+        separators, non-ASCII escaped), so non-ASCII results cost several times their plain
+        count. Fitted, see ``_parallel_results`` in the rules file.
+        """
+        if not results:
+            return 0
+        values: list[Any] = []
+        total = 0
+        for content in results:
+            if isinstance(content, list):  # content parts: their text, other parts counted as such
+                texts = [p.get("text") for p in content if isinstance(p, dict)]
+                others = [p for p in content if not (isinstance(p, dict) and "text" in p)]
+                total += self._content(others) if others else 0
+                content = "".join(t for t in texts if isinstance(t, str))
+            values.append(_parsed_json(content) if isinstance(content, str) else content)
+        results.clear()
+        rule = self.rules["tools"]
+        try:
+            rendered = json.dumps(values)
+        except (TypeError, ValueError):
+            self.flags.add(FLAG_NOT_COUNTABLE)
+            rendered = ""
+        return (
+            total
+            + self.context.per_message
+            + self.text("multi_tool_use.parallel")
+            + rule["parallel_results_overhead"]
+            + self.text(rendered)
+        )
+
+    def _appended_to_system(self, system_tail: str | None, new_message: int) -> int:
         """Cost of the blank line that joins a section to the system message, or of a new one.
 
         The service appends tool and schema sections to the first system message after a
         blank line; that ``\n\n`` merges with trailing punctuation (``.\n\n`` is one token),
-        so its cost depends on how the system text ends.
+        so its cost depends on how the system text ends. Responses requests put them there
+        for fewer tokens than Chat Completions (fitted, ``responses_section`` in the rules).
         """
         if system_tail is None:
-            return self.rules["tools"]["new_system_message"]
-        return self.text(system_tail + "\n\n") - self.text(system_tail)
+            return new_message + (self.rules["responses_section"]["new_message"] if self.responses else 0)
+        join = self.text(system_tail + "\n\n") - self.text(system_tail)
+        return join + (self.rules["responses_section"]["system_join"] if self.responses else 0)
 
     def _after_tools_join(self) -> int:
         """Cost of the blank line between the tools section and a following section."""
@@ -236,7 +278,7 @@ class ChatRequest:
             # reasoning models: the instructions and the tools section do not merge
             join = rule["reasoning_system_join"]
         else:
-            join = self._appended_to_system(system_tail)
+            join = self._appended_to_system(system_tail, rule["new_system_message"])
             if system_tail is not None and any(not description for _, description, *_ in functions):
                 join += rule["system_join_undescribed"]  # fitted, see the rules file
         return rendered_tokens + rule["block_overhead"] + join
@@ -277,7 +319,11 @@ class ChatRequest:
         rule = self.rules["response_format"]
         if after_tools:
             return self.text(rendered) + rule["after_tools_overhead"] + self._after_tools_join()
-        return self.text(rendered) + rule["overhead"] + self._appended_to_system(system_tail)
+        return (
+            self.text(rendered)
+            + rule["overhead"]
+            + self._appended_to_system(system_tail, rule["new_system_message"])
+        )
 
     def count_chat(self, body: dict[str, Any]) -> int:
         messages_tokens, first_message = self._messages(body.get("messages"))
@@ -292,7 +338,9 @@ class ChatRequest:
             # reasoning models get a hidden preamble when Chat Completions carries tools
             total += self.rules["tools"]["reasoning_chat_overhead"]
         elif functions:
-            total += tool_choice_tokens(body.get("tool_choice", body.get("function_call")))
+            total += tool_choice_tokens(
+                body.get("tool_choice", body.get("function_call")), self.text
+            )
         total += self._response_format(response_format, system_tail, bool(functions))
         return total
 
@@ -300,6 +348,7 @@ class ChatRequest:
 
     def count_responses(self, body: dict[str, Any]) -> int:
         """A Responses body: ``instructions`` is a system message, ``input`` the messages."""
+        self.responses = True
         per_message = self.context.per_message
         total = self.context.priming
         system_tail: str | None = None
@@ -323,7 +372,7 @@ class ChatRequest:
         if search is not None and "parameters" in search:  # counted as a function above
             total += self.rules["tool_search"]["search_tool"]
         if functions and not self.reasoning:
-            total += tool_choice_tokens(body.get("tool_choice"))
+            total += tool_choice_tokens(body.get("tool_choice"), self.text)
         text = body.get("text")
         if isinstance(text, dict) and isinstance(text.get("format"), dict):
             total += self._response_format(text["format"], system_tail, bool(functions))
@@ -360,12 +409,18 @@ class ChatRequest:
         total = 0
         call_names: dict[str, str] = {}
         pending: list[tuple[str, Any]] = []
+        pending_ids: list[Any] = []
+        parallel_ids: set[Any] = set()
+        parallel_results: list[Any] = []
 
         def flush() -> int:
             if not pending:
                 return 0
             tokens = per_message + self.text("assistant") + self._render_calls(pending)
+            if len(pending) > 1:
+                parallel_ids.update(pending_ids)
             pending.clear()
+            pending_ids.clear()
             return tokens
 
         for item in items:
@@ -383,10 +438,15 @@ class ChatRequest:
                 namespace = item.get("namespace")  # set on functions a tool search loaded
                 prefix = namespace if isinstance(namespace, str) else "functions"
                 pending.append((f"{prefix}.{name}", item.get("arguments")))
+                pending_ids.append(item.get("call_id"))
                 if isinstance(item.get("call_id"), str):
                     call_names[item["call_id"]] = name
                 continue
             total += flush()
+            if kind == "function_call_output" and item.get("call_id") in parallel_ids:
+                parallel_results.append(item.get("output"))
+                continue
+            total += self._parallel_results(parallel_results)
             if kind == "message":
                 total += per_message
                 role = item.get("role")
@@ -407,7 +467,8 @@ class ChatRequest:
                 total += self._loaded_tools(item, per_message, search)
             else:
                 self.flags.add(FLAG_UNSUPPORTED_ITEM)
-        return total + flush()
+        total += flush()
+        return total + self._parallel_results(parallel_results)
 
     def _loaded_tools(
         self, item: dict[str, Any], per_message: int, search: dict[str, Any] | None
@@ -442,25 +503,6 @@ def _system_tail(message: Any) -> str | None:
         texts = [p.get("text") for p in content if isinstance(p, dict)]
         content = next((t for t in reversed(texts) if isinstance(t, str)), "")
     return content[-_TAIL_CHARS:] if isinstance(content, str) else ""
-
-
-def _escaped_result(content: Any) -> Any:
-    """A tool result as the service bills it after a parallel call: JSON-escaped, unquoted.
-
-    With two or more tool results the service serialises them with non-ASCII characters
-    escaped (``°`` becomes ``\\u00b0``), so such text costs several times its plain count
-    (OpenAI community threads 816259 and 1375117, replicated; rules file ``_parallel_results``).
-    """
-    if isinstance(content, str):
-        return json.dumps(content)[1:-1]
-    if isinstance(content, list):
-        return [
-            {**part, "text": json.dumps(part["text"])[1:-1]}
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-            else part
-            for part in content
-        ]
-    return content
 
 
 def _parsed_json(arguments: Any) -> Any:

@@ -11,6 +11,9 @@ FLAG_REMOTE_IMAGE = "remote_image_size_unknown"
 FLAG_NOT_COUNTABLE = "not_countable"
 FLAG_UNSUPPORTED_ITEM = "unsupported_input_not_counted"
 FLAG_HOSTED_TOOL = "hosted_tool_not_counted"
+FLAG_ENCODING_UNAVAILABLE = "encoding_unavailable"
+"""The model's tokenizer (r50k_base, p50k_base: retired GPT-3 models) does not ship offline;
+the request was counted with the fallback encoding instead."""
 
 
 @dataclass(frozen=True, slots=True)

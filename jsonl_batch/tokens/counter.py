@@ -12,6 +12,7 @@ from ..deployments import parse_deployment_map
 from ..formats.wire import endpoint_of
 from .chat import ChatRequest
 from .context import (
+    FLAG_ENCODING_UNAVAILABLE,
     FLAG_NOT_COUNTABLE,
     FLAG_UNKNOWN_MODEL,
     Flags,
@@ -20,7 +21,13 @@ from .context import (
     RequestTokens,
 )
 from .encodings import get_encoding, raw_encoder
-from .model_table import base_model_of, encoding_name_for_model, is_reasoning, lookup_encoding
+from .model_table import (
+    base_model_of,
+    encoding_name_for_model,
+    encoding_ships,
+    is_reasoning,
+    lookup_encoding,
+)
 from .rules import token_rules
 
 
@@ -59,8 +66,11 @@ class TokenCounter:
             return cached
         resolved = self.deployment_map.get(model, model)
         flags: tuple[str, ...] = ()
-        if lookup_encoding(resolved) is None:
+        encoding = lookup_encoding(resolved)
+        if encoding is None:
             flags = (FLAG_UNKNOWN_MODEL,)
+        elif not encoding_ships(encoding):
+            flags = (FLAG_ENCODING_UNAVAILABLE,)
         result = (resolved, flags)
         self._resolved[model] = result
         return result

@@ -5,7 +5,7 @@ and what ``tool_choice`` adds."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
@@ -198,20 +198,19 @@ def function_of(function: dict[str, Any], flags: Flags, *, strict_default: bool)
     )
 
 
-def tool_choice_tokens(choice: Any) -> int:
-    """What ``tool_choice`` changes on a non-reasoning model (fitted constants, rules file).
+def tool_choice_tokens(choice: Any, text: Callable[[str], int]) -> int:
+    """What ``tool_choice`` adds on a non-reasoning model (fitted constant, rules file).
 
-    Naming one function adds a hidden instruction; ``"required"`` costs a few tokens less
-    than ``"auto"``.
+    Naming one function adds a hidden instruction that names it again: a constant plus the
+    name's tokens. ``"required"`` and ``"none"`` cost the same as ``"auto"``.
     """
-    rule = token_rules()["tools"]
-    if choice == "required":
-        return rule["required_tool_choice"]
-    if isinstance(choice, dict) and (
-        isinstance(choice.get("function"), dict) or isinstance(choice.get("name"), str)
-    ):
-        return rule["forced_tool_choice"]
-    return 0
+    if not isinstance(choice, dict):
+        return 0
+    function = choice.get("function")
+    name = function.get("name") if isinstance(function, dict) else choice.get("name")
+    if not isinstance(name, str):
+        return 0
+    return int(token_rules()["tools"]["forced_tool_choice"]) + text(name)
 
 
 def tool_search(tools: Any) -> dict[str, Any] | None:
