@@ -26,6 +26,7 @@ from .tools import (
     render_response_format,
     tool_choice_tokens,
     tool_search,
+    uncommented_functions,
 )
 
 
@@ -194,7 +195,10 @@ class ChatRequest:
                 continue  # only role and content: the common case
             name = message.get("name")
             if isinstance(name, str):
-                total += text(name) + per_name
+                # after the role as ":name" (harmony src/encoding.rs renders the author so);
+                # the 0301 format put the name in the role's place
+                separator = self.context.name_separator
+                total += text(separator + name) if separator else text(name) + per_name
             calls = message.get("tool_calls")
             if calls is not None:
                 total += self._tool_calls(calls, call_names)
@@ -244,7 +248,7 @@ class ChatRequest:
             + self.text(rendered)
         )
 
-    def _appended_to_system(self, system_tail: str | None, new_message: int) -> int:
+    def _appended_to_system(self, system_tail: str | None, new_message: int, section: str) -> int:
         """Cost of the blank line that joins a section to the system message, or of a new one.
 
         The service appends tool and schema sections to the first system message after a
@@ -252,10 +256,16 @@ class ChatRequest:
         so its cost depends on how the system text ends. Responses requests put them there
         for fewer tokens than Chat Completions (fitted, ``responses_section`` in the rules).
         """
+        deltas = self.rules["responses_section"][section] if self.responses else None
+        prefix = "reasoning_" if self.reasoning else ""
         if system_tail is None:
-            return new_message + (self.rules["responses_section"]["new_message"] if self.responses else 0)
-        join = self.text(system_tail + "\n\n") - self.text(system_tail)
-        return join + (self.rules["responses_section"]["system_join"] if self.responses else 0)
+            return new_message + (deltas[prefix + "new_message"] if deltas else 0)
+        if self.reasoning:
+            # reasoning models: the instructions and the section do not merge
+            join = self.rules["tools"]["reasoning_system_join"]
+        else:
+            join = self.text(system_tail + "\n\n") - self.text(system_tail)
+        return join + (deltas[prefix + "system_join"] if deltas else 0)
 
     def _after_tools_join(self) -> int:
         """Cost of the blank line between the tools section and a following section."""
@@ -271,16 +281,17 @@ class ChatRequest:
         rendered_tokens = cache.get(key)
         if rendered_tokens is None:
             rendered_tokens = self.text(render_functions(functions))
+            rendered_tokens += rule["uncommented_function"] * uncommented_functions(functions)
             if len(cache) >= 1024:
                 del cache[next(iter(cache))]
             cache[key] = rendered_tokens
-        if self.reasoning and system_tail is not None:
-            # reasoning models: the instructions and the tools section do not merge
-            join = rule["reasoning_system_join"]
-        else:
-            join = self._appended_to_system(system_tail, rule["new_system_message"])
-            if system_tail is not None and any(not description for _, description, *_ in functions):
-                join += rule["system_join_undescribed"]  # fitted, see the rules file
+        join = self._appended_to_system(system_tail, rule["new_system_message"], "tools")
+        if (
+            system_tail is not None
+            and not self.reasoning
+            and any(not description for _, description, *_ in functions)
+        ):
+            join += rule["system_join_undescribed"]  # fitted, see the rules file
         return rendered_tokens + rule["block_overhead"] + join
 
     def _chat_functions(self, body: dict[str, Any]) -> list[Function]:
@@ -322,7 +333,7 @@ class ChatRequest:
         return (
             self.text(rendered)
             + rule["overhead"]
-            + self._appended_to_system(system_tail, rule["new_system_message"])
+            + self._appended_to_system(system_tail, rule["new_system_message"], "response_format")
         )
 
     def count_chat(self, body: dict[str, Any]) -> int:
@@ -406,48 +417,32 @@ class ChatRequest:
     def _response_items(
         self, items: list[Any], per_message: int, search: dict[str, Any] | None
     ) -> int:
+        """Responses input items. Every call is an assistant message of its own and every
+        output a message of its own: consecutive calls are not one parallel call as in Chat
+        Completions (fitted, ``responses_section`` in the rules file)."""
         total = 0
         call_names: dict[str, str] = {}
-        pending: list[tuple[str, Any]] = []
-        pending_ids: list[Any] = []
-        parallel_ids: set[Any] = set()
-        parallel_results: list[Any] = []
-
-        def flush() -> int:
-            if not pending:
-                return 0
-            tokens = per_message + self.text("assistant") + self._render_calls(pending)
-            if len(pending) > 1:
-                parallel_ids.update(pending_ids)
-            pending.clear()
-            pending_ids.clear()
-            return tokens
-
+        section = self.rules["responses_section"]["calls"]
         for item in items:
             if not isinstance(item, dict):
                 self.flags.add(FLAG_NOT_COUNTABLE)
                 continue
             kind = item.get("type", "message")
-            if kind == "tool_search_call":
-                pending.append(("functions.tool_search", item.get("arguments")))
-                continue
-            if kind == "function_call":
-                # consecutive calls form one parallel call, as in Chat Completions
-                name = item.get("name")
-                name = name if isinstance(name, str) else ""
-                namespace = item.get("namespace")  # set on functions a tool search loaded
-                prefix = namespace if isinstance(namespace, str) else "functions"
-                pending.append((f"{prefix}.{name}", item.get("arguments")))
-                pending_ids.append(item.get("call_id"))
-                if isinstance(item.get("call_id"), str):
-                    call_names[item["call_id"]] = name
-                continue
-            total += flush()
-            if kind == "function_call_output" and item.get("call_id") in parallel_ids:
-                parallel_results.append(item.get("output"))
-                continue
-            total += self._parallel_results(parallel_results)
-            if kind == "message":
+            if kind in ("function_call", "tool_search_call"):
+                if kind == "tool_search_call":
+                    recipient, extra = "functions.tool_search", 0
+                else:
+                    name = item.get("name")
+                    name = name if isinstance(name, str) else ""
+                    namespace = item.get("namespace")  # set on functions a tool search loaded
+                    recipient = f"{namespace if isinstance(namespace, str) else 'functions'}.{name}"
+                    # an item with the id of a stored output is billed as stored (rules file)
+                    extra = section["call"] + (section["stored_call"] if "id" in item else 0)
+                    if isinstance(item.get("call_id"), str):
+                        call_names[item["call_id"]] = name
+                total += per_message + self.text("assistant") + extra
+                total += self._render_calls([(recipient, item.get("arguments"))])
+            elif kind == "message":
                 total += per_message
                 role = item.get("role")
                 if isinstance(role, str):
@@ -467,8 +462,7 @@ class ChatRequest:
                 total += self._loaded_tools(item, per_message, search)
             else:
                 self.flags.add(FLAG_UNSUPPORTED_ITEM)
-        total += flush()
-        return total + self._parallel_results(parallel_results)
+        return total
 
     def _loaded_tools(
         self, item: dict[str, Any], per_message: int, search: dict[str, Any] | None

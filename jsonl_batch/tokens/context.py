@@ -57,7 +57,8 @@ class ModelContext:
     text: Callable[[str], int]
     reasoning: bool
     per_message: int  # framing tokens of every message
-    per_name: int  # extra tokens when a message has a name
+    per_name: int  # extra tokens when a message has a name (no separator)
+    name_separator: str  # a name follows the role after this ("" : the 0301 format)
     priming: int  # tokens that prime the reply
     functions_cache: dict[bytes, int]
     image_size: ImageSizeLookup | None  # sizes remote images (opt-in), else None

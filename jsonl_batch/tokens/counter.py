@@ -166,6 +166,7 @@ class TokenCounter:
                 reasoning=reasoning,
                 per_message=framing["tokens_per_message"],
                 per_name=framing["tokens_per_name"],
+                name_separator=framing.get("name_separator", ""),
                 priming=chat_rules["reasoning_reply_priming" if reasoning else "reply_priming"],
                 functions_cache=self._functions_caches.setdefault(encoding_name, {}),
                 image_size=self.image_size,

@@ -125,6 +125,23 @@ def render_functions(functions: list[Function]) -> str:
     return "\n".join(parts)
 
 
+def uncommented_functions(functions: list[Function]) -> int:
+    """How many functions have properties but no title or description on any of them.
+
+    Each costs a token less than its rendering (fitted, ``uncommented_function`` in the rules
+    file): the counter renders the same text for them, so some separator must differ.
+    """
+    count = 0
+    for _, _, parameters, _ in functions:
+        properties = parameters.get("properties") if isinstance(parameters, dict) else None
+        if isinstance(properties, dict) and properties:
+            count += not any(
+                isinstance(value, dict) and (value.get("title") or value.get("description"))
+                for value in properties.values()
+            )
+    return count
+
+
 def _schema_for_prompt(schema: Any, dropped: frozenset[str], *, in_properties: bool = False) -> Any:
     """A schema as the service echoes it into the prompt.
 
