@@ -410,7 +410,7 @@ def test_strict_functions_render_inline_object_items_as_json() -> None:
     assert 'steps?: {"properties":{"n":{"description":"Step number","type":"integer"}},' in strict
     assert "required" not in strict and "additionalProperties" not in strict
     loose = tokens.render_functions([("plan", "", parameters, False)])
-    assert "steps?: {\n// Step number\nn: number,\n}[]," in loose
+    assert "steps?: {\n    // Step number\n    n: number,\n    }[]," in loose
 
 
 def test_responses_function_tools_are_strict_unless_they_say_otherwise() -> None:
@@ -486,8 +486,9 @@ def test_reasoning_models_frame_tool_traffic_with_channels() -> None:
     def traffic(model: str) -> int:
         return chat(model, messages) - chat(model, messages[:1])
 
-    # <|channel|>commentary on the call, " to=assistant<|channel|>commentary" on the result
-    assert traffic("gpt-5-mini") == traffic("gpt-4o") + 9
+    # <|channel|>commentary on the call, " to=assistant<|channel|>commentary" on the result,
+    # 3 tokens less on Chat Completions (fitted on recorded gpt-5.1 and gpt-5.4 requests)
+    assert traffic("gpt-5-mini") == traffic("gpt-4o") + 6
 
 
 LOOKUP_TOOL = {

@@ -18,6 +18,7 @@ Responses rendering), :mod:`.counter` (the counter), :mod:`.rules` and :mod:`.co
 
 from .context import (
     FLAG_ENCODING_UNAVAILABLE,
+    FLAG_HIDDEN_TEXT,
     FLAG_HOSTED_TOOL,
     FLAG_NOT_COUNTABLE,
     FLAG_REMOTE_IMAGE,
@@ -34,6 +35,7 @@ from .tools import render_functions, render_response_format, schema_json
 
 __all__ = [
     "FLAG_ENCODING_UNAVAILABLE",
+    "FLAG_HIDDEN_TEXT",
     "FLAG_HOSTED_TOOL",
     "FLAG_NOT_COUNTABLE",
     "FLAG_REMOTE_IMAGE",

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from .context import (
+    FLAG_HIDDEN_TEXT,
     FLAG_HOSTED_TOOL,
     FLAG_NOT_COUNTABLE,
     FLAG_REMOTE_IMAGE,
@@ -17,7 +18,7 @@ from .context import (
     Flags,
     ModelContext,
 )
-from .images import image_size_from_data_url, image_tokens
+from .images import image_size_from_data_url, image_tokens, least_image_tokens
 from .rules import token_rules
 from .tools import (
     Function,
@@ -33,7 +34,18 @@ from .tools import (
 class ChatRequest:
     """Counting state for one chat-like request (Chat Completions or Responses)."""
 
-    __slots__ = ("context", "flags", "model", "reasoning", "responses", "rules", "text")
+    __slots__ = (
+        "above",
+        "below",
+        "context",
+        "flags",
+        "hidden",
+        "model",
+        "reasoning",
+        "responses",
+        "rules",
+        "text",
+    )
 
     def __init__(self, context: ModelContext, flags: Flags) -> None:
         self.context = context
@@ -43,6 +55,17 @@ class ChatRequest:
         self.rules = token_rules()
         self.reasoning = context.reasoning
         self.responses = False
+        self.hidden = 0
+        """Expected tokens of text the service adds and the request does not show."""
+        self.below = 0
+        self.above = 0
+        """How far the least and the most the request can cost lie from the count."""
+
+    def _uncertain(self, expected: int, least: int, most: int) -> None:
+        """Hidden text: ``expected`` tokens are counted, the range widens to least..most."""
+        self.hidden += expected
+        self.below += expected - least
+        self.above += most - expected
 
     # content
 
@@ -84,12 +107,15 @@ class ChatRequest:
         size = image_size_from_data_url(image) if isinstance(image, str) else None
         if size is None and isinstance(image, str) and self.context.image_size is not None:
             size = self.context.image_size(image)
+        detail = detail if isinstance(detail, str) else None
         if size is None:
+            # the size is not in the request: counted at the most, the range goes down to
+            # the least the model charges for an image
             self.flags.add(FLAG_REMOTE_IMAGE)
-            return image_tokens(self.model, None, None, detail if isinstance(detail, str) else None)
-        return image_tokens(
-            self.model, size[0], size[1], detail if isinstance(detail, str) else None
-        )
+            most = image_tokens(self.model, None, None, detail)
+            self.below += most - least_image_tokens(self.model, detail)
+            return most
+        return image_tokens(self.model, size[0], size[1], detail)
 
     def _tool_calls(self, calls: Any, names: dict[str, str]) -> int:
         """An assistant turn that calls tools, as the service renders it.
@@ -112,7 +138,12 @@ class ChatRequest:
             if isinstance(call.get("id"), str):
                 names[call["id"]] = name
             parsed.append((f"functions.{name}", function.get("arguments")))
-        return self._render_calls(parsed)
+        if not self.reasoning or not parsed:
+            return self._render_calls(parsed)
+        # harmony has no parallel call: each call is an assistant message of its own
+        extra_messages = (len(parsed) - 1) * (self.context.per_message + self.text("assistant"))
+        per_call = self.rules["tools"]["reasoning_chat_call"]
+        return extra_messages + sum(self._render_calls([call]) + per_call for call in parsed)
 
     def _render_calls(self, calls: list[tuple[str, Any]]) -> int:
         """Assistant tool calls, as (recipient, arguments): ``functions.<name>`` normally."""
@@ -202,7 +233,7 @@ class ChatRequest:
             calls = message.get("tool_calls")
             if calls is not None:
                 total += self._tool_calls(calls, call_names)
-                if isinstance(calls, list) and len(calls) > 1:
+                if isinstance(calls, list) and len(calls) > 1 and not self.reasoning:
                     parallel_ids.update(
                         call["id"] for call in calls if isinstance(call, dict) and "id" in call
                     )
@@ -303,7 +334,7 @@ class ChatRequest:
                 if isinstance(function, dict):
                     functions.append(function_of(function, self.flags, strict_default=False))
                 else:
-                    self.flags.add(FLAG_HOSTED_TOOL)
+                    self._hosted_tool(tool)
         legacy = body.get("functions")
         if isinstance(legacy, list):
             for function in legacy:
@@ -341,7 +372,7 @@ class ChatRequest:
         total = messages_tokens + self.context.priming
         response_format = body.get("response_format")
         if "tools" not in body and "functions" not in body and response_format is None:
-            return total  # plain chat: nothing is appended to the system message
+            return total + self.hidden  # plain chat: nothing is appended to the system
         system_tail = _system_tail(first_message)
         functions = self._chat_functions(body)
         total += self._functions_block(functions, system_tail)
@@ -353,7 +384,7 @@ class ChatRequest:
                 body.get("tool_choice", body.get("function_call")), self.text
             )
         total += self._response_format(response_format, system_tail, bool(functions))
-        return total
+        return total + self.hidden
 
     # responses
 
@@ -387,7 +418,7 @@ class ChatRequest:
         text = body.get("text")
         if isinstance(text, dict) and isinstance(text.get("format"), dict):
             total += self._response_format(text["format"], system_tail, bool(functions))
-        return total
+        return total + self.hidden
 
     def _response_functions(self, tools: Any, *, loaded: bool = False) -> list[Function]:
         """The function tools of a Responses ``tools`` list; other tools are flagged.
@@ -411,8 +442,18 @@ class ChatRequest:
                         )
                     )
                 else:
-                    self.flags.add(FLAG_HOSTED_TOOL)
+                    self._hosted_tool(tool)
         return functions
+
+    def _hosted_tool(self, tool: Any) -> None:
+        """A tool the service runs (web search, file search, ...): its hidden text is
+        estimated from recorded requests, and what it fetches widens the range."""
+        self.flags.add(FLAG_HOSTED_TOOL)
+        rules = self.rules["hosted_tools"]
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        rule = rules.get(kind) if isinstance(kind, str) and not kind.startswith("_") else None
+        rule = rule or rules["other"]
+        self._uncertain(rule["tokens"], rule["least"], rule["most"])
 
     def _response_items(
         self, items: list[Any], per_message: int, search: dict[str, Any] | None
@@ -423,7 +464,11 @@ class ChatRequest:
         total = 0
         call_names: dict[str, str] = {}
         section = self.rules["responses_section"]["calls"]
-        for item in items:
+        last_user = max(
+            (i for i, x in enumerate(items) if isinstance(x, dict) and x.get("role") == "user"),
+            default=-1,
+        )
+        for index, item in enumerate(items):
             if not isinstance(item, dict):
                 self.flags.add(FLAG_NOT_COUNTABLE)
                 continue
@@ -460,9 +505,24 @@ class ChatRequest:
                 total += self._content(output) if output is not None else 0
             elif kind in ("additional_tools", "tool_search_output"):
                 total += self._loaded_tools(item, per_message, search)
+            elif kind == "reasoning":
+                self._reasoning_item(item, kept=index > last_user)
             else:
                 self.flags.add(FLAG_UNSUPPORTED_ITEM)
         return total
+
+    def _reasoning_item(self, item: dict[str, Any], *, kept: bool) -> None:
+        """A reasoning item sent back: its text is encrypted, so its tokens are estimated
+        from the ciphertext's length (fitted, ``reasoning_items`` in the rules file). One
+        from before the last user message is dropped by the service (measured once), so it
+        counts nothing; the range runs from none to twice the estimate either way."""
+        self.flags.add(FLAG_HIDDEN_TEXT)
+        encrypted = item.get("encrypted_content")
+        if not isinstance(encrypted, str):
+            return
+        rule = self.rules["reasoning_items"]
+        estimate = max(0, round(rule["tokens_per_char"] * (len(encrypted) - rule["empty_chars"])))
+        self._uncertain(estimate if kept else 0, 0, 2 * estimate)
 
     def _loaded_tools(
         self, item: dict[str, Any], per_message: int, search: dict[str, Any] | None

@@ -184,11 +184,16 @@ class TokenCounter:
         if not isinstance(body, dict):
             return RequestTokens(0, None, context.model, context.encoding, flags.as_tuple())
         tokens = 0
+        spread: tuple[int, int] | None = None
         try:
-            if endpoint == "chat/completions":
-                tokens = ChatRequest(context, flags).count_chat(body)
-            elif endpoint == "responses":
-                tokens = ChatRequest(context, flags).count_responses(body)
+            if endpoint in ("chat/completions", "responses"):
+                request = ChatRequest(context, flags)
+                if endpoint == "responses":
+                    tokens = request.count_responses(body)
+                else:
+                    tokens = request.count_chat(body)
+                if request.below or request.above:
+                    spread = (max(0, tokens - request.below), tokens + request.above)
             elif endpoint == "embeddings":
                 tokens = _count_prompt_like(body.get("input"), context.text, flags)
             elif endpoint == "completions":
@@ -203,6 +208,7 @@ class TokenCounter:
             context.model,
             context.encoding,
             flags.as_tuple(),
+            spread,
         )
 
 
