@@ -202,10 +202,12 @@ class ChatRequest:
                 continue
             role = message.get("role")
             content = message.get("content")
-            if role == "tool" and message.get("tool_call_id") in parallel_ids:
-                parallel_results.append(content)
-                continue
-            total += self._parallel_results(parallel_results)
+            if parallel_ids:
+                if role == "tool" and message.get("tool_call_id") in parallel_ids:
+                    parallel_results.append(content)
+                    continue
+                if parallel_results:
+                    total += self._parallel_results(parallel_results)
             total += per_message
             if role in ("tool", "function"):
                 # A tool result is authored by the function it answers.
@@ -241,7 +243,8 @@ class ChatRequest:
                 call = message["function_call"]
                 name = call.get("name") if isinstance(call.get("name"), str) else ""
                 total += self._render_calls([(f"functions.{name}", call.get("arguments"))])
-        total += self._parallel_results(parallel_results)
+        if parallel_results:
+            total += self._parallel_results(parallel_results)
         return total, messages[0] if messages else None
 
     def _parallel_results(self, results: list[Any]) -> int:
@@ -481,8 +484,9 @@ class ChatRequest:
                     name = name if isinstance(name, str) else ""
                     namespace = item.get("namespace")  # set on functions a tool search loaded
                     recipient = f"{namespace if isinstance(namespace, str) else 'functions'}.{name}"
-                    # an item with the id of a stored output is billed as stored (rules file)
-                    extra = section["call"] + (section["stored_call"] if "id" in item else 0)
+                    # a lone call with the id of a stored output is billed as stored (rules)
+                    stored = "id" in item and not _next_to_call(items, index)
+                    extra = section["call"] + (section["stored_call"] if stored else 0)
                     if isinstance(item.get("call_id"), str):
                         call_names[item["call_id"]] = name
                 total += per_message + self.text("assistant") + extra
@@ -546,6 +550,16 @@ class ChatRequest:
 
 
 _TAIL_CHARS = 32
+
+
+def _next_to_call(items: list[Any], index: int) -> bool:
+    """Whether the item at ``index`` has a function call right before or after it."""
+    return any(
+        0 <= other < len(items)
+        and isinstance(items[other], dict)
+        and items[other].get("type") == "function_call"
+        for other in (index - 1, index + 1)
+    )
 
 
 def _system_tail(message: Any) -> str | None:

@@ -213,7 +213,7 @@ class TokenCounter:
 
 
 def _positive_int(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    if type(value) is int and value > 0:  # not bool, a subclass of int
         return value
     return None
 
@@ -223,15 +223,12 @@ def _max_output_tokens(endpoint: str, body: dict[str, Any]) -> int | None:
     if endpoint == "embeddings":
         return 0
     if endpoint == "responses":
-        cap = _positive_int(body.get("max_output_tokens"))
-    else:
-        cap = _positive_int(body.get("max_completion_tokens")) or _positive_int(
-            body.get("max_tokens")
-        )
+        return _positive_int(body.get("max_output_tokens"))
+    cap = _positive_int(body.get("max_completion_tokens")) or _positive_int(body.get("max_tokens"))
     if cap is None:
         return None
-    n = _positive_int(body.get("n")) if endpoint != "responses" else None
-    return cap * n if n and n > 1 else cap
+    n = body.get("n")
+    return cap * n if type(n) is int and n > 1 else cap
 
 
 def _count_prompt_like(value: Any, count: Any, flags: Flags) -> int:

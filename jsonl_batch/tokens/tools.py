@@ -230,8 +230,9 @@ def function_of(function: dict[str, Any], flags: Flags, *, strict_default: bool)
 def tool_choice_tokens(choice: Any, text: Callable[[str], int]) -> int:
     """What ``tool_choice`` adds on a non-reasoning model (fitted constant, rules file).
 
-    Naming one function adds a hidden instruction that names it again: a constant plus the
-    name's tokens. ``"required"`` and ``"none"`` cost the same as ``"auto"``.
+    Naming one function adds a hidden instruction that names it again as
+    ``functions.<name>``: a constant plus those tokens. ``"required"`` and ``"none"`` cost
+    the same as ``"auto"``.
     """
     if not isinstance(choice, dict):
         return 0
@@ -239,7 +240,7 @@ def tool_choice_tokens(choice: Any, text: Callable[[str], int]) -> int:
     name = function.get("name") if isinstance(function, dict) else choice.get("name")
     if not isinstance(name, str):
         return 0
-    return int(token_rules()["tools"]["forced_tool_choice"]) + text(name)
+    return int(token_rules()["tools"]["forced_tool_choice"]) + text(f"functions.{name}")
 
 
 def tool_search(tools: Any) -> dict[str, Any] | None:
