@@ -248,6 +248,96 @@ def test_remote_image_counts_the_maximum_and_is_flagged() -> None:
     result = TokenCounter().count_body("chat/completions", body)
     assert "remote_image_size_unknown" in result.flags
     assert result.input_tokens >= 85 + 170 * 8
+    # the range runs from a 1 x 1 image (one tile) up to the count
+    text_only = result.input_tokens - (85 + 170 * 8)
+    assert result.input_tokens_range == (text_only + 85 + 170, result.input_tokens)
+    sized = TokenCounter(image_size=lambda url: (512, 512)).count_body("chat/completions", body)
+    assert sized.input_tokens_range is None
+    assert sized.input_tokens == text_only + 85 + 170
+
+
+def test_exact_counts_carry_no_range() -> None:
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
+    assert TokenCounter().count_body("chat/completions", body).input_tokens_range is None
+
+
+def test_hosted_tools_add_their_measured_hidden_text_and_a_range() -> None:
+    plain = _responses_tokens(model="gpt-4.1", input="What's new?")
+    search = [{"type": "web_search"}]
+    searched = _responses_tokens(model="gpt-4.1", input="What's new?", tools=search)
+    assert "hosted_tool_estimated" in searched.flags
+    assert searched.input_tokens == plain.input_tokens + 294
+    assert searched.input_tokens_range == (searched.input_tokens, plain.input_tokens + 17469)
+    other = _responses_tokens(model="gpt-4.1", input="Hi", tools=[{"type": "code_interpreter"}])
+    assert other.input_tokens_range is not None
+    assert other.input_tokens_range[0] == other.input_tokens < other.input_tokens_range[1]
+
+
+def test_encrypted_reasoning_items_are_estimated_from_their_length() -> None:
+    reasoning = {"type": "reasoning", "summary": [], "encrypted_content": "x" * 2950}
+    ask = {"role": "user", "content": "Go on"}
+    base = _responses_tokens(input=[ask])
+    kept = _responses_tokens(input=[ask, reasoning])
+    dropped = _responses_tokens(input=[reasoning, ask])
+    assert "hidden_text_estimated" in kept.flags
+    assert kept.input_tokens == base.input_tokens + 340  # 0.17 x (2950 - 950)
+    assert kept.input_tokens_range == (base.input_tokens, base.input_tokens + 680)
+    # reasoning from before the last user message is dropped by the service
+    assert dropped.input_tokens == base.input_tokens
+    assert dropped.input_tokens_range == (base.input_tokens, base.input_tokens + 680)
+
+
+def test_retired_models_count_with_cl100k_and_are_flagged_not_raised() -> None:
+    # Azure names text-embedding-ada-002 deployments "ada"; tiktoken maps "ada" to r50k_base,
+    # whose rank file does not ship
+    result = TokenCounter({"embedding": "ada"}).count_body(
+        "embeddings", {"model": "embedding", "input": "South Atlantic Ocean."}
+    )
+    assert result.flags == ("encoding_unavailable",)
+    assert (result.encoding, result.input_tokens) == ("cl100k_base", 4)
+    assert count_request_tokens(
+        {"url": "/v1/completions", "body": {"model": "davinci", "prompt": "Hi"}}
+    ).flags == ("encoding_unavailable",)
+
+
+def test_a_name_follows_the_role_after_a_colon() -> None:
+    # harmony renders the author as role + ":" + name; ":user" is a single token
+    messages = [{"role": "user", "content": "Write a poem."}]
+    named = [{**messages[0], "name": "user"}]
+    assert chat("gpt-4o", named) == chat("gpt-4o", messages) + 1
+
+
+def test_responses_calls_are_one_message_each() -> None:
+    def call(i: int) -> dict[str, Any]:
+        return {"type": "function_call", "call_id": f"c{i}", "name": "f", "arguments": "{}"}
+
+    def output(i: int) -> dict[str, Any]:
+        return {"type": "function_call_output", "call_id": f"c{i}", "output": "ok"}
+
+    ask = {"role": "user", "content": "Go"}
+    none = _responses_tokens(model="gpt-4.1", input=[ask]).input_tokens
+    one = _responses_tokens(model="gpt-4.1", input=[ask, call(1), output(1)]).input_tokens
+    two = _responses_tokens(
+        model="gpt-4.1", input=[ask, call(1), call(2), output(1), output(2)]
+    ).input_tokens
+    assert two - none == 2 * (one - none)
+
+
+def test_functions_without_property_comments_cost_a_token_less() -> None:
+    def tool(properties: dict[str, Any]) -> dict[str, Any]:
+        parameters = {"type": "object", "properties": properties}
+        return {"type": "function", "function": {"name": "f", "parameters": parameters}}
+
+    messages = [{"role": "user", "content": "Hi"}]
+    bare = tool({"city": {"type": "string"}})
+    commented = tool({"city": {"type": "string", "description": "A city"}})
+    rendered = tokens.render_functions
+    comment_tokens = get_encoding("o200k_base").encode_ordinary
+    extra = len(comment_tokens(rendered([("f", "", commented["function"]["parameters"], False)])))
+    extra -= len(comment_tokens(rendered([("f", "", bare["function"]["parameters"], False)])))
+    assert chat("gpt-4o", messages, tools=[commented]) - chat("gpt-4o", messages, tools=[bare]) == (
+        extra + 1
+    )
 
 
 def test_embeddings_sum_inputs_and_token_arrays() -> None:

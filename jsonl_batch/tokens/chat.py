@@ -320,12 +320,6 @@ class ChatRequest:
                 del cache[next(iter(cache))]
             cache[key] = rendered_tokens
         join = self._appended_to_system(system_tail, rule["new_system_message"], "tools")
-        if (
-            system_tail is not None
-            and not self.reasoning
-            and any(not description for _, description, *_ in functions)
-        ):
-            join += rule["system_join_undescribed"]  # fitted, see the rules file
         return rendered_tokens + rule["block_overhead"] + join
 
     def _chat_functions(self, body: dict[str, Any]) -> list[Function]:
