@@ -24,17 +24,17 @@ from .token_cases import KINDS, SPLITS, Report, load_cases, measure, request_of
 # figures and LiteLLM's on the same cases.
 FLOORS = {
     ("fit", "chat"): (0.96, 0.98),
-    ("fit", "tools"): (0.76, 0.87),
+    ("fit", "tools"): (0.79, 0.9),
     ("fit", "image"): (0.85, 0.9),
     ("fit", "embedding"): (0.98, 0.98),
-    ("fit", "responses"): (0.81, 0.91),
-    ("fit", "all"): (0.86, 0.93),
+    ("fit", "responses"): (0.84, 0.94),
+    ("fit", "all"): (0.88, 0.94),
     ("heldout", "chat"): (0.76, 0.81),
     ("heldout", "tools"): (0.64, 0.92),
     ("heldout", "image"): (0.48, 0.63),
     ("heldout", "embedding"): (1.0, 1.0),
-    ("heldout", "responses"): (0.64, 0.76),
-    ("heldout", "all"): (0.69, 0.87),
+    ("heldout", "responses"): (0.65, 0.77),
+    ("heldout", "all"): (0.7, 0.87),
 }
 # Cases left out of the exact figures, by reason (tests/token_cases.py); a change here means
 # the data or the rule changed.
