@@ -369,7 +369,7 @@ class ChatRequest:
         total = messages_tokens + self.context.priming
         response_format = body.get("response_format")
         if "tools" not in body and "functions" not in body and response_format is None:
-            return total + self.hidden  # plain chat: nothing is appended to the system
+            return total + self.hidden  # plain chat: no section joins the system message
         system_tail = _system_tail(first_message)
         functions = self._chat_functions(body)
         total += self._functions_block(functions, system_tail)
