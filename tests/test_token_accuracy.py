@@ -1,63 +1,91 @@
-"""Accuracy of the token counter against prompt_tokens the real API reported (dev cases).
+"""Accuracy of the token counter against the prompt tokens the real API reported.
 
-Reads ../shared/data/token_cases_dev.jsonl relative to the repo root; skipped when absent.
-The floors are the figures measured when the rules were fitted (2026-11-25), so a change
-that makes any kind worse fails here.
+The cases are real recorded requests from 32 public projects, committed in
+``tests/data/token_cases`` (sources, licences and the held-out rule in its README). The
+counter's rules were fitted on the ``fit`` part only; the ``heldout`` part (every project
+recorded by a non-Python client) was never studied. ``tests/token_cases.py`` says which
+cases stay out of the exact figures and why; those are counted as ranges instead.
+
+The floors are the figures measured when the rules were last changed, rounded down to the
+percent below, so a change that makes any kind worse on either part fails here.
 """
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
-from pathlib import Path
+from typing import Any
 
 import pytest
 
 from jsonl_batch.tokens import TokenCounter
 
-CASES = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "token_cases_dev.jsonl"
+from .token_cases import KINDS, SPLITS, Report, load_cases, measure, request_of
 
-# kind: (exact, within 2%) floors; measured 2026-11-25 after the json_schema, reasoning
-# tool-traffic, patch-rounding, strict inline-items, sorted-keyword, parallel-result,
-# tool_choice and tool-search rules: chat .959/.984, tools .839/.982, image 1/1,
-# embedding 1/1, all .926/.984 (before them: chat .820/.967, tools .661/.821,
-# image .4/.6, all .767/.915);
-# LiteLLM 1.110.2 token_counter on the same cases: chat 0.525/0.721, tools 0.107/0.393,
-# image 0.2/0.2, embedding 0.667/1.0, all 0.397/0.619.
+# (split, kind): (exact, within 2 %) floors. Measured 2026-12-03; the README's table has the
+# figures and LiteLLM's on the same cases.
 FLOORS = {
-    "chat": (0.95, 0.98),
-    "tools": (0.83, 0.98),
-    "image": (1.0, 1.0),
-    "embedding": (1.0, 1.0),
-    "all": (0.92, 0.98),
+    ("fit", "chat"): (0.96, 0.98),
+    ("fit", "tools"): (0.79, 0.9),
+    ("fit", "image"): (0.85, 0.9),
+    ("fit", "embedding"): (0.98, 0.98),
+    ("fit", "responses"): (0.84, 0.94),
+    ("fit", "all"): (0.88, 0.94),
+    ("heldout", "chat"): (0.76, 0.81),
+    ("heldout", "tools"): (0.64, 0.92),
+    ("heldout", "image"): (0.48, 0.63),
+    ("heldout", "embedding"): (1.0, 1.0),
+    ("heldout", "responses"): (0.65, 0.77),
+    ("heldout", "all"): (0.7, 0.87),
+}
+# Cases left out of the exact figures, by reason (tests/token_cases.py); a change here means
+# the data or the rule changed.
+EXCLUDED = {
+    ("fit", "body_not_as_sent"): 85,
+    ("fit", "early_responses"): 22,
+    ("fit", "hidden_server_text"): 36,
+    ("fit", "key_order_lost"): 10,
+    ("fit", "remote_image"): 17,
+    ("heldout", "early_responses"): 8,
+    ("heldout", "hidden_server_text"): 126,
+    ("heldout", "remote_image"): 56,
+}
+# How often the range of a case counted as a range holds the API's count (floors).
+RANGE_COVERAGE = {
+    ("fit", "remote_image"): 0.94,
+    ("fit", "hidden_server_text"): 0.97,
+    ("heldout", "remote_image"): 1.0,
+    ("heldout", "hidden_server_text"): 0.65,
 }
 
 
-def measure(path: Path) -> dict[str, tuple[float, float]]:
-    counter = TokenCounter()
-    tallies: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for raw in path.read_text("utf-8").splitlines():
-        case = json.loads(raw)
-        body = case["request_body"]
-        if "model" not in body:  # Azure lines recorded without a model: the case names it
-            body = {**body, "model": case["model"]}
-        endpoint = case["endpoint"].removeprefix("/v1/")
-        if endpoint == "responses/input_tokens":
-            endpoint = "responses"
-        got = counter.count_body(endpoint, body).input_tokens
-        expected = case["expected_prompt_tokens"]
-        for kind in (case["kind"], "all"):
-            tally = tallies[kind]
-            tally[0] += 1
-            tally[1] += got == expected
-            tally[2] += abs(got - expected) <= 0.02 * expected
-    return {kind: (t[1] / t[0], t[2] / t[0]) for kind, t in tallies.items()}
+@pytest.fixture(scope="module")
+def report() -> Report:
+    counters: dict[tuple[tuple[str, str], ...], TokenCounter] = {}
+
+    def count(case: dict[str, Any]) -> tuple[int, Any]:
+        endpoint, body, deployments = request_of(case)
+        key = tuple(deployments.items())
+        counter = counters.get(key)
+        if counter is None:
+            counter = counters[key] = TokenCounter(deployments)
+        result = counter.count_body(endpoint, body)
+        return result.input_tokens, result.input_tokens_range
+
+    return measure(load_cases(), count)
 
 
-@pytest.mark.skipif(not CASES.exists(), reason="shared token cases not present")
-def test_accuracy_does_not_regress() -> None:
-    figures = measure(CASES)
-    for kind, (exact_floor, close_floor) in FLOORS.items():
-        exact, close = figures[kind]
-        assert exact >= exact_floor, f"{kind}: exact {exact:.3f} < {exact_floor}"
-        assert close >= close_floor, f"{kind}: within 2% {close:.3f} < {close_floor}"
+@pytest.mark.parametrize(("split", "kind"), [(s, k) for s in SPLITS for k in KINDS])
+def test_accuracy_does_not_regress(report: Report, split: str, kind: str) -> None:
+    exact, close = report.rates(split, kind)
+    exact_floor, close_floor = FLOORS[(split, kind)]
+    assert exact >= exact_floor, f"{split} {kind}: exact {exact:.3f} < {exact_floor}"
+    assert close >= close_floor, f"{split} {kind}: within 2% {close:.3f} < {close_floor}"
+
+
+def test_exclusions_are_the_documented_ones(report: Report) -> None:
+    assert dict(report.excluded) == EXCLUDED
+
+
+def test_ranges_hold_what_cannot_be_counted_offline(report: Report) -> None:
+    for (split, reason), floor in RANGE_COVERAGE.items():
+        coverage = report.range_coverage(split, reason)
+        assert coverage >= floor, f"{split} {reason}: {coverage:.3f} < {floor}"

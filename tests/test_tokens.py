@@ -147,9 +147,10 @@ def test_tool_call_arguments_count_the_same_compact_or_spaced() -> None:
     assert with_args('{"city":"Paris"}') == with_args('{"city": "Paris"}')
 
 
-def test_results_of_parallel_calls_are_billed_unicode_escaped() -> None:
-    # The service JSON-escapes the results of a turn with several calls (community-reported,
-    # replicated): Korean text costs several times more there than after a single call.
+def test_results_of_parallel_calls_are_billed_as_one_json_list() -> None:
+    # After a turn with several calls the results reach the model as one JSON list (fitted
+    # on recorded parallel calls): text is JSON-escaped, so Korean costs several times more
+    # than after a single call, and JSON results are re-serialised, so indentation is free.
     def turn(result: str, calls: int) -> int:
         tool_calls = [
             {"id": f"c{i}", "type": "function", "function": {"name": "f", "arguments": "{}"}}
@@ -161,7 +162,10 @@ def test_results_of_parallel_calls_are_billed_unicode_escaped() -> None:
 
     korean = "테스트 " * 50
     assert turn(korean, 2) - turn("", 2) > 5 * 2 * (turn(korean, 1) - turn("", 1))
-    assert turn("test " * 50, 2) - turn("", 2) == 2 * (turn("test " * 50, 1) - turn("", 1))
+    pretty = '{\n  "city": "Paris",\n  "temperature": 21\n}'
+    compact = '{"city":"Paris","temperature":21}'
+    assert turn(pretty, 2) == turn(compact, 2)
+    assert turn(pretty, 1) > turn(compact, 1)
 
 
 @pytest.mark.parametrize(
@@ -244,6 +248,96 @@ def test_remote_image_counts_the_maximum_and_is_flagged() -> None:
     result = TokenCounter().count_body("chat/completions", body)
     assert "remote_image_size_unknown" in result.flags
     assert result.input_tokens >= 85 + 170 * 8
+    # the range runs from a 1 x 1 image (one tile) up to the count
+    text_only = result.input_tokens - (85 + 170 * 8)
+    assert result.input_tokens_range == (text_only + 85 + 170, result.input_tokens)
+    sized = TokenCounter(image_size=lambda url: (512, 512)).count_body("chat/completions", body)
+    assert sized.input_tokens_range is None
+    assert sized.input_tokens == text_only + 85 + 170
+
+
+def test_exact_counts_carry_no_range() -> None:
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
+    assert TokenCounter().count_body("chat/completions", body).input_tokens_range is None
+
+
+def test_hosted_tools_add_their_measured_hidden_text_and_a_range() -> None:
+    plain = _responses_tokens(model="gpt-4.1", input="What's new?")
+    search = [{"type": "web_search"}]
+    searched = _responses_tokens(model="gpt-4.1", input="What's new?", tools=search)
+    assert "hosted_tool_estimated" in searched.flags
+    assert searched.input_tokens == plain.input_tokens + 294
+    assert searched.input_tokens_range == (searched.input_tokens, plain.input_tokens + 17469)
+    other = _responses_tokens(model="gpt-4.1", input="Hi", tools=[{"type": "code_interpreter"}])
+    assert other.input_tokens_range is not None
+    assert other.input_tokens_range[0] == other.input_tokens < other.input_tokens_range[1]
+
+
+def test_encrypted_reasoning_items_are_estimated_from_their_length() -> None:
+    reasoning = {"type": "reasoning", "summary": [], "encrypted_content": "x" * 2950}
+    ask = {"role": "user", "content": "Go on"}
+    base = _responses_tokens(input=[ask])
+    kept = _responses_tokens(input=[ask, reasoning])
+    dropped = _responses_tokens(input=[reasoning, ask])
+    assert "hidden_text_estimated" in kept.flags
+    assert kept.input_tokens == base.input_tokens + 340  # 0.17 x (2950 - 950)
+    assert kept.input_tokens_range == (base.input_tokens, base.input_tokens + 680)
+    # reasoning from before the last user message is dropped by the service
+    assert dropped.input_tokens == base.input_tokens
+    assert dropped.input_tokens_range == (base.input_tokens, base.input_tokens + 680)
+
+
+def test_retired_models_count_with_cl100k_and_are_flagged_not_raised() -> None:
+    # Azure names text-embedding-ada-002 deployments "ada"; tiktoken maps "ada" to r50k_base,
+    # whose rank file does not ship
+    result = TokenCounter({"embedding": "ada"}).count_body(
+        "embeddings", {"model": "embedding", "input": "South Atlantic Ocean."}
+    )
+    assert result.flags == ("encoding_unavailable",)
+    assert (result.encoding, result.input_tokens) == ("cl100k_base", 4)
+    assert count_request_tokens(
+        {"url": "/v1/completions", "body": {"model": "davinci", "prompt": "Hi"}}
+    ).flags == ("encoding_unavailable",)
+
+
+def test_a_name_follows_the_role_after_a_colon() -> None:
+    # harmony renders the author as role + ":" + name; ":user" is a single token
+    messages = [{"role": "user", "content": "Write a poem."}]
+    named = [{**messages[0], "name": "user"}]
+    assert chat("gpt-4o", named) == chat("gpt-4o", messages) + 1
+
+
+def test_responses_calls_are_one_message_each() -> None:
+    def call(i: int) -> dict[str, Any]:
+        return {"type": "function_call", "call_id": f"c{i}", "name": "f", "arguments": "{}"}
+
+    def output(i: int) -> dict[str, Any]:
+        return {"type": "function_call_output", "call_id": f"c{i}", "output": "ok"}
+
+    ask = {"role": "user", "content": "Go"}
+    none = _responses_tokens(model="gpt-4.1", input=[ask]).input_tokens
+    one = _responses_tokens(model="gpt-4.1", input=[ask, call(1), output(1)]).input_tokens
+    two = _responses_tokens(
+        model="gpt-4.1", input=[ask, call(1), call(2), output(1), output(2)]
+    ).input_tokens
+    assert two - none == 2 * (one - none)
+
+
+def test_functions_without_property_comments_cost_a_token_less() -> None:
+    def tool(properties: dict[str, Any]) -> dict[str, Any]:
+        parameters = {"type": "object", "properties": properties}
+        return {"type": "function", "function": {"name": "f", "parameters": parameters}}
+
+    messages = [{"role": "user", "content": "Hi"}]
+    bare = tool({"city": {"type": "string"}})
+    commented = tool({"city": {"type": "string", "description": "A city"}})
+    rendered = tokens.render_functions
+    comment_tokens = get_encoding("o200k_base").encode_ordinary
+    extra = len(comment_tokens(rendered([("f", "", commented["function"]["parameters"], False)])))
+    extra -= len(comment_tokens(rendered([("f", "", bare["function"]["parameters"], False)])))
+    assert chat("gpt-4o", messages, tools=[commented]) - chat("gpt-4o", messages, tools=[bare]) == (
+        extra + 1
+    )
 
 
 def test_embeddings_sum_inputs_and_token_arrays() -> None:
@@ -406,7 +500,7 @@ def test_strict_functions_render_inline_object_items_as_json() -> None:
     assert 'steps?: {"properties":{"n":{"description":"Step number","type":"integer"}},' in strict
     assert "required" not in strict and "additionalProperties" not in strict
     loose = tokens.render_functions([("plan", "", parameters, False)])
-    assert "steps?: {\n// Step number\nn: number,\n}[]," in loose
+    assert "steps?: {\n    // Step number\n    n: number,\n    }[]," in loose
 
 
 def test_responses_function_tools_are_strict_unless_they_say_otherwise() -> None:
@@ -482,8 +576,9 @@ def test_reasoning_models_frame_tool_traffic_with_channels() -> None:
     def traffic(model: str) -> int:
         return chat(model, messages) - chat(model, messages[:1])
 
-    # <|channel|>commentary on the call, " to=assistant<|channel|>commentary" on the result
-    assert traffic("gpt-5-mini") == traffic("gpt-4o") + 9
+    # <|channel|>commentary on the call, " to=assistant<|channel|>commentary" on the result,
+    # 3 tokens less on Chat Completions (fitted on recorded gpt-5.1 and gpt-5.4 requests)
+    assert traffic("gpt-5-mini") == traffic("gpt-4o") + 6
 
 
 LOOKUP_TOOL = {

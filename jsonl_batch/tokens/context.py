@@ -10,12 +10,22 @@ FLAG_UNKNOWN_MODEL = "unknown_model"
 FLAG_REMOTE_IMAGE = "remote_image_size_unknown"
 FLAG_NOT_COUNTABLE = "not_countable"
 FLAG_UNSUPPORTED_ITEM = "unsupported_input_not_counted"
-FLAG_HOSTED_TOOL = "hosted_tool_not_counted"
+FLAG_HOSTED_TOOL = "hosted_tool_estimated"
+"""A tool the service runs (web search, file search, ...): its hidden text is an estimate."""
+FLAG_HIDDEN_TEXT = "hidden_text_estimated"
+"""Text the request only refers to (encrypted reasoning items): its tokens are an estimate."""
+FLAG_ENCODING_UNAVAILABLE = "encoding_unavailable"
+"""The model's tokenizer (r50k_base, p50k_base: retired GPT-3 models) does not ship offline;
+the request was counted with the fallback encoding instead."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestTokens:
-    """Token estimate of one request: what the service bills as input, and the output cap."""
+    """Token estimate of one request: what the service bills as input, and the output cap.
+
+    Not frozen: one is made per request line, and a frozen dataclass takes six times as long
+    to build (its ``__init__`` goes through ``object.__setattr__``), 3 % of counting a line.
+    """
 
     input_tokens: int
     max_output_tokens: int | None  # from the body; None when unset
@@ -54,7 +64,8 @@ class ModelContext:
     text: Callable[[str], int]
     reasoning: bool
     per_message: int  # framing tokens of every message
-    per_name: int  # extra tokens when a message has a name
+    per_name: int  # extra tokens when a message has a name (no separator)
+    name_separator: str  # a name follows the role after this ("" : the 0301 format)
     priming: int  # tokens that prime the reply
     functions_cache: dict[bytes, int]
     image_size: ImageSizeLookup | None  # sizes remote images (opt-in), else None

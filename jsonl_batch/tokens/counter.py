@@ -12,6 +12,7 @@ from ..deployments import parse_deployment_map
 from ..formats.wire import endpoint_of
 from .chat import ChatRequest
 from .context import (
+    FLAG_ENCODING_UNAVAILABLE,
     FLAG_NOT_COUNTABLE,
     FLAG_UNKNOWN_MODEL,
     Flags,
@@ -20,7 +21,13 @@ from .context import (
     RequestTokens,
 )
 from .encodings import get_encoding, raw_encoder
-from .model_table import base_model_of, encoding_name_for_model, is_reasoning, lookup_encoding
+from .model_table import (
+    base_model_of,
+    encoding_name_for_model,
+    encoding_ships,
+    is_reasoning,
+    lookup_encoding,
+)
 from .rules import token_rules
 
 
@@ -59,8 +66,11 @@ class TokenCounter:
             return cached
         resolved = self.deployment_map.get(model, model)
         flags: tuple[str, ...] = ()
-        if lookup_encoding(resolved) is None:
+        encoding = lookup_encoding(resolved)
+        if encoding is None:
             flags = (FLAG_UNKNOWN_MODEL,)
+        elif not encoding_ships(encoding):
+            flags = (FLAG_ENCODING_UNAVAILABLE,)
         result = (resolved, flags)
         self._resolved[model] = result
         return result
@@ -156,6 +166,7 @@ class TokenCounter:
                 reasoning=reasoning,
                 per_message=framing["tokens_per_message"],
                 per_name=framing["tokens_per_name"],
+                name_separator=framing.get("name_separator", ""),
                 priming=chat_rules["reasoning_reply_priming" if reasoning else "reply_priming"],
                 functions_cache=self._functions_caches.setdefault(encoding_name, {}),
                 image_size=self.image_size,
@@ -173,11 +184,16 @@ class TokenCounter:
         if not isinstance(body, dict):
             return RequestTokens(0, None, context.model, context.encoding, flags.as_tuple())
         tokens = 0
+        spread: tuple[int, int] | None = None
         try:
-            if endpoint == "chat/completions":
-                tokens = ChatRequest(context, flags).count_chat(body)
-            elif endpoint == "responses":
-                tokens = ChatRequest(context, flags).count_responses(body)
+            if endpoint in ("chat/completions", "responses"):
+                request = ChatRequest(context, flags)
+                if endpoint == "responses":
+                    tokens = request.count_responses(body)
+                else:
+                    tokens = request.count_chat(body)
+                if request.below or request.above:
+                    spread = (max(0, tokens - request.below), tokens + request.above)
             elif endpoint == "embeddings":
                 tokens = _count_prompt_like(body.get("input"), context.text, flags)
             elif endpoint == "completions":
@@ -192,11 +208,12 @@ class TokenCounter:
             context.model,
             context.encoding,
             flags.as_tuple(),
+            spread,
         )
 
 
 def _positive_int(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    if type(value) is int and value > 0:  # not bool, a subclass of int
         return value
     return None
 
@@ -206,15 +223,12 @@ def _max_output_tokens(endpoint: str, body: dict[str, Any]) -> int | None:
     if endpoint == "embeddings":
         return 0
     if endpoint == "responses":
-        cap = _positive_int(body.get("max_output_tokens"))
-    else:
-        cap = _positive_int(body.get("max_completion_tokens")) or _positive_int(
-            body.get("max_tokens")
-        )
+        return _positive_int(body.get("max_output_tokens"))
+    cap = _positive_int(body.get("max_completion_tokens")) or _positive_int(body.get("max_tokens"))
     if cap is None:
         return None
-    n = _positive_int(body.get("n")) if endpoint != "responses" else None
-    return cap * n if n and n > 1 else cap
+    n = body.get("n")
+    return cap * n if type(n) is int and n > 1 else cap
 
 
 def _count_prompt_like(value: Any, count: Any, flags: Flags) -> int:

@@ -151,3 +151,12 @@ def image_tokens(model: str, width: int | None, height: int | None, detail: str 
 
 def _tile_len(model: str) -> int:
     return longest_prefix_len(base_model_of(model), token_rules()["images"]["tile"])
+
+
+def least_image_tokens(model: str, detail: str | None) -> int:
+    """The least ``model`` charges for one image: a 1 x 1 image, at low detail when the
+    request leaves the detail to the service."""
+    least = image_tokens(model, 1, 1, detail)
+    if (detail or "auto").lower() == "auto":
+        least = min(least, image_tokens(model, 1, 1, "low"))
+    return least

