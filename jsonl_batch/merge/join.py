@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from ..jsonl import BOM, AtomicWriter, open_binary
+from ..jsonl import BOM, DEFAULT_MAX_LINE_BYTES, AtomicWriter, open_binary, skip_line
 from .index import (
     PLAIN_END,
     REQUEST_KEY,
@@ -129,6 +129,7 @@ class Options:
     should_retry: Callable[[str, int | None, str | None], bool]
     deployment_map: dict[str, str]
     pricing: Pricing
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
 
 def shard_ranges(plan: MergePlan) -> tuple[list[int], list[int], list[int]] | None:
@@ -237,8 +238,9 @@ class Join:
         they are retried or parsed."""
         start, stop, number = span or (0, -1, 0)
         progress = self.on_progress
+        max_line = self.options.max_line_bytes
         with open_binary(path) as stream:
-            plain = isinstance(stream, io.BufferedReader)  # a file, not gzip or a pipe
+            plain = stream.seekable()  # a file, not gzip or a pipe
             if start:
                 stream.seek(start)
             remaining = stop - start if stop >= 0 else -1
@@ -254,6 +256,23 @@ class Join:
                 if number == 0 and at == 0 and chunk.startswith(BOM):
                     at = 3
                 cut = chunk.rfind(b"\n") + 1 if data else len(chunk)
+                if not cut and len(chunk) > max_line:  # one line longer than the cap: skip it
+                    skipped, after = skip_line(stream)
+                    number += 1
+                    self.problems.add(
+                        "invalid_input_line",
+                        f"line is longer than {max_line:,} bytes; skipped",
+                        where=f"{path}:{number}",
+                    )
+                    progress(len(chunk) + skipped)
+                    if remaining >= 0:  # a span of a plain file: go on right after the line
+                        remaining -= skipped + len(after)
+                        if after:
+                            stream.seek(-len(after), io.SEEK_CUR)
+                            remaining += len(after)
+                        after = b""
+                    rest, at = after, 0
+                    continue
                 if cut:
                     rows, retries, number = self._join_block(chunk, at, cut, number, path, shard)
                     results.write_raw(b"".join(rows))
