@@ -15,7 +15,6 @@ equal a single-process run. Memory is bounded by the chunk size, never by the fi
 from __future__ import annotations
 
 import datetime as dt
-import io
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -23,7 +22,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError, JsonlBatchError, PriceNotFound
-from .jsonl import BLANK, Line, line_aligned_ranges, read_lines, source_name
+from .jsonl import (
+    BLANK,
+    DEFAULT_MAX_LINE_BYTES,
+    Line,
+    line_aligned_ranges,
+    open_range,
+    read_lines,
+    source_name,
+)
 from .pricing import REGIONS, TARGETS, ModelPrice, PriceTable
 from .tokens import FLAG_NOT_COUNTABLE, FLAG_REMOTE_IMAGE, FLAG_UNKNOWN_MODEL, TokenCounter
 
@@ -46,6 +53,8 @@ class EstimateOptions:
     expected_output_tokens: int | None = None
     output_ratio: float | None = None
     cached_fraction: float = 0.0
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    """A longer line is not read: it is reported as a bad line."""
 
     def check(self) -> None:
         if self.target not in TARGETS:
@@ -237,9 +246,9 @@ class _Counter:
         unreported = 0
         for line in lines:
             partial.lines += 1
-            partial.bytes += len(line.raw)
+            partial.bytes += line.size
             if on_progress is not None:
-                unreported += len(line.raw)
+                unreported += line.size
                 if unreported >= PROGRESS_EVERY_BYTES:
                     on_progress(unreported)
                     unreported = 0
@@ -350,11 +359,10 @@ def _count_chunk(
     path, start, end, first_line, keep_requests = job
     assert _WORKER is not None
     try:
-        with open(path, "rb") as stream:
-            stream.seek(start)
-            data = stream.read(end - start)
-        lines = read_lines(io.BytesIO(data))
-        return "ok", _WORKER.run(lines, path, first_line=first_line, keep_requests=keep_requests)
+        with open_range(path, start, end) as stream:
+            lines = read_lines(stream, max_line_bytes=_WORKER.options.max_line_bytes)
+            partial = _WORKER.run(lines, path, first_line=first_line, keep_requests=keep_requests)
+        return "ok", partial
     except JsonlBatchError as exc:
         return "error", (type(exc), exc.message, exc.hint)
 
@@ -431,6 +439,7 @@ def estimate_file(
     enqueued_limit: int | None = None,
     jobs: int | None = 1,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     on_progress: ProgressCallback | None = None,
     on_request: RequestCallback | None = None,
     today: dt.date | None = None,
@@ -440,9 +449,12 @@ def estimate_file(
     ``jobs`` > 1 (``None`` = all cores) counts files larger than ``chunk_bytes`` in a process
     pool. ``on_request`` receives one dict per request, in file order (for ``--per-request``).
     Raises :class:`PriceNotFound` naming the first model with no price, :class:`InputError`
-    when the file cannot be read; bad lines are skipped and reported in ``warnings``.
+    when the file cannot be read; bad lines (and lines over ``max_line_bytes``) are skipped
+    and reported in ``warnings``.
     """
-    options = EstimateOptions(target, region, expected_output_tokens, output_ratio, cached_fraction)
+    options = EstimateOptions(
+        target, region, expected_output_tokens, output_ratio, cached_fraction, max_line_bytes
+    )
     options.check()
     table = prices if prices is not None else PriceTable.load()
     if deployment_map is None and counter is not None:
@@ -462,7 +474,12 @@ def estimate_file(
     else:
         chunks = [
             (
-                worker.run(read_lines(path), name, on_progress=on_progress, on_request=on_request),
+                worker.run(
+                    read_lines(path, max_line_bytes=max_line_bytes),
+                    name,
+                    on_progress=on_progress,
+                    on_request=on_request,
+                ),
                 1,
             )
         ]

@@ -121,14 +121,17 @@ class ReadError(InputError):
 
     def __init__(self, name: str, position: int, reason: str) -> None:
         super().__init__(
-            f"{name}: cannot read past byte {position}: {reason}",
-            hint="the file is truncated, corrupt or not really gzip; re-create it"
-            if name.endswith(".gz")
-            else "check the disk and the file; re-create it if it was cut short",
+            f"{name}: cannot read past byte {position}: {reason}", hint=_read_hint(name)
         )
         self.name = name
         self.position = position
         self.reason = reason
+
+
+def _read_hint(name: str) -> str:
+    if name.endswith(".gz"):
+        return "the file is truncated, corrupt or not really gzip; re-create it"
+    return "check the disk and the file; re-create it if it was cut short"
 
 
 def _reason(exc: BaseException) -> str:
@@ -154,7 +157,10 @@ class _Guarded:
         self._seekable = not compressed and stream.seekable()
 
     def _failed(self, exc: BaseException) -> ReadError:
-        return ReadError(self.name, self._position, _reason(exc))
+        position = self._position
+        with contextlib.suppress(*READ_ERRORS, ValueError):  # how far a gzip stream got
+            position = max(position, self._stream.tell())
+        return ReadError(self.name, position, _reason(exc))
 
     def read(self, size: int = -1, /) -> bytes:
         try:
@@ -227,6 +233,34 @@ def open_binary(source: str | os.PathLike[str] | IO[bytes]) -> Iterator[BinaryIO
     with _open_raw(source) as stream:
         compressed = isinstance(stream, gzip.GzipFile)
         yield _Guarded(stream, source_name(source), compressed=compressed)  # type: ignore[misc]
+
+
+class _Range:
+    """Bytes ``start`` to ``end`` of an open file, read through its buffer."""
+
+    def __init__(self, stream: BinaryIO, size: int) -> None:
+        self._stream = stream
+        self._left = size
+        self.name = getattr(stream, "name", "<range>")
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._stream.read(self._left if size < 0 else min(size, self._left))
+        self._left -= len(data)
+        return data
+
+    def readline(self, size: int = -1, /) -> bytes:
+        data = self._stream.readline(self._left if size < 0 else min(size, self._left))
+        self._left -= len(data)
+        return data
+
+
+@contextlib.contextmanager
+def open_range(path: str | os.PathLike[str], start: int, end: int) -> Iterator[BinaryIO]:
+    """Bytes ``start`` to ``end`` of a plain file as a stream (a worker's part of a file),
+    read a buffer at a time: a part is never held whole."""
+    with open(path, "rb", buffering=_BUFFER) as stream:
+        stream.seek(start)
+        yield _Range(stream, max(0, end - start))  # type: ignore[misc]
 
 
 def is_regular_file(path: str | os.PathLike[str]) -> bool:
@@ -302,15 +336,18 @@ def read_lines(
     name = source_name(source)
     number = 0
     offset = 0
-    try:
-        with open_binary(source) as stream:
+    with _open_raw(source) as stream:  # errors caught here: a wrapper costs per line
+        try:
             for raw in iter_raw_lines(stream, max_line_bytes):
                 number += 1
                 if isinstance(raw, int):
                     line = _too_long(number, offset, raw, max_line_bytes)
+                    offset += raw
+                    yield line
+                    continue
                 # Fast path: an ordinary line ("{...}\n", not line 1 with its possible BOM)
                 # needs no notices; anything else, or a parse error, takes the full path.
-                elif parse and number > 1 and raw.endswith(b"}\n"):
+                if parse and number > 1 and raw.endswith(b"}\n"):
                     try:
                         obj = jiter.from_json(raw, **_PARSE_OPTIONS)
                     except ValueError:
@@ -319,12 +356,13 @@ def read_lines(
                         line = Line(number, offset, raw, obj)
                 else:
                     line = _make_line(number, offset, raw, parse)
-                offset += line.size
+                offset += len(raw)
                 yield line
-    except ReadError as exc:
-        raise InputError(
-            f"{name}:{number + 1}: cannot read past byte {offset}: {exc.reason}", hint=exc.hint
-        ) from None
+        except READ_ERRORS as exc:
+            raise InputError(
+                f"{name}:{number + 1}: cannot read past byte {offset}: {_reason(exc)}",
+                hint=_read_hint(name),
+            ) from None
 
 
 def _too_long(number: int, offset: int, size: int, max_line_bytes: int) -> Line:
@@ -614,6 +652,7 @@ __all__ = [
     "iter_raw_lines",
     "line_aligned_ranges",
     "open_binary",
+    "open_range",
     "read_json",
     "read_lines",
     "skip_line",

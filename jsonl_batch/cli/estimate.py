@@ -17,6 +17,7 @@ from ._common import (
     echo_json,
     format_option,
     handle_errors,
+    max_line_bytes_option,
     prices_option,
     progress_bar,
     read_deployment_map,
@@ -68,6 +69,7 @@ _SHOW_PROGRESS_AFTER_S = 1.0
     default=None,
     help="Processes for large files [default: all cores].",
 )
+@max_line_bytes_option
 @format_option()
 @handle_errors
 def estimate(
@@ -83,6 +85,7 @@ def estimate(
     enqueued_limit: int | None,
     per_request_path: str | None,
     jobs: int | None,
+    max_line_bytes: int,
     output_format: str,
 ) -> None:
     """Count the input tokens of batch FILES (.jsonl, .jsonl.gz or - for stdin) and price
@@ -134,6 +137,7 @@ def estimate(
                         cached_fraction=cached_fraction,
                         enqueued_limit=enqueued_limit,
                         jobs=jobs,
+                        max_line_bytes=max_line_bytes,
                         on_progress=advance,
                         on_request=on_request,
                     )

@@ -384,11 +384,7 @@ class ResultFiles:
             if not end and len(chunk) > max_line:  # one line longer than the cap: skip it
                 skipped, _after = skip_line(stream)
                 number += 1
-                self.problems.add(
-                    "invalid_output_line",
-                    f"line is longer than {max_line:,} bytes; skipped",
-                    where=f"{path}:{number}",
-                )
+                self._too_long(path, number)
                 base += len(chunk) + skipped
                 stream.seek(base)
                 remaining = stop - base if stop >= 0 else -1
@@ -485,7 +481,9 @@ class ResultFiles:
 
     def _seekable(self, path: Path) -> Path:
         """A plain file to map: a ``.gz`` output is unpacked, and a pipe or a device copied,
-        to a temporary file in the merge's staging folder first."""
+        to a temporary file in the merge's staging folder first. Lines over the cap are
+        reported here and copied as empty lines (line numbers stay right), so the copy never
+        grows with a line that does not end (``/dev/zero``)."""
         if not path.exists():
             raise InputError(f"{path}: no such file", hint="check the --output/--errors paths")
         if path.is_dir():
@@ -503,12 +501,23 @@ class ResultFiles:
         self._tmp_files.append(Path(tmp))
         with open_binary(path) as stream:
             try:
-                with os.fdopen(fd, "wb") as out:
-                    while chunk := stream.read(1 << 20):
-                        out.write(chunk)
+                with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+                    lines = iter_raw_lines(stream, self.max_line_bytes)
+                    for number, raw in enumerate(lines, 1):
+                        if isinstance(raw, int):
+                            self._too_long(path, number)
+                            raw = b"\n"
+                        out.write(raw)
             except OSError as exc:
                 raise storage_error(exc, tmp, f"write a temporary copy of {path}") from None
         return Path(tmp)
+
+    def _too_long(self, path: Path, number: int) -> None:
+        self.problems.add(
+            "invalid_output_line",
+            f"line is longer than {self.max_line_bytes:,} bytes; skipped",
+            where=f"{path}:{number}",
+        )
 
     def close(self) -> None:
         for fd in self.fds:
