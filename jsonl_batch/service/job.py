@@ -48,6 +48,7 @@ from ..formats.jobfile import (
 from ..formats.manifest import ShardInfo, read_manifest
 from ..jsonl import AtomicWriter, dumps_line, read_lines
 from ..profiles import load_profile
+from ..publish import FileSet
 from .connection import (
     Connection,
     is_token_limit_error,
@@ -786,37 +787,60 @@ class Job:
     # --- download ---------------------------------------------------------------------
 
     def download(self, *, force: bool = False) -> list[Path]:
-        """Stream the output and error files of finished shards next to the job file."""
+        """Stream the output and error files of finished shards next to the job file.
+
+        A shard's files are published together (:mod:`jsonl_batch.publish`), then the job
+        file names them with their sha256: a kill or a full disk leaves no partial file, and
+        the next run removes what such a run staged."""
         written: list[Path] = []
         for shard in self.shards:
             if not shard.terminal:
                 continue
-            for kind in ("output", "error"):
-                file_id = getattr(shard, f"{kind}_file_id")
-                local = getattr(shard, f"{kind}_file")
-                if file_id is None or (local is not None and not force):
-                    continue
-                target = naming.download_path(self.path, shard.index, kind)
-                self._stream_to(
-                    file_id, target, f"downloading the {kind} file of shard {shard.index}"
-                )
-                setattr(shard, f"{kind}_file", _rel(target, self.folder))
-                shard.downloaded_at = self.clock()
-                self.save()
-                written.append(target)
-                self.on_event(f"shard {shard.index}: {kind} file saved to {target}")
+            kinds = [
+                kind
+                for kind in ("output", "error")
+                if getattr(shard, f"{kind}_file_id") is not None
+                and (getattr(shard, f"{kind}_file") is None or force)
+            ]
+            if kinds:
+                written.extend(self._download_shard(shard, kinds))
         return written
 
-    def _stream_to(self, file_id: str, target: Path, action: str) -> None:
+    def _download_shard(self, shard: ShardState, kinds: list[str]) -> list[Path]:
+        targets = {kind: naming.download_path(self.path, shard.index, kind) for kind in kinds}
+        folder = targets[kinds[0]].parent
+        hashes: dict[str, str] = {}
+        with FileSet(folder, naming.download_set(self.path, shard.index)) as files:
+            for kind, target in targets.items():
+                hashes[kind] = self._stream_to(
+                    getattr(shard, f"{kind}_file_id"),
+                    files.path(target.name),
+                    f"downloading the {kind} file of shard {shard.index}",
+                )
+                files.publish(target.name)
+            files.commit()
+        for kind, target in targets.items():
+            setattr(shard, f"{kind}_file", _rel(target, self.folder))
+            setattr(shard, f"{kind}_sha256", hashes[kind])
+            self.on_event(f"shard {shard.index}: {kind} file saved to {target}")
+        shard.downloaded_at = self.clock()
+        self.save()
+        return list(targets.values())
+
+    def _stream_to(self, file_id: str, target: Path, action: str) -> str:
+        """Download a file to ``target``; returns its sha256."""
         connection = self.connection
         content = connection.client.files.with_streaming_response.content
 
-        def fetch() -> None:
+        def fetch() -> str:
+            digest = hashlib.sha256()
             with content(file_id) as response, AtomicWriter(target) as writer:
                 for chunk in response.iter_bytes(_CHUNK):
+                    digest.update(chunk)
                     writer.write_raw(chunk)
+            return digest.hexdigest()
 
-        connection.call(action, fetch)
+        return connection.call(action, fetch)
 
     # --- wait -------------------------------------------------------------------------
 
