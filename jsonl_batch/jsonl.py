@@ -371,8 +371,8 @@ def _too_long(number: int, offset: int, size: int, max_line_bytes: int) -> Line:
         offset,
         b"",
         None,
-        f"line is {size:,} bytes, longer than the {max_line_bytes:,} bytes read per line;"
-        " it was skipped",
+        f"line is {size:,} bytes, longer than the {max_line_bytes:,} bytes read per line"
+        " (--max-line-bytes)",
         (LINE_TOO_LONG,),
         size,
     )

@@ -396,6 +396,10 @@ class ResultFiles:
             while pos < end:
                 line_end = find(b"\n", pos, end) + 1 or end
                 number += 1
+                if line_end - pos > max_line:
+                    self._too_long(path, number)
+                    pos = line_end
+                    continue
                 found = plain_match(chunk, pos, line_end)
                 if found is not None and chunk.endswith(PLAIN_END, pos, line_end):
                     key = found.group(1)
@@ -515,7 +519,7 @@ class ResultFiles:
     def _too_long(self, path: Path, number: int) -> None:
         self.problems.add(
             "invalid_output_line",
-            f"line is longer than {self.max_line_bytes:,} bytes; skipped",
+            f"line is longer than {self.max_line_bytes:,} bytes (--max-line-bytes); skipped",
             where=f"{path}:{number}",
         )
 

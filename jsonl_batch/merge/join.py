@@ -259,11 +259,7 @@ class Join:
                 if not cut and len(chunk) > max_line:  # one line longer than the cap: skip it
                     skipped, after = skip_line(stream)
                     number += 1
-                    self.problems.add(
-                        "invalid_input_line",
-                        f"line is longer than {max_line:,} bytes; skipped",
-                        where=f"{path}:{number}",
-                    )
+                    self._too_long(path, number)
                     progress(len(chunk) + skipped)
                     if remaining >= 0:  # a span of a plain file: go on right after the line
                         remaining -= skipped + len(after)
@@ -331,9 +327,14 @@ class Join:
         succeeded = 0
         find = chunk.find
         first_uses = first_use_hash = 0
+        max_line = self.options.max_line_bytes
         while pos < end:
             line_end = find(b"\n", pos, end) + 1 or end
             number += 1
+            if line_end - pos > max_line:
+                self._too_long(path, number)
+                pos = line_end
+                continue
             found_key = match_key(chunk, pos, line_end)
             if found_key is not None:
                 key = found_key.group(1)
@@ -414,6 +415,14 @@ class Join:
         self.first_uses += first_uses
         self.first_use_hash += first_use_hash
         return rows, retries, number
+
+    def _too_long(self, path: Path, number: int) -> None:
+        self.problems.add(
+            "invalid_input_line",
+            f"line is longer than {self.options.max_line_bytes:,} bytes (--max-line-bytes);"
+            " skipped",
+            where=f"{path}:{number}",
+        )
 
     def _tally(self, shard: int | None, model: str | None) -> Tally:
         tally = self.tallies.get((shard, model))
