@@ -3,8 +3,9 @@
 ``JSONL_BATCH_CRASH_AFTER=<step>`` (or ``<step>:<n>``) makes :func:`crash_point` call
 ``os._exit`` at that step: no cleanup runs, as after a kill or a power cut. Tests run a real
 process once per step and check that running the same command again ends as a clean run
-would. Steps: the job steps in ``service.job.CRASH_STEPS``, and ``published:<n>`` in
-:mod:`jsonl_batch.publish` (after a set's journal is written, ``n`` files moved).
+would. Steps: the job steps in ``service.job.CRASH_STEPS``; in :mod:`jsonl_batch.publish`,
+``staged`` (a set written, not committed) and ``published:<n>`` (committed, ``n`` files
+moved).
 """
 
 from __future__ import annotations

@@ -486,8 +486,16 @@ class AtomicWriter:
     removed and the target is untouched. ``.gz`` targets are gzip-compressed.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        overwrite: bool = True,
+        shown_as: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.path = Path(path)
+        # the path errors name: the final one when ``path`` is in a staging folder
+        self.shown_as = Path(shown_as) if shown_as is not None else self.path
         if not overwrite and self.path.exists():
             raise InputError(f"{self.path}: already exists", hint="pass --overwrite to replace it")
         self.lines = 0
@@ -502,7 +510,7 @@ class AtomicWriter:
             directory.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
         except OSError as exc:
-            raise storage_error(exc, self.path, "write it") from None
+            raise storage_error(exc, self.shown_as, "write it") from None
         self._tmp_path = Path(tmp)
         os.fchmod(fd, _NEW_FILE_MODE)  # mkstemp makes 0600; give the mode open() would
         self._file = os.fdopen(fd, "wb", buffering=_BUFFER)
@@ -529,7 +537,7 @@ class AtomicWriter:
         try:
             self._stream.write(data)
         except OSError as exc:
-            raise storage_error(exc, self.path, "write it") from None
+            raise storage_error(exc, self.shown_as, "write it") from None
         self.bytes += len(data)
 
     def write(self, obj: Any) -> None:
@@ -552,7 +560,7 @@ class AtomicWriter:
             target.flush()
             self._append(path, start, end)
         except OSError as exc:
-            raise storage_error(exc, self.path, "write it") from None
+            raise storage_error(exc, self.shown_as, "write it") from None
 
     def _append(self, path: str | os.PathLike[str], start: int, end: int) -> None:
         target = self._file
@@ -590,7 +598,7 @@ class AtomicWriter:
             os.replace(self._tmp_path, self.path)
         except OSError as exc:
             self.abort()
-            raise storage_error(exc, self.path, "write it") from None
+            raise storage_error(exc, self.shown_as, "write it") from None
         self._file = self._stream = None
         self._tmp_path = None
 

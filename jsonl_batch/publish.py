@@ -182,6 +182,10 @@ class FileSet:
             self.staging = self.folder / (staging_prefix(set_name) + new.name.rsplit("-", 1)[1])
             os.rename(new, self.staging)
         except OSError as exc:
+            self._unlock()
+            if self.created_folder:
+                with contextlib.suppress(OSError):
+                    self.folder.rmdir()
             raise storage_error(exc, self.folder, "write here") from None
 
     def __enter__(self) -> FileSet:
@@ -211,6 +215,7 @@ class FileSet:
     def commit(self) -> None:
         """Publish: write the journal (the commit point), move the files, clean up."""
         staging = self.staging
+        crash_point("staged")
         try:
             for staged, _final in self._moves:
                 fd = os.open(staging / staged, os.O_RDONLY)

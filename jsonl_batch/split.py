@@ -58,7 +58,7 @@ from .jsonl import (
     read_lines,
 )
 from .profiles import Profile, load_profile
-from .publish import FileSet
+from .publish import FileSet, sha256_file
 from .validate import ValidationReport, Validator
 
 PROGRESS_EVERY_BYTES = 1 << 20
@@ -85,6 +85,9 @@ class SplitResult:
     manifest_path: Path
     report: ValidationReport | None
     """The validation pass's findings (None with ``validate=False``); not saved."""
+    reused: bool = False
+    """True when the same split was already in ``out_dir`` (same input bytes, target and
+    limits): nothing was written."""
 
 
 # --- limits -------------------------------------------------------------------------------
@@ -441,6 +444,10 @@ def split_file(
     shard_set = _ShardSet(out, stem, limits)  # finishes an earlier, interrupted publish
     try:
         if manifest_path.exists() and not overwrite:
+            same = _same_split(manifest_path, source, profile, limits)
+            if same is not None:  # run again after it finished (or was killed committing)
+                shard_set.discard()
+                return SplitResult(same, manifest_path, None, reused=True)
             raise InputError(
                 f"{manifest_path}: already exists (a previous split of {source.name})",
                 hint="pass --overwrite to replace it and its shards, or choose another --out-dir",
@@ -653,6 +660,24 @@ def _publish(
     manifest.located_in(manifest_path.parent)
     files.publish(staged_manifest.name)
     files.commit()
+
+
+def _same_split(
+    manifest_path: Path, source: Path, profile: Profile, limits: SplitLimits
+) -> Manifest | None:
+    """The existing manifest when it is this very split (same input bytes, target and
+    limits) and its shards are all there; else None."""
+    try:
+        old = read_manifest(manifest_path)
+    except InputError:
+        return None
+    if old.target != profile.name or old.limits != limits or not source.is_file():
+        return None
+    if old.source.bytes != source.stat().st_size or sha256_file(source) != old.source.sha256:
+        return None
+    if not all(old.shard_path(shard).is_file() for shard in old.shards):
+        return None
+    return old
 
 
 def _old_shard_names(manifest_path: Path) -> list[str]:

@@ -596,9 +596,11 @@ def test_cli_existing_manifest_exit_1_then_overwrite(tmp_path: Path) -> None:
     args = ["split", str(source), "-o", str(tmp_path / "o")]
     runner = CliRunner()
     assert runner.invoke(main, args).exit_code == 0
-    again = runner.invoke(main, args)
-    assert again.exit_code == 1 and "--overwrite" in again.output
-    assert runner.invoke(main, [*args, "--overwrite"]).exit_code == 0
+    same = runner.invoke(main, args)  # the very same split again: nothing to do
+    assert same.exit_code == 0 and "already split with these limits" in same.output
+    other = runner.invoke(main, [*args, "--max-requests", "1"])
+    assert other.exit_code == 1 and "--overwrite" in other.output
+    assert runner.invoke(main, [*args, "--max-requests", "1", "--overwrite"]).exit_code == 0
 
 
 def test_embedding_inputs_are_capped_per_shard_for_openai(tmp_path: Path) -> None:

@@ -154,6 +154,8 @@ def split(
         echo_json(manifest.to_json())
         return
     report = result.report
+    if result.reused:
+        click.echo(f"{file}: already split with these limits in {out_dir}; nothing written")
     if report is not None and report.findings:
         if not quiet:
             print_findings(report)

@@ -118,7 +118,7 @@ def merge(
         staged_results = files.path(results_path.name)
         try:
             result = _join(
-                plan, found, problems, options, workers, progress, staged_results, retry_path.name
+                plan, found, problems, options, workers, progress, staged_results, target_dir
             )
         finally:
             found.close()
@@ -145,10 +145,10 @@ def _join(
     workers: int | None,
     progress: Callable[[int], None],
     results_path: Path,
-    retry_name: str,
+    target_dir: Path,
 ) -> MergeResult:
-    """Both passes, writing the results and the retry file (``retry_name``, next to
-    ``results_path``: in the staging folder)."""
+    """Both passes, writing the results and the retry file into the staging folder that
+    ``results_path`` is in (errors name them in ``target_dir``)."""
     # Millions of short-lived, acyclic objects: the cyclic garbage collector would scan the
     # big index again and again for nothing. Reference counting frees everything.
     collecting = gc.isenabled()
@@ -175,8 +175,11 @@ def _join(
         spans = None
         if workers > 1 and plan.source is not None and not found.index.spilled:
             spans = input_spans(plan.source, workers)
-        retry_path = results_path.with_name(retry_name)
-        with AtomicWriter(results_path) as results, AtomicWriter(retry_path) as retry:
+        retry_path = results_path.with_name(naming.retry_path(plan.stem_path, ".").name)
+        with (
+            AtomicWriter(results_path, shown_as=target_dir / results_path.name) as results,
+            AtomicWriter(retry_path, shown_as=target_dir / retry_path.name) as retry,
+        ):
             if spans is None:
                 join = make_join()
                 join.run(results, retry)

@@ -815,6 +815,7 @@ class Job:
                 hashes[kind] = self._stream_to(
                     getattr(shard, f"{kind}_file_id"),
                     files.path(target.name),
+                    target,
                     f"downloading the {kind} file of shard {shard.index}",
                 )
                 files.publish(target.name)
@@ -827,14 +828,14 @@ class Job:
         self.save()
         return list(targets.values())
 
-    def _stream_to(self, file_id: str, target: Path, action: str) -> str:
-        """Download a file to ``target``; returns its sha256."""
+    def _stream_to(self, file_id: str, staged: Path, target: Path, action: str) -> str:
+        """Download a file to ``staged`` (published as ``target``); returns its sha256."""
         connection = self.connection
         content = connection.client.files.with_streaming_response.content
 
         def fetch() -> str:
             digest = hashlib.sha256()
-            with content(file_id) as response, AtomicWriter(target) as writer:
+            with content(file_id) as response, AtomicWriter(staged, shown_as=target) as writer:
                 for chunk in response.iter_bytes(_CHUNK):
                     digest.update(chunk)
                     writer.write_raw(chunk)
