@@ -195,6 +195,9 @@ class _Drop(Exception):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "jsonl-batch-emulator"
+    # Headers and body go out in two writes: with Nagle on, a keep-alive client's delayed
+    # ACK holds the body back about 40 ms.
+    disable_nagle_algorithm = True
     emulator: Emulator
 
     # --- plumbing -----------------------------------------------------------------------
