@@ -399,12 +399,16 @@ def _make_line(number: int, offset: int, raw: bytes, parse: bool) -> Line:
         obj = jiter.from_json(text, **_PARSE_OPTIONS)
     except ValueError as exc:
         message = str(exc)
-        if not message.startswith("Detected duplicate key"):
+        duplicate = message.startswith("Detected duplicate key")
+        if duplicate:  # keep the last value, as most JSON parsers (and the services) do
+            try:
+                obj = jiter.from_json(text, allow_inf_nan=False, cache_mode=False)
+            except ValueError as broken:  # the duplicate came before the line breaks
+                message, duplicate = str(broken), False
+        if not duplicate:
             kind, message = _classify_parse_error(text, message)
             notices.append(kind)
             return Line(number, offset, raw, None, message, tuple(notices))
-        # Keep the last value, as most JSON parsers (and the services) do.
-        obj = jiter.from_json(text, allow_inf_nan=False, cache_mode=False)
         key = message.split('"')[1] if '"' in message else "?"
         notices += [DUPLICATE_KEY, f"{DUPLICATE_KEY}:{key}"]
     if type(obj) is not dict:

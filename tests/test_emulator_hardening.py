@@ -40,6 +40,11 @@ def _exchange(emu: Emulator, head: str, body: bytes = b"") -> bytes:
         return answer
 
 
+def _get(emu: Emulator, path: str, *, close: bool = False) -> bytes:
+    head = f"GET /openai/{path}{API} HTTP/1.1\r\napi-key: {emu.api_key}\r\n"
+    return (head + ("Connection: close\r\n" if close else "") + "\r\n").encode()
+
+
 def _upload_head(emu: Emulator, boundary: str, length: int) -> str:
     return (
         f"POST /openai/files{API} HTTP/1.1\r\nHost: x\r\napi-key: {emu.api_key}\r\n"
@@ -86,7 +91,9 @@ def test_clients_that_go_away_leave_no_traceback(
         sock.sendall(_upload_head(emu, "b", 100_000).encode() + b"--b\r\n")
     with _connect(emu) as sock:  # a reset while the answer is on its way
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.sendall(f"GET /openai/batches{API} HTTP/1.1\r\napi-key: {emu.api_key}\r\n\r\n".encode())
+        sock.sendall(
+            f"GET /openai/batches{API} HTTP/1.1\r\napi-key: {emu.api_key}\r\n\r\n".encode()
+        )
     time.sleep(0.3)
     assert _exchange(emu, f"GET /openai/batches{API} HTTP/1.1\r\napi-key: {emu.api_key}\r\n"
                      "Connection: close\r\n\r\n").startswith(b"HTTP/1.1 200")  # fmt: skip
@@ -99,7 +106,7 @@ def test_idle_connections_are_closed_and_the_backlog_is_real(emu: Emulator) -> N
     with _connect(emu) as sock:  # half-open: connected, says nothing
         assert sock.recv(1) == b""  # closed by the server after idle_timeout (0.5 s)
     with _connect(emu) as sock:  # keep-alive, then idle
-        sock.sendall(f"GET /openai/files{API} HTTP/1.1\r\napi-key: {emu.api_key}\r\n\r\n".encode())
+        sock.sendall(_get(emu, "files"))
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk

@@ -493,21 +493,22 @@ class Join:
         if usage.__class__ is dict:
             model = body.get("model")
             if model.__class__ is not str or not model:
-                request = orjson.loads(raw)
+                request = _request_of(raw)
                 model = request_model(request)
             model = self.options.deployment_map.get(model, model)
             tally = self._tally(shard, model)
             add_usage(tally.usage, usage)
             if self.counter is not None:
                 if request is None:
-                    request = orjson.loads(raw)
-                tally.estimated_input_tokens += count_input(self.counter, request)
+                    request = _request_of(raw)
+                if request.__class__ is dict:
+                    tally.estimated_input_tokens += count_input(self.counter, request)
         else:
             usage = None
         if status != SUCCEEDED and self.options.should_retry(status, http_status, code):
             retries.append(raw if raw.endswith(b"\n") else raw + b"\n")
         if self.options.include_request and request is None:
-            request = orjson.loads(raw)
+            request = _request_of(raw)
         if self.options.results_format == "full":
             row: dict[str, Any] = {
                 "custom_id": cid,
@@ -756,6 +757,15 @@ class _WriteBehind:
         self.thread.join()
         if self.error is not None:
             raise self.error
+
+
+def _request_of(raw: bytes) -> Any:
+    """A request line parsed, or None when it is not JSON (its custom_id was still found at
+    its start, so it gets its row)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _shard_at(ranges: tuple[list[int], list[int], list[int]], number: int) -> int | None:
