@@ -53,6 +53,7 @@ from .jsonl import (
     DEFAULT_MAX_LINE_BYTES,
     LINE_TOO_LONG,
     Line,
+    ReadError,
     iter_raw_lines,
     open_binary,
     read_lines,
@@ -351,7 +352,17 @@ def _lines(
     number = 0
     loads = orjson.loads
     with open_binary(source) as stream:
-        for raw in iter_raw_lines(stream, max_line_bytes):
+        lines = iter_raw_lines(stream, max_line_bytes)
+        while True:
+            try:
+                raw = next(lines, None)
+            except ReadError as exc:  # say on which line reading stopped
+                raise InputError(
+                    f"{source}:{number + 1}: cannot read past byte {exc.position}: {exc.reason}",
+                    hint=exc.hint,
+                ) from None
+            if raw is None:
+                return
             number += 1
             if isinstance(raw, int):
                 yield number, b"", None, False, raw

@@ -193,3 +193,41 @@ def test_merge_killed_at_any_rename_never_mixes_two_runs(tmp_path: Path, step: s
     assert hidden(tmp_path) == ([] if step != "staged" else hidden(tmp_path))
     merge(source, [second])  # the next run cleans any debris
     assert hidden(tmp_path) == []
+
+
+# --- download killed between its two files ------------------------------------------------
+
+
+def test_download_killed_between_its_files_is_finished_by_the_next_run(
+    tmp_path: Path, emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from jsonl_batch.cli import main
+    from jsonl_batch.formats.jobfile import read_job_file
+
+    emulator.set_faults(request_failure_rate=0.5)  # an output and an error file
+    source = write_jsonl(tmp_path / "data.jsonl", [request(i) for i in range(8)])
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", emulator.api_key)
+    runner = CliRunner()
+    assert (
+        runner.invoke(main, ["submit", str(source), "--endpoint", emulator.base_url]).exit_code == 0
+    )
+    emulator.advance(86_400)
+    job = tmp_path / "data.job.json"
+    env = {**ENV, "AZURE_OPENAI_API_KEY": emulator.api_key}
+    done = subprocess.run(
+        [sys.executable, "-m", "jsonl_batch", "download", str(job)],
+        env={**env, CRASH_ENV: "published:1"},  # output moved, error file not, job not saved
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == CRASH_EXIT_CODE, done.stderr.decode()
+    result = runner.invoke(main, ["download", str(job)])
+    assert result.exit_code == 0, result.output
+    shard = read_job_file(job).shards[0]
+    downloads = tmp_path / "data.downloads"
+    assert hidden(downloads) == []
+    assert shard.output_file and shard.error_file
+    assert sha256_file(tmp_path / shard.output_file) == shard.output_sha256
+    assert sha256_file(tmp_path / shard.error_file) == shard.error_sha256
