@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,44 @@ def peak_rss_mb(code: str) -> float:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
     return int(out.strip().splitlines()[-1]) / 1024
+
+
+# Forks and waits for the command in a small, fresh process: the ru_maxrss a parent reads
+# from wait4 counts the pages a child shares with it after fork, so a big test or benchmark
+# process would inflate the figure of a child it forks itself.
+_LAUNCHER = """
+import os, signal, sys
+seconds, command = float(sys.argv[1]), sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    os.execvp(command[0], command)
+if seconds > 0:
+    signal.signal(signal.SIGALRM, lambda *_: os.kill(pid, signal.SIGKILL))
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+_pid, status, usage = os.wait4(pid, 0)
+print(usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_measured(
+    command: Sequence[str], seconds: float | None = None, **popen: Any
+) -> tuple[float, int, str]:
+    """Run a command (killed after ``seconds`` when given) and return its peak resident
+    memory in MB (``ru_maxrss``: exact, even for a killed process), its exit status
+    (negative: the signal that ended it) and its stderr."""
+    with tempfile.TemporaryFile() as err:
+        done = subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, str(seconds or 0), *command],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            check=True,
+            **popen,
+        )
+        err.seek(0)
+        maxrss, status = done.stdout.split()[-2:]
+        return int(maxrss) / 1024, int(status), err.read().decode("utf-8", "replace")
 
 
 def row(

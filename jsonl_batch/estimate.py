@@ -21,7 +21,6 @@ size, never by the file size.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -29,7 +28,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError, JsonlBatchError, PriceNotFound
-from .jsonl import BLANK, Line, line_aligned_ranges, read_lines, source_name
+from .jsonl import (
+    BLANK,
+    DEFAULT_MAX_LINE_BYTES,
+    Line,
+    line_aligned_ranges,
+    open_range,
+    read_lines,
+    source_name,
+)
 from .pricing import REGIONS, TARGETS, ModelPrice, PriceTable, no_price_hint
 from .tokens import FLAG_NOT_COUNTABLE, FLAG_REMOTE_IMAGE, FLAG_UNKNOWN_MODEL, TokenCounter
 from .tokens.context import ImageSizeLookup
@@ -56,6 +63,8 @@ class EstimateOptions:
     expected_output_tokens: int | None = None
     output_ratio: float | None = None
     cached_fraction: float = 0.0
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    """A longer line is not read: it is reported as a bad line."""
 
     def check(self) -> None:
         if self.target not in TARGETS:
@@ -318,9 +327,9 @@ class _Counter:
         unreported = 0
         for line in lines:
             partial.lines += 1
-            partial.bytes += len(line.raw)
+            partial.bytes += line.size
             if on_progress is not None:
-                unreported += len(line.raw)
+                unreported += line.size
                 if unreported >= PROGRESS_EVERY_BYTES:
                     on_progress(unreported)
                     unreported = 0
@@ -470,11 +479,10 @@ def _count_chunk(
     path, start, end, keep_requests = job
     assert _WORKER is not None
     try:
-        with open(path, "rb") as stream:
-            stream.seek(start)
-            data = stream.read(end - start)
-        lines = read_lines(io.BytesIO(data))
-        return "ok", _WORKER.run(lines, path, keep_requests=keep_requests)
+        with open_range(path, start, end) as stream:
+            lines = read_lines(stream, max_line_bytes=_WORKER.options.max_line_bytes)
+            partial = _WORKER.run(lines, path, keep_requests=keep_requests)
+        return "ok", partial
     except JsonlBatchError as exc:
         return "error", (type(exc), exc.message, exc.hint)
 
@@ -551,6 +559,7 @@ def estimate_file(
     enqueued_limit: int | None = None,
     jobs: int | None = 1,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     on_progress: ProgressCallback | None = None,
     on_request: RequestCallback | None = None,
     today: dt.date | None = None,
@@ -561,10 +570,12 @@ def estimate_file(
     read remote image sizes). ``jobs`` > 1 (``None`` = all cores) counts files larger than
     ``chunk_bytes`` in a process pool. ``on_request`` receives one dict per request, in file
     order (for ``--per-request``). A model with no price is counted and gets a ``no_price``
-    warning; bad lines are skipped and reported in ``warnings``. Raises :class:`InputError`
-    when the file cannot be read.
+    warning; bad lines (and lines over ``max_line_bytes``) are skipped and reported in
+    ``warnings``. Raises :class:`InputError` when the file cannot be read.
     """
-    options = EstimateOptions(target, region, expected_output_tokens, output_ratio, cached_fraction)
+    options = EstimateOptions(
+        target, region, expected_output_tokens, output_ratio, cached_fraction, max_line_bytes
+    )
     options.check()
     table = prices if prices is not None else PriceTable.load()
     if deployment_map is None and counter is not None:
@@ -584,7 +595,12 @@ def estimate_file(
     else:
         chunks = [
             (
-                worker.run(read_lines(path), name, on_progress=on_progress, on_request=on_request),
+                worker.run(
+                    read_lines(path, max_line_bytes=max_line_bytes),
+                    name,
+                    on_progress=on_progress,
+                    on_request=on_request,
+                ),
                 1,
             )
         ]

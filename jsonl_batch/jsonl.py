@@ -1,9 +1,11 @@
 """Streaming JSONL reader and atomic writer.
 
 The reader splits on ``\\n`` only (binary line iteration), so U+2028, U+2029 and NEL inside
-strings stay inside their line, and memory is bounded by the longest line. Each line comes
-back with its number, byte offset and raw bytes, so later steps (split, merge, retry files)
-can copy lines byte for byte instead of re-serialising them.
+strings stay inside their line. Each line comes back with its number, byte offset and raw
+bytes, so later steps (split, merge, retry files) can copy lines byte for byte instead of
+re-serialising them. Memory is bounded whatever the bytes: a line longer than
+``max_line_bytes`` is not kept (it comes back as one ``line_too_long`` line and reading goes
+on after its newline), and a broken ``.gz`` is an :class:`InputError`, never a traceback.
 
 The writer writes to a temporary file next to the target and renames it into place on
 success, so a crash or an exception never leaves a half-written file or clobbers the old one.
@@ -16,8 +18,10 @@ import gzip
 import itertools
 import os
 import re
+import stat
 import sys
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +30,7 @@ from typing import IO, Any, BinaryIO
 import jiter
 import orjson
 
-from .errors import InputError
+from .errors import InputError, storage_error
 
 BOM = b"\xef\xbb\xbf"
 _JSON_WHITESPACE = frozenset(b" \t\r\n")
@@ -39,6 +43,16 @@ _PARSE_OPTIONS: dict[str, Any] = {
 }
 _BUFFER = 1 << 20
 _SCAN = 1 << 16  # bytes read at a time looking for a line end
+_PIECE = 1 << 20  # a long line is read in pieces of this size, so one over the cap is never whole
+# The longest line the readers keep. No service accepts a longer one: a line cannot be longer
+# than the file that holds it, and a batch input file is at most 200 MB on Azure OpenAI and on
+# OpenAI (research/batch-api-spec.md section 1: Azure "Maximum input file size 200 MB"
+# [AZ-LIMITS]; OpenAI "up to 200 MB" [OAI-GUIDE][OAI-SDK files.create]). Azure's
+# bring-your-own-storage files (1 GB) need a larger --max-line-bytes.
+DEFAULT_MAX_LINE_BYTES = 256 * 1024 * 1024
+# What reading a file can raise besides OSError: a truncated gzip stream (EOFError), a
+# corrupt one (zlib.error); gzip.BadGzipFile is an OSError.
+READ_ERRORS = (OSError, EOFError, zlib.error)
 
 # Format notices a line can carry. The validator turns them into findings.
 BOM_PRESENT = "bom"
@@ -50,6 +64,7 @@ NON_STANDARD_NUMBER = "non_standard_number"
 DUPLICATE_KEY = "duplicate_key"
 NOT_AN_OBJECT = "not_an_object"
 INVALID_JSON = "invalid_json"
+LINE_TOO_LONG = "line_too_long"
 
 
 @dataclass(slots=True)
@@ -58,6 +73,8 @@ class Line:
 
     ``raw`` holds the line's bytes exactly as in the file, terminator included (and the BOM
     on line 1 when there is one), so concatenating ``raw`` of every line gives the file back.
+    A line longer than the reader's ``max_line_bytes`` is the exception: its ``raw`` is empty,
+    ``dropped`` holds its length and ``notices`` has ``line_too_long``.
     """
 
     number: int
@@ -66,6 +83,12 @@ class Line:
     obj: Any = None
     error: str | None = None
     notices: tuple[str, ...] = ()
+    dropped: int = 0
+
+    @property
+    def size(self) -> int:
+        """The line's length in the file, in bytes (terminator included)."""
+        return len(self.raw) + self.dropped
 
     @property
     def ok(self) -> bool:
@@ -90,8 +113,90 @@ def source_name(source: str | os.PathLike[str] | IO[bytes]) -> str:
     return getattr(source, "name", "<stream>")
 
 
+class ReadError(InputError):
+    """A file could not be read to its end (a truncated or corrupt ``.gz``, a disk error).
+
+    ``position`` is how many (uncompressed) bytes were read before it; ``reason`` is why.
+    """
+
+    def __init__(self, name: str, position: int, reason: str) -> None:
+        super().__init__(
+            f"{name}: cannot read past byte {position}: {reason}", hint=_read_hint(name)
+        )
+        self.name = name
+        self.position = position
+        self.reason = reason
+
+
+def _read_hint(name: str) -> str:
+    if name.endswith(".gz"):
+        return "the file is truncated, corrupt or not really gzip; re-create it"
+    return "check the disk and the file; re-create it if it was cut short"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, EOFError):
+        return "the compressed stream ends early (the file is truncated)"
+    if isinstance(exc, zlib.error):
+        return f"corrupt compressed data ({exc})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+class _Guarded:
+    """A binary stream whose read failures are :class:`ReadError` naming the file.
+
+    ``seekable()`` is True only for a plain file: a pipe cannot seek, and a gzip stream
+    "seeks" backwards by decompressing again from the start."""
+
+    def __init__(self, stream: BinaryIO, name: str, *, compressed: bool) -> None:
+        self._stream = stream
+        self.name = name
+        self._position = 0
+        self._seekable = not compressed and stream.seekable()
+
+    def _failed(self, exc: BaseException) -> ReadError:
+        position = self._position
+        with contextlib.suppress(*READ_ERRORS, ValueError):  # how far a gzip stream got
+            position = max(position, self._stream.tell())
+        return ReadError(self.name, position, _reason(exc))
+
+    def read(self, size: int = -1, /) -> bytes:
+        try:
+            data = self._stream.read(size)
+        except READ_ERRORS as exc:
+            raise self._failed(exc) from None
+        self._position += len(data)
+        return data
+
+    def readline(self, size: int = -1, /) -> bytes:
+        try:
+            data = self._stream.readline(size)
+        except READ_ERRORS as exc:
+            raise self._failed(exc) from None
+        self._position += len(data)
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
+
+    def seekable(self) -> bool:
+        return self._seekable
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET, /) -> int:
+        try:
+            self._position = self._stream.seek(offset, whence)
+        except READ_ERRORS as exc:
+            raise self._failed(exc) from None
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+
 @contextlib.contextmanager
-def open_binary(source: str | os.PathLike[str] | IO[bytes]) -> Iterator[BinaryIO]:
+def _open_raw(source: str | os.PathLike[str] | IO[bytes]) -> Iterator[BinaryIO]:
     """Open a path, a ``.gz`` path, ``-`` (stdin) or pass through an open binary stream."""
     if not isinstance(source, str | os.PathLike):
         yield source  # type: ignore[misc]
@@ -106,8 +211,8 @@ def open_binary(source: str | os.PathLike[str] | IO[bytes]) -> Iterator[BinaryIO
         raise InputError(f"{name}: no such file", hint="check the path") from None
     except IsADirectoryError:
         raise InputError(f"{name}: is a directory, not a JSONL file") from None
-    except PermissionError:
-        raise InputError(f"{name}: permission denied") from None
+    except OSError as exc:
+        raise storage_error(exc, name, "open it for reading") from None
     try:
         if name.endswith(".gz"):
             with gzip.GzipFile(fileobj=raw) as gz:
@@ -118,20 +223,128 @@ def open_binary(source: str | os.PathLike[str] | IO[bytes]) -> Iterator[BinaryIO
         raw.close()
 
 
-def read_lines(source: str | os.PathLike[str] | IO[bytes], *, parse: bool = True) -> Iterator[Line]:
+@contextlib.contextmanager
+def open_binary(source: str | os.PathLike[str] | IO[bytes]) -> Iterator[BinaryIO]:
+    """Open a path, a ``.gz`` path, ``-`` (stdin) or pass through an open binary stream.
+
+    Reads that fail (a truncated or corrupt ``.gz``, a disk error) raise :class:`ReadError`.
+    ``seekable()`` is False for pipes and compressed files.
+    """
+    with _open_raw(source) as stream:
+        compressed = isinstance(stream, gzip.GzipFile)
+        yield _Guarded(stream, source_name(source), compressed=compressed)  # type: ignore[misc]
+
+
+class _Range:
+    """Bytes ``start`` to ``end`` of an open file, read through its buffer."""
+
+    def __init__(self, stream: BinaryIO, size: int) -> None:
+        self._stream = stream
+        self._left = size
+        self.name = getattr(stream, "name", "<range>")
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._stream.read(self._left if size < 0 else min(size, self._left))
+        self._left -= len(data)
+        return data
+
+    def readline(self, size: int = -1, /) -> bytes:
+        data = self._stream.readline(self._left if size < 0 else min(size, self._left))
+        self._left -= len(data)
+        return data
+
+
+@contextlib.contextmanager
+def open_range(path: str | os.PathLike[str], start: int, end: int) -> Iterator[BinaryIO]:
+    """Bytes ``start`` to ``end`` of a plain file as a stream (a worker's part of a file),
+    read a buffer at a time: a part is never held whole."""
+    with open(path, "rb", buffering=_BUFFER) as stream:
+        stream.seek(start)
+        yield _Range(stream, max(0, end - start))  # type: ignore[misc]
+
+
+def is_regular_file(path: str | os.PathLike[str]) -> bool:
+    """True for a regular file (not a pipe, a device or a folder); False when missing."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def iter_raw_lines(
+    stream: Any, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> Iterator[bytes | int]:
+    """Each line of ``stream`` as its bytes (terminator included), or, for a line longer than
+    ``max_line_bytes``, its length: such a line is read in pieces and never held whole."""
+    piece = min(_PIECE, max_line_bytes + 1)
+    readline = stream.readline
+    while raw := readline(piece):
+        if len(raw) == piece and raw[-1] != 0x0A:
+            yield _rest_of_line(readline, raw, piece, max_line_bytes)
+        elif len(raw) > max_line_bytes:
+            yield len(raw)
+        else:
+            yield raw
+
+
+def _rest_of_line(readline: Any, first: bytes, piece: int, max_line_bytes: int) -> bytes | int:
+    pieces = [first]
+    size = len(first)
+    while True:
+        more = readline(piece)
+        size += len(more)
+        if size > max_line_bytes:
+            pieces.clear()
+            while more and more[-1] != 0x0A:  # skip to the line's end, a piece at a time
+                more = readline(piece)
+                size += len(more)
+            return size
+        if not more:
+            break
+        pieces.append(more)
+        if more[-1] == 0x0A:
+            break
+    return b"".join(pieces)
+
+
+def skip_line(stream: Any, block: int = _SCAN) -> tuple[int, bytes]:
+    """Read past the end of the current line, a block at a time: (bytes read up to and
+    including its newline, the bytes read after it); at the end of the stream (bytes read,
+    b"")."""
+    skipped = 0
+    while data := stream.read(block):
+        found = data.find(b"\n")
+        if found >= 0:
+            return skipped + found + 1, data[found + 1 :]
+        skipped += len(data)
+    return skipped, b""
+
+
+def read_lines(
+    source: str | os.PathLike[str] | IO[bytes],
+    *,
+    parse: bool = True,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> Iterator[Line]:
     """Yield every line of ``source`` with its number, offset, raw bytes and parsed value.
 
     Never raises on bad content: parse problems are in ``Line.error`` and format quirks in
-    ``Line.notices``. Raises :class:`InputError` only when the source cannot be opened or read
-    (a missing file, a corrupt gzip stream).
+    ``Line.notices`` (a line over ``max_line_bytes`` is one ``line_too_long`` line). Raises
+    :class:`InputError` only when the source cannot be opened or read (a missing file, a
+    truncated or corrupt gzip stream), naming the line where reading stopped.
     """
     name = source_name(source)
-    with open_binary(source) as stream:
-        number = 0
-        offset = 0
+    number = 0
+    offset = 0
+    with _open_raw(source) as stream:  # errors caught here: a wrapper costs per line
         try:
-            for raw in stream:
+            for raw in iter_raw_lines(stream, max_line_bytes):
                 number += 1
+                if isinstance(raw, int):
+                    line = _too_long(number, offset, raw, max_line_bytes)
+                    offset += raw
+                    yield line
+                    continue
                 # Fast path: an ordinary line ("{...}\n", not line 1 with its possible BOM)
                 # needs no notices; anything else, or a parse error, takes the full path.
                 if parse and number > 1 and raw.endswith(b"}\n"):
@@ -145,11 +358,24 @@ def read_lines(source: str | os.PathLike[str] | IO[bytes], *, parse: bool = True
                     line = _make_line(number, offset, raw, parse)
                 offset += len(raw)
                 yield line
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except READ_ERRORS as exc:
             raise InputError(
-                f"{name}:{number + 1}: cannot read past byte {offset}: {exc}",
-                hint="the file is truncated or not really gzip; re-create it",
+                f"{name}:{number + 1}: cannot read past byte {offset}: {_reason(exc)}",
+                hint=_read_hint(name),
             ) from None
+
+
+def _too_long(number: int, offset: int, size: int, max_line_bytes: int) -> Line:
+    return Line(
+        number,
+        offset,
+        b"",
+        None,
+        f"line is {size:,} bytes, longer than the {max_line_bytes:,} bytes read per line"
+        " (--max-line-bytes)",
+        (LINE_TOO_LONG,),
+        size,
+    )
 
 
 def _make_line(number: int, offset: int, raw: bytes, parse: bool) -> Line:
@@ -173,12 +399,16 @@ def _make_line(number: int, offset: int, raw: bytes, parse: bool) -> Line:
         obj = jiter.from_json(text, **_PARSE_OPTIONS)
     except ValueError as exc:
         message = str(exc)
-        if not message.startswith("Detected duplicate key"):
+        duplicate = message.startswith("Detected duplicate key")
+        if duplicate:  # keep the last value, as most JSON parsers (and the services) do
+            try:
+                obj = jiter.from_json(text, allow_inf_nan=False, cache_mode=False)
+            except ValueError as broken:  # the duplicate came before the line breaks
+                message, duplicate = str(broken), False
+        if not duplicate:
             kind, message = _classify_parse_error(text, message)
             notices.append(kind)
             return Line(number, offset, raw, None, message, tuple(notices))
-        # Keep the last value, as most JSON parsers (and the services) do.
-        obj = jiter.from_json(text, allow_inf_nan=False, cache_mode=False)
         key = message.split('"')[1] if '"' in message else "?"
         notices += [DUPLICATE_KEY, f"{DUPLICATE_KEY}:{key}"]
     if type(obj) is not dict:
@@ -260,8 +490,16 @@ class AtomicWriter:
     removed and the target is untouched. ``.gz`` targets are gzip-compressed.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        overwrite: bool = True,
+        shown_as: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.path = Path(path)
+        # the path errors name: the final one when ``path`` is in a staging folder
+        self.shown_as = Path(shown_as) if shown_as is not None else self.path
         if not overwrite and self.path.exists():
             raise InputError(f"{self.path}: already exists", hint="pass --overwrite to replace it")
         self.lines = 0
@@ -276,7 +514,7 @@ class AtomicWriter:
             directory.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
         except OSError as exc:
-            raise InputError(f"{self.path}: cannot write here: {exc.strerror}") from None
+            raise storage_error(exc, self.shown_as, "write it") from None
         self._tmp_path = Path(tmp)
         os.fchmod(fd, _NEW_FILE_MODE)  # mkstemp makes 0600; give the mode open() would
         self._file = os.fdopen(fd, "wb", buffering=_BUFFER)
@@ -300,7 +538,10 @@ class AtomicWriter:
         """Write bytes as they are (already a complete line, or several). Counts bytes
         only: scanning every block for newlines would cost the big writers (merge) time."""
         assert self._stream is not None, "writer is not open"
-        self._stream.write(data)
+        try:
+            self._stream.write(data)
+        except OSError as exc:
+            raise storage_error(exc, self.shown_as, "write it") from None
         self.bytes += len(data)
 
     def write(self, obj: Any) -> None:
@@ -319,7 +560,15 @@ class AtomicWriter:
         if self._file is None or self._stream is not self._file:
             raise ValueError("append_file needs an open, uncompressed writer")
         target = self._file
-        target.flush()
+        try:
+            target.flush()
+            self._append(path, start, end)
+        except OSError as exc:
+            raise storage_error(exc, self.shown_as, "write it") from None
+
+    def _append(self, path: str | os.PathLike[str], start: int, end: int) -> None:
+        target = self._file
+        assert target is not None
         with open(path, "rb", buffering=0) as part:
             if end < 0:
                 end = os.fstat(part.fileno()).st_size
@@ -339,15 +588,21 @@ class AtomicWriter:
             self.write(obj)
 
     def commit(self) -> None:
-        """Flush, fsync and rename the temporary file onto the target."""
+        """Flush, fsync and rename the temporary file onto the target. On a failure (a disk
+        that fills up at the last flush) the temporary file is removed and the target is
+        untouched."""
         if self._file is None or self._tmp_path is None:
             return
-        if self._stream is not self._file:
-            self._stream.close()  # type: ignore[union-attr]
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        os.replace(self._tmp_path, self.path)
+        try:
+            if self._stream is not self._file:
+                self._stream.close()  # type: ignore[union-attr]
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self._tmp_path, self.path)
+        except OSError as exc:
+            self.abort()
+            raise storage_error(exc, self.shown_as, "write it") from None
         self._file = self._stream = None
         self._tmp_path = None
 
@@ -355,9 +610,9 @@ class AtomicWriter:
         """Drop everything written so far."""
         if self._file is not None:
             with contextlib.suppress(OSError):
-                self._file.close()
+                self._file.close()  # a full disk fails this flush: the file goes anyway
         if self._tmp_path is not None:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 self._tmp_path.unlink()
         self._file = self._stream = None
         self._tmp_path = None
@@ -390,7 +645,7 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+        raise storage_error(exc, path, "read it") from None
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -398,14 +653,20 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 
 
 __all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
     "AtomicWriter",
     "Line",
+    "ReadError",
     "atomic_write_bytes",
     "atomic_write_json",
     "dumps_line",
+    "is_regular_file",
+    "iter_raw_lines",
     "line_aligned_ranges",
     "open_binary",
+    "open_range",
     "read_json",
     "read_lines",
+    "skip_line",
     "write_jsonl",
 ]

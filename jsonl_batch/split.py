@@ -14,9 +14,10 @@ Guarantees:
 * Every shard holds at least one request and stays within every limit (requests, bytes,
   estimated input tokens, and embedding inputs where the target caps them); shards are
   filled greedily, so a shard is closed only when the group's next line would not fit.
-* All or nothing: shards are written into a hidden staging folder inside the output folder,
-  renamed into place only when the whole input has been read, and the manifest is written
-  last. An error or Ctrl-C removes the staging folder, so no shard and no manifest is left.
+* All or nothing: shards and the manifest are written into a hidden staging folder inside
+  the output folder and published as one set (:mod:`jsonl_batch.publish`) when the whole
+  input has been read: a reader sees the old shards and manifest or the new ones, even
+  after a kill between two renames. An error or Ctrl-C removes the staging folder.
 * Memory: one open shard file (with a 1 MB buffer) per (model, url) group, so memory and
   open files grow with the number of models and urls, never with the file size; the
   validator adds one entry per distinct ``custom_id``.
@@ -29,8 +30,6 @@ import datetime as dt
 import hashlib
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from .errors import ConfigError, InputError, SplitError
+from .errors import ConfigError, InputError, SplitError, storage_error
 from .formats import naming
 from .formats.manifest import (
     Manifest,
@@ -49,8 +48,18 @@ from .formats.manifest import (
     read_manifest,
     write_manifest,
 )
-from .jsonl import BLANK, Line, open_binary, read_lines
+from .jsonl import (
+    BLANK,
+    DEFAULT_MAX_LINE_BYTES,
+    LINE_TOO_LONG,
+    Line,
+    ReadError,
+    iter_raw_lines,
+    open_binary,
+    read_lines,
+)
 from .profiles import Profile, load_profile
+from .publish import FileSet, sha256_file
 from .validate import ValidationReport, Validator
 
 PROGRESS_EVERY_BYTES = 1 << 20
@@ -77,6 +86,9 @@ class SplitResult:
     manifest_path: Path
     report: ValidationReport | None
     """The validation pass's findings (None with ``validate=False``); not saved."""
+    reused: bool = False
+    """True when the same split was already in ``out_dir`` (same input bytes, target and
+    limits): nothing was written."""
 
 
 # --- limits -------------------------------------------------------------------------------
@@ -180,14 +192,8 @@ class _ShardSet:
     def __init__(self, out_dir: Path, stem: str, limits: SplitLimits) -> None:
         self.out_dir = out_dir
         self.limits = limits
-        self.created_out_dir = not out_dir.exists()
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            self.staging = Path(
-                tempfile.mkdtemp(prefix=naming.split_staging_prefix(stem), dir=out_dir)
-            )
-        except OSError as exc:
-            raise InputError(f"{out_dir}: cannot write here: {exc.strerror}") from None
+        self.files = FileSet(out_dir, naming.split_set(stem))
+        self.staging = self.files.staging
         self.groups: dict[tuple[str, str], _Group] = {}
         self.open_shards: dict[tuple[str, str], _Shard] = {}
         self.max_requests = limits.max_requests
@@ -242,28 +248,31 @@ class _ShardSet:
     def _open(self, group: _Group) -> _Shard:
         part = len(group.shards) + 1
         path = self.staging / f"{group.number:05d}.{part:06d}.jsonl"
-        # A plain file: the staging folder is the temporary area, renamed away at the end.
+        # A plain file: the staging folder is the temporary area, published at the end.
         try:
             file = open(path, "xb")  # noqa: SIM115 - closed in _close or discard
         except OSError as exc:
-            raise InputError(f"{path}: cannot write a shard: {exc.strerror}") from None
+            raise storage_error(exc, self.out_dir, "write a shard") from None
         shard = _Shard(part, path, file)
         group.shards.append(shard)
         return shard
 
-    @staticmethod
-    def _flush(shard: _Shard) -> None:
+    def _flush(self, shard: _Shard) -> None:
         assert shard.file is not None
-        shard.file.write(shard.buffer)
+        try:
+            shard.file.write(shard.buffer)
+        except OSError as exc:
+            raise storage_error(exc, self.out_dir, "write a shard") from None
         shard.hasher.update(shard.buffer)
         shard.buffer.clear()
 
     def _close(self, shard: _Shard) -> None:
         self._flush(shard)
         assert shard.file is not None
-        shard.file.flush()
-        os.fsync(shard.file.fileno())
-        shard.file.close()
+        try:
+            shard.file.close()  # fsync'd when the set is published
+        except OSError as exc:
+            raise storage_error(exc, self.out_dir, "write a shard") from None
         shard.file = None
         shard.sha256 = shard.hasher.hexdigest()
 
@@ -281,10 +290,7 @@ class _ShardSet:
                     with contextlib.suppress(OSError):
                         shard.file.close()
                     shard.file = None
-        shutil.rmtree(self.staging, ignore_errors=True)
-        if self.created_out_dir:
-            with contextlib.suppress(OSError):
-                self.out_dir.rmdir()  # only if still empty
+        self.files.discard()
 
 
 def _assign_labels(groups: list[_Group]) -> None:
@@ -328,45 +334,55 @@ def _route(obj: Any) -> tuple[str, str, str]:
     )
 
 
-def _lines(source: Path, validator: Validator | None) -> Iterator[tuple[int, bytes, Any, bool]]:
-    """(number, raw bytes, parsed object or None, is blank) of every line of ``source``.
+def _lines(
+    source: Path, validator: Validator | None, max_line_bytes: int
+) -> Iterator[tuple[int, bytes, Any, bool, int]]:
+    """(number, raw bytes, parsed object or None, is blank, size) of every line of ``source``;
+    a line over ``max_line_bytes`` has no bytes (``size`` says how long it was).
 
     With a validator, lines come from :func:`read_lines` and are checked on the way. Without
     one, a leaner loop parses only what routing needs (``orjson`` accepts the trailing
     newline, so no copy of the line is made); blank lines are the same as ``read_lines``'.
     """
     if validator is not None:
-        for line in read_lines(source):
+        for line in read_lines(source, max_line_bytes=max_line_bytes):
             validator.check(line)
-            yield line.number, line.raw, line.obj, BLANK in line.notices
+            yield line.number, line.raw, line.obj, BLANK in line.notices, line.size
         return
     number = 0
     loads = orjson.loads
     with open_binary(source) as stream:
-        try:
-            for raw in stream:
-                number += 1
-                if raw.isspace():
-                    yield number, raw, None, True
+        lines = iter_raw_lines(stream, max_line_bytes)
+        while True:
+            try:
+                raw = next(lines, None)
+            except ReadError as exc:  # say on which line reading stopped
+                raise InputError(
+                    f"{source}:{number + 1}: cannot read past byte {exc.position}: {exc.reason}",
+                    hint=exc.hint,
+                ) from None
+            if raw is None:
+                return
+            number += 1
+            if isinstance(raw, int):
+                yield number, b"", None, False, raw
+                continue
+            if raw.isspace():
+                yield number, raw, None, True, len(raw)
+                continue
+            try:
+                obj = loads(raw)
+            except orjson.JSONDecodeError:
+                line = Line(number, 0, raw)
+                content = line.content
+                if not content.strip():
+                    yield number, raw, None, True, len(raw)
                     continue
                 try:
-                    obj = loads(raw)
+                    obj = loads(content)  # a BOM on line 1, or a bad line
                 except orjson.JSONDecodeError:
-                    line = Line(number, 0, raw)
-                    content = line.content
-                    if not content.strip():
-                        yield number, raw, None, True
-                        continue
-                    try:
-                        obj = loads(content)  # a BOM on line 1, or a bad line
-                    except orjson.JSONDecodeError:
-                        obj = None
-                yield number, raw, obj, False
-        except (OSError, EOFError) as exc:
-            raise InputError(
-                f"{source}:{number + 1}: cannot read: {exc}",
-                hint="the file is truncated or not really gzip; re-create it",
-            ) from None
+                    obj = None
+            yield number, raw, obj, False, len(raw)
 
 
 def _embedding_inputs(obj: Any) -> int:
@@ -397,6 +413,7 @@ def split_file(
     force: bool = False,
     overwrite: bool = False,
     max_errors: int | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     deployment_map: Mapping[str, str] | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> SplitResult:
@@ -420,14 +437,10 @@ def split_file(
     out = Path(out_dir)
     stem = naming.stem(source)
     manifest_path = naming.manifest_path(source, out)
-    if manifest_path.exists() and not overwrite:
-        raise InputError(
-            f"{manifest_path}: already exists (a previous split of {source.name})",
-            hint="pass --overwrite to replace it and its shards, or choose another --out-dir",
-        )
-    if not source.is_file():
+    if not source.exists():
         raise InputError(f"{source}: no such file", hint="check the path")
-    old_shards = _old_shard_paths(manifest_path) if overwrite else []
+    if source.is_dir():
+        raise InputError(f"{source}: is a directory, not a JSONL file")
     counter = None
     if limits.token_budget is not None:
         from .tokens import TokenCounter
@@ -439,10 +452,28 @@ def split_file(
         if validate
         else None
     )
-    shard_set = _ShardSet(out, stem, limits)
+    shard_set = _ShardSet(out, stem, limits)  # finishes an earlier, interrupted publish
     try:
+        if manifest_path.exists() and not overwrite:
+            same = _same_split(manifest_path, source, profile, limits)
+            if same is not None:  # run again after it finished (or was killed committing)
+                shard_set.discard()
+                return SplitResult(same, manifest_path, None, reused=True)
+            raise InputError(
+                f"{manifest_path}: already exists (a previous split of {source.name})",
+                hint="pass --overwrite to replace it and its shards, or choose another --out-dir",
+            )
+        old_shards = _old_shard_names(manifest_path) if overwrite else []
         source_info = _stream(
-            source, shard_set, profile, limits, validator, counter, force, on_progress
+            source,
+            shard_set,
+            profile,
+            limits,
+            validator,
+            counter,
+            force,
+            max_line_bytes,
+            on_progress,
         )
         report = validator.finish() if validator is not None else None
         if report is not None and not report.ok and not force:
@@ -460,7 +491,6 @@ def split_file(
     except BaseException:
         shard_set.discard()
         raise
-    shutil.rmtree(shard_set.staging, ignore_errors=True)
     return SplitResult(manifest, manifest_path, report)
 
 
@@ -472,6 +502,7 @@ def _stream(
     validator: Validator | None,
     counter: Any,
     force: bool,
+    max_line_bytes: int,
     on_progress: ProgressCallback | None,
 ) -> SourceInfo:
     """The one pass: hash, validate, count tokens and route each line to its shard."""
@@ -482,8 +513,7 @@ def _stream(
     budget = limits.token_budget
     max_inputs = limits.max_embedding_inputs
     embedding_urls = {url for url, endpoint in profile.urls.items() if endpoint == "embeddings"}
-    for number, raw, obj, is_blank in _lines(source, validator):
-        size = len(raw)
+    for number, raw, obj, is_blank, size in _lines(source, validator, max_line_bytes):
         source_hash.update(raw)
         total += size
         if on_progress is not None:
@@ -504,6 +534,12 @@ def _stream(
         requests += 1
         if not writing:
             continue
+        if size != len(raw):
+            raise SplitError(
+                f"{source}:{number}: this line is {size:,} bytes, longer than the"
+                f" {max_line_bytes:,} bytes read per line ({LINE_TOO_LONG}); it cannot be copied",
+                hint="raise --max-line-bytes, or remove the line",
+            )
         model, url, custom_id = _route(obj)
         if size > max_bytes:
             raise SplitError(
@@ -600,22 +636,21 @@ def _build_manifest(
     ).located_in(base)
 
 
-def _staged_paths(shard_set: _ShardSet) -> list[Path]:
-    return [shard.staging_path for group in shard_set.groups.values() for shard in group.shards]
-
-
 def _publish(
     shard_set: _ShardSet,
     manifest: Manifest,
     manifest_path: Path,
     source: Path,
     overwrite: bool,
-    old_shards: list[Path],
+    old_shards: list[str],
 ) -> None:
-    """Rename every shard into place, then write the manifest; undo the renames on error."""
-    moves = list(zip(_staged_paths(shard_set), manifest.shards, strict=True))
+    """Publish every shard and the manifest (last) as one set; the old set's shards that the
+    new one does not replace are removed with it."""
+    files = shard_set.files
+    staged = [shard.staging_path for group in shard_set.groups.values() for shard in group.shards]
     source_resolved = source.resolve()
-    for _staged, info in moves:
+    names = set()
+    for path, info in zip(staged, manifest.shards, strict=True):
         final = manifest.shard_path(info)
         if final.resolve() == source_resolved:
             raise SplitError(
@@ -626,36 +661,47 @@ def _publish(
             raise InputError(
                 f"{final}: already exists", hint="pass --overwrite or choose another --out-dir"
             )
-    published: list[Path] = []
+        files.publish(path.name, final.name)
+        names.add(final.name)
+    for name in old_shards:
+        if name not in names:
+            files.remove(name)
+    staged_manifest = files.path(manifest_path.name)
+    write_manifest(staged_manifest, manifest)
+    manifest.located_in(manifest_path.parent)
+    files.publish(staged_manifest.name)
+    files.commit()
+
+
+def _same_split(
+    manifest_path: Path, source: Path, profile: Profile, limits: SplitLimits
+) -> Manifest | None:
+    """The existing manifest when it is this very split (same input bytes, target and
+    limits) and its shards are all there; else None."""
     try:
-        for staged, info in moves:
-            final = manifest.shard_path(info)
-            os.replace(staged, final)
-            published.append(final)
-        write_manifest(manifest_path, manifest)
-    except BaseException:
-        for final in published:
-            with contextlib.suppress(OSError):
-                final.unlink()
-        raise
-    new = {p.resolve() for p in published}
-    out_dir = manifest_path.parent.resolve()
-    for stale in old_shards:
-        resolved = stale.resolve()
-        if resolved not in new and resolved.parent == out_dir:
-            with contextlib.suppress(OSError):
-                resolved.unlink()
+        old = read_manifest(manifest_path)
+    except InputError:
+        return None
+    if old.target != profile.name or old.limits != limits or not source.is_file():
+        return None
+    if old.source.bytes != source.stat().st_size or sha256_file(source) != old.source.sha256:
+        return None
+    if not all(old.shard_path(shard).is_file() for shard in old.shards):
+        return None
+    return old
 
 
-def _old_shard_paths(manifest_path: Path) -> list[Path]:
-    """Shards of the manifest about to be replaced (removed after the new ones are in)."""
+def _old_shard_names(manifest_path: Path) -> list[str]:
+    """Shards of the manifest about to be replaced, in its folder (removed with the publish)."""
     if not manifest_path.exists():
         return []
     try:
         old = read_manifest(manifest_path)
     except InputError:
         return []
-    return [old.shard_path(shard) for shard in old.shards]
+    folder = manifest_path.parent.resolve()
+    paths = [old.shard_path(shard).resolve() for shard in old.shards]
+    return [path.name for path in paths if path.parent == folder]
 
 
 __all__ = [

@@ -1,9 +1,11 @@
 """Streaming validator: find what the batch service would reject, before it does.
 
-One pass over the file, every problem reported (not the first), each with a code (the
+One pass over the file, every problem counted (not only the first), each with a code (the
 service's own where it has one), a severity, file, line, the JSON path inside the line, a
-message and a hint. The :class:`Validator` checks one line at a time so ``split`` can
-validate in the same pass that writes shards.
+message and a hint. The first ``MAX_FINDINGS_PER_CODE`` findings of each code are kept and
+the rest only counted, so memory does not grow with the number of problems. The
+:class:`Validator` checks one line at a time so ``split`` can validate in the same pass that
+writes shards.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from .jsonl import (
     BLANK,
     BOM_PRESENT,
     CRLF,
+    DEFAULT_MAX_LINE_BYTES,
     INVALID_UTF8,
+    LINE_TOO_LONG,
     NO_FINAL_NEWLINE,
     NON_STANDARD_NUMBER,
     Line,
@@ -39,6 +43,11 @@ Severity = Literal["error", "warning"]
 # too_many_tasks); ``Finding.service_code`` gives the target's own code for the others.
 RULES: dict[str, tuple[Severity, str]] = {
     "invalid_json_line": ("error", "each line must be one complete JSON object"),
+    "line_too_long": (
+        "error",
+        "no service takes a line longer than its whole input file (200 MB); shorten the"
+        " request, or raise --max-line-bytes for Azure's 1 GB bring-your-own-storage files",
+    ),
     "invalid_utf8": ("error", "save the file as UTF-8"),
     "not_an_object": ("error", "each line must be a JSON object {...}, not an array or value"),
     "duplicate_key": (
@@ -83,6 +92,7 @@ RULES: dict[str, tuple[Severity, str]] = {
 }
 
 MAX_CUSTOM_ID_LENGTH = 64
+MAX_FINDINGS_PER_CODE = 100  # kept with their line; the rest of a code is only counted
 _PROGRESS_BYTES = 1 << 20
 _TOP_LEVEL_KEYS = frozenset({"custom_id", "method", "url", "body"})
 # Union member tags pydantic puts into error locations; not part of the JSON path.
@@ -120,7 +130,8 @@ class Finding:
 
 @dataclass
 class ValidationReport:
-    """Everything found in one file."""
+    """Everything found in one file: every finding counted, the first
+    ``MAX_FINDINGS_PER_CODE`` of each code kept in ``findings``."""
 
     file: str
     target: str
@@ -131,14 +142,22 @@ class ValidationReport:
     model: str | None = None
     truncated: bool = False
     """True when ``max_errors`` stopped the scan early."""
+    counts: Counter[tuple[str, Severity]] = field(default_factory=Counter)
+    """Every finding, kept or not, by (code, severity)."""
+
+    def count(self, code: str, severity: Severity) -> bool:
+        """Count a finding; True while its code has room to keep it in ``findings``."""
+        key = (code, severity)
+        seen = self.counts[key] = self.counts[key] + 1
+        return seen <= MAX_FINDINGS_PER_CODE
 
     @property
     def errors(self) -> int:
-        return sum(1 for f in self.findings if f.severity == "error")
+        return sum(n for (_code, severity), n in self.counts.items() if severity == "error")
 
     @property
     def warnings(self) -> int:
-        return sum(1 for f in self.findings if f.severity == "warning")
+        return sum(n for (_code, severity), n in self.counts.items() if severity == "warning")
 
     @property
     def ok(self) -> bool:
@@ -146,8 +165,15 @@ class ValidationReport:
         return self.errors == 0
 
     def counts_by_code(self) -> dict[str, tuple[Severity, int]]:
-        counts = Counter((f.code, f.severity) for f in self.findings)
-        return {code: (sev, n) for (code, sev), n in sorted(counts.items())}
+        return {code: (sev, n) for (code, sev), n in sorted(self.counts.items())}
+
+    def omitted(self) -> dict[str, int]:
+        """Findings counted but not kept, by code."""
+        return {
+            code: n - MAX_FINDINGS_PER_CODE
+            for (code, _sev), n in sorted(self.counts.items())
+            if n > MAX_FINDINGS_PER_CODE
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -163,6 +189,7 @@ class ValidationReport:
             "truncated": self.truncated,
             "counts": {code: n for code, (_sev, n) in self.counts_by_code().items()},
             "findings": [f.to_dict() for f in self.findings],
+            "omitted": self.omitted(),
         }
 
 
@@ -223,25 +250,26 @@ class Validator:
                 self.report.truncated = True
                 return
             self._errors += 1
-        self.report.findings.append(
-            Finding(
-                code,
-                severity,
-                self.report.file,
-                line,
-                path,
-                message,
-                hint,
-                self.profile.service_code(code),
+        if self.report.count(code, severity):
+            self.report.findings.append(
+                Finding(
+                    code,
+                    severity,
+                    self.report.file,
+                    line,
+                    path,
+                    message,
+                    hint,
+                    self.profile.service_code(code),
+                )
             )
-        )
 
     # -- per line ---------------------------------------------------------------------
 
     def check(self, line: Line) -> None:
         """Check one line (in file order)."""
         report = self.report
-        report.bytes += len(line.raw)
+        report.bytes += len(line.raw) or line.dropped
         if self._fast is not None and self._fast_accepts(line):
             report.requests += 1
             if report.requests > self.profile.max_requests or report.bytes > self.profile.max_bytes:
@@ -295,7 +323,9 @@ class Validator:
         report.requests += 1
         self._note_limits(number)
         if line.error is not None:
-            if INVALID_UTF8 in notices:
+            if LINE_TOO_LONG in notices:
+                self._add("line_too_long", number, line.error)
+            elif INVALID_UTF8 in notices:
                 self._add("invalid_utf8", number, line.error)
             else:
                 self._add("invalid_json_line", number, line.error)
@@ -541,17 +571,20 @@ def validate_file(
     target: Profile | str = "azure",
     max_errors: int | None = None,
     token_check: TokenCheck | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     on_progress: Callable[[int], None] | None = None,
 ) -> ValidationReport:
-    """Validate one file (a path, a ``.jsonl.gz``, ``-`` for stdin, or a binary stream)."""
+    """Validate one file (a path, a ``.jsonl.gz``, ``-`` for stdin, or a binary stream).
+
+    A line over ``max_line_bytes`` is one ``line_too_long`` error, and reading goes on."""
     validator = Validator(
         source_name(source), target, max_errors=max_errors, token_check=token_check
     )
     pending = 0  # bytes not yet reported to on_progress (reported per MiB, not per line)
-    for line in read_lines(source):
+    for line in read_lines(source, max_line_bytes=max_line_bytes):
         validator.check(line)
         if on_progress is not None:
-            pending += len(line.raw)
+            pending += len(line.raw) or line.dropped
             if pending >= _PROGRESS_BYTES:
                 on_progress(pending)
                 pending = 0
@@ -610,4 +643,12 @@ def _json_type(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
-__all__ = ["RULES", "Finding", "ValidationReport", "Validator", "endpoint_of", "validate_file"]
+__all__ = [
+    "MAX_FINDINGS_PER_CODE",
+    "RULES",
+    "Finding",
+    "ValidationReport",
+    "Validator",
+    "endpoint_of",
+    "validate_file",
+]

@@ -16,8 +16,10 @@ PACKAGE = Path(jsonl_batch.__file__).parent
 # module prefix → the only package modules it may import (besides its own subpackage)
 LAYERS = {
     "jsonl_batch.errors": set(),
+    "jsonl_batch.crash": set(),
     "jsonl_batch.jsonl": {"jsonl_batch.errors"},
-    "jsonl_batch.formats": {"jsonl_batch.errors", "jsonl_batch.jsonl"},
+    "jsonl_batch.publish": {"jsonl_batch.errors", "jsonl_batch.crash"},
+    "jsonl_batch.formats": {"jsonl_batch.errors", "jsonl_batch.jsonl", "jsonl_batch.publish"},
     "jsonl_batch.deployments": {"jsonl_batch.errors"},
     "jsonl_batch.tokens": {
         "jsonl_batch.errors",

@@ -742,7 +742,7 @@ def test_rows_copied_from_bytes_equal_rows_built_from_parsed_lines(
     assert (tmp_path / "fast" / "in.retry.jsonl").read_bytes() == (
         tmp_path / "parsed" / "in.retry.jsonl"
     ).read_bytes()
-    ignore = {"results": "", "retry": "", "cost": None, "shards": None}
+    ignore = {"results": "", "retry": "", "summary": "", "cost": None, "shards": None}
     assert fast.to_dict() | ignore == parsed.to_dict() | ignore
     assert fast.total.cost.actual_usd == parsed.total.cost.actual_usd
     successes = fast.total.counts["succeeded"]  # every chat success has 4 cached tokens
@@ -784,10 +784,8 @@ def test_parallel_workers_write_exactly_what_a_serial_run_writes(
     assert (tmp_path / "p" / "in.retry.jsonl").read_bytes() == (
         tmp_path / "s" / "in.retry.jsonl"
     ).read_bytes()
-    assert forked.to_dict() | {"results": "", "retry": ""} == serial.to_dict() | {
-        "results": "",
-        "retry": "",
-    }
+    paths = {"results": "", "retry": "", "summary": ""}
+    assert forked.to_dict() | paths == serial.to_dict() | paths
     assert not list((tmp_path / "p").glob(".jsonl-batch-merge-*"))
 
 
@@ -816,7 +814,5 @@ def test_reads_shorter_than_a_line_give_the_same_results(
             assert (tmp_path / f"{workers}" / name).read_bytes() == (
                 tmp_path / "a" / name
             ).read_bytes()
-        assert got.to_dict() | {"results": "", "retry": ""} == expected.to_dict() | {
-            "results": "",
-            "retry": "",
-        }
+        paths = {"results": "", "retry": "", "summary": ""}
+        assert got.to_dict() | paths == expected.to_dict() | paths

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import gzip
 import hashlib
 import json
@@ -20,9 +21,10 @@ from hypothesis import strategies as st
 
 from jsonl_batch import split as split_module
 from jsonl_batch.cli import main
-from jsonl_batch.errors import ConfigError, InputError, SplitError
+from jsonl_batch.errors import ConfigError, InputError, SplitError, StorageError
 from jsonl_batch.formats import naming
 from jsonl_batch.formats.manifest import Manifest, read_manifest
+from jsonl_batch.publish import JOURNAL, sha256_file
 from jsonl_batch.schemas import generate, render
 from jsonl_batch.split import SplitRefused, split_file
 from jsonl_batch.tokens import TokenCounter
@@ -447,24 +449,48 @@ def test_an_error_in_the_middle_leaves_nothing_behind(
     assert [p.name for p in out.iterdir()] == ["unrelated.txt"]
 
 
-def test_a_failed_rename_removes_the_shards_already_renamed(
+def test_a_full_disk_before_the_commit_point_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = _sample_file(tmp_path, 9)
     out = tmp_path / "out"
     real_replace = os.replace
-    calls = {"n": 0}
 
-    def flaky_replace(src: object, dst: object) -> None:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise OSError(28, "No space left on device")
+    def full_at_the_journal(src: object, dst: object) -> None:
+        if str(dst).endswith(JOURNAL):
+            raise OSError(errno.ENOSPC, "No space left on device")
         real_replace(src, dst)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(split_module.os, "replace", flaky_replace)
-    with pytest.raises(OSError, match="No space"):
+    monkeypatch.setattr(os, "replace", full_at_the_journal)
+    with pytest.raises(StorageError, match="No space left") as caught:
         split_file(source, out, max_requests=2)
+    assert str(out) in caught.value.message and "free some space" in str(caught.value.hint)
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_failed_rename_after_the_commit_point_is_finished_by_the_next_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = _sample_file(tmp_path, 9)
+    out = tmp_path / "out"
+    real_replace = os.replace
+    calls = {"moves": 0}
+
+    def flaky_replace(src: object, dst: object) -> None:
+        if Path(str(dst)).parent == out:
+            calls["moves"] += 1
+            if calls["moves"] == 3:
+                raise OSError(errno.EIO, "Input/output error")
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", flaky_replace)
+    with pytest.raises(StorageError, match="finishes publishing"):
+        split_file(source, out, max_requests=2)
+    monkeypatch.setattr(os, "replace", real_replace)
+    manifest = read_manifest(naming.manifest_path(source, out))  # finishes the committed set
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+    for shard in manifest.shards:
+        assert sha256_file(manifest.shard_path(shard)) == shard.sha256
 
 
 def test_load_manifest_errors_are_clear(tmp_path: Path) -> None:
@@ -570,9 +596,11 @@ def test_cli_existing_manifest_exit_1_then_overwrite(tmp_path: Path) -> None:
     args = ["split", str(source), "-o", str(tmp_path / "o")]
     runner = CliRunner()
     assert runner.invoke(main, args).exit_code == 0
-    again = runner.invoke(main, args)
-    assert again.exit_code == 1 and "--overwrite" in again.output
-    assert runner.invoke(main, [*args, "--overwrite"]).exit_code == 0
+    same = runner.invoke(main, args)  # the very same split again: nothing to do
+    assert same.exit_code == 0 and "already split with these limits" in same.output
+    other = runner.invoke(main, [*args, "--max-requests", "1"])
+    assert other.exit_code == 1 and "--overwrite" in other.output
+    assert runner.invoke(main, [*args, "--max-requests", "1", "--overwrite"]).exit_code == 0
 
 
 def test_embedding_inputs_are_capped_per_shard_for_openai(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "estimate": "estimate:estimate",
     "split": "split:split",
     "submit": "jobs:submit",
+    "recover": "jobs:recover",
     "status": "jobs:status",
     "wait": "jobs:wait",
     "cancel": "jobs:cancel",

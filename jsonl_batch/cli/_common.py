@@ -8,12 +8,13 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import orjson
 
-from ..errors import JsonlBatchError
+from ..errors import JsonlBatchError, storage_error
+from ..jsonl import DEFAULT_MAX_LINE_BYTES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,6 +105,15 @@ def read_deployment_map(items: tuple[str, ...], path: str | None) -> dict[str, s
     return mapping
 
 
+max_line_bytes_option = click.option(
+    "--max-line-bytes",
+    type=QUANTITY,
+    default=DEFAULT_MAX_LINE_BYTES,
+    show_default="256MiB, above the 200 MB file limit of every service",
+    help="Longest line read: a longer one is reported (line_too_long) and skipped without"
+    " being held in memory, and reading goes on after it.",
+)
+
 prices_option = click.option(
     "--prices",
     "prices_path",
@@ -132,22 +142,31 @@ fetch_image_sizes_option = click.option(
 
 
 def handle_errors(func: F) -> F:
-    """Turn a JsonlBatchError into a one-line message and its exit code, never a traceback."""
+    """Turn a JsonlBatchError into a one-line message and its exit code, never a traceback.
+
+    An OS error the library did not name (a disk that fills up, a file that turns out to be a
+    pipe) gets the same treatment: the path, the reason and what to do, exit 1."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except JsonlBatchError as exc:
-            click.secho(f"error: {exc.message}", fg="red", err=True)
-            if exc.hint:
-                click.echo(f"hint: {exc.hint}", err=True)
-            sys.exit(exc.exit_code)
+            _fail(exc)
+        except OSError as exc:
+            _fail(storage_error(exc, None, "read or write it"))
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _fail(exc: JsonlBatchError) -> NoReturn:
+    click.secho(f"error: {exc.message}", fg="red", err=True)
+    if exc.hint:
+        click.echo(f"hint: {exc.hint}", err=True)
+    sys.exit(exc.exit_code)
 
 
 def echo_json(obj: Any) -> None:

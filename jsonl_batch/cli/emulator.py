@@ -13,6 +13,7 @@ import click
 import orjson
 
 from ..emulator.config import (
+    DEFAULT_IDLE_TIMEOUT_SECONDS,
     DEFAULT_MAX_UPLOAD_BYTES,
     DEFAULT_SPEED,
     EmulatorConfig,
@@ -88,6 +89,13 @@ if TYPE_CHECKING:
     show_default=True,
     help="Larger uploads get 'File is too large.'.",
 )
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=0.001),
+    default=DEFAULT_IDLE_TIMEOUT_SECONDS,
+    show_default=True,
+    help="Close a connection that sends nothing for this many seconds.",
+)
 @click.option("--verbose", is_flag=True, help="Print every API call to stderr.")
 @format_option()
 @handle_errors
@@ -108,6 +116,7 @@ def emulator(
     slow: float,
     expire_rate: float,
     max_upload_bytes: int,
+    idle_timeout: float,
     verbose: bool,
     output_format: str,
 ) -> None:
@@ -145,6 +154,7 @@ def emulator(
         deployments=dict(parse_deployment(d) for d in deployments),
         data_dir=data_dir,
         max_upload_bytes=max_upload_bytes,
+        idle_timeout=idle_timeout,
         faults=Faults().updated(changes),
     )
     if api_key:

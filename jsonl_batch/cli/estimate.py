@@ -18,6 +18,7 @@ from ._common import (
     fetch_image_sizes_option,
     format_option,
     handle_errors,
+    max_line_bytes_option,
     prices_option,
     progress_bar,
     read_deployment_map,
@@ -71,6 +72,7 @@ _SHOW_PROGRESS_AFTER_S = 1.0
 )
 @fetch_image_sizes_option
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@max_line_bytes_option
 @format_option()
 @handle_errors
 def estimate(
@@ -88,6 +90,7 @@ def estimate(
     jobs: int | None,
     fetch_image_sizes: bool,
     strict: bool,
+    max_line_bytes: int,
     output_format: str,
 ) -> None:
     """Count the input tokens of batch FILES (.jsonl, .jsonl.gz or - for stdin) and price
@@ -150,6 +153,7 @@ def estimate(
                         cached_fraction=cached_fraction,
                         enqueued_limit=enqueued_limit,
                         jobs=jobs,
+                        max_line_bytes=max_line_bytes,
                         on_progress=advance,
                         on_request=on_request,
                     )

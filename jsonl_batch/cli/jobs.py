@@ -114,26 +114,45 @@ quota_retry_delay_option = click.option(
 )
 
 
+def job_input_options(func: F) -> F:
+    """What decides a job's shards: where it is saved, the deployments and the split limits
+    (``recover`` needs the same ones ``submit`` had, to find the same shards)."""
+    options = [
+        click.option(
+            "--job", "job_path", type=click.Path(dir_okay=False), help="Job file to write."
+        ),
+        click.option(
+            "--deployment",
+            "deployments",
+            multiple=True,
+            metavar="NAME",
+            help="Deployment to send shards to (repeat to spread shards over several).",
+        ),
+        click.option(
+            "--enqueued-limit",
+            type=click.IntRange(min=1),
+            help="Input tokens each deployment may have queued at once; other shards wait.",
+        ),
+        click.option("--max-requests", type=QUANTITY, help="Split: requests per shard."),
+        click.option("--max-bytes", type=QUANTITY, help="Split: bytes per shard, e.g. 150MB."),
+        click.option("--max-tokens", type=QUANTITY, help="Split: input tokens per shard, e.g. 2M."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @click.command(epilog=_CONNECTION_HELP)
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False))
 @connection_options
-@click.option("--job", "job_path", type=click.Path(dir_okay=False), help="Job file to write.")
-@click.option(
-    "--deployment",
-    "deployments",
-    multiple=True,
-    metavar="NAME",
-    help="Deployment to send shards to (repeat to spread shards over several).",
-)
-@click.option(
-    "--enqueued-limit",
-    type=click.IntRange(min=1),
-    help="Input tokens each deployment may have queued at once; other shards wait.",
-)
+@job_input_options
 @click.option("--description", help="Stored in each batch's metadata.")
-@click.option("--max-requests", type=QUANTITY, help="Split: requests per shard.")
-@click.option("--max-bytes", type=QUANTITY, help="Split: bytes per shard, e.g. 150MB.")
-@click.option("--max-tokens", type=QUANTITY, help="Split: input tokens per shard, e.g. 2M.")
+@click.option(
+    "--ignore-existing",
+    is_flag=True,
+    help="Create new batches even when the service already has batches of the same shard"
+    " content (by default a new job takes those over).",
+)
 @click.option("--wait", "then_wait", is_flag=True, help="Wait for the job after submitting.")
 @poll_interval_option
 @quota_retry_delay_option
@@ -148,6 +167,7 @@ def submit(
     max_requests: int | None,
     max_bytes: int | None,
     max_tokens: int | None,
+    ignore_existing: bool,
     then_wait: bool,
     poll_interval: float,
     quota_retry_delay: float,
@@ -158,7 +178,9 @@ def submit(
     one batch per shard, recorded in INPUT's <stem>.job.json.
 
     Safe to rerun: after a crash or an error it continues where it stopped and never
-    creates a second batch for a shard.
+    creates a second batch for a shard. Without a job file (lost or deleted), it first
+    looks on the service for batches of the same shard content (their metadata carries the
+    shard's sha256) and takes them over instead of creating them again.
 
     \b
     Example:
@@ -179,6 +201,7 @@ def submit(
             "max_bytes": max_bytes,
             "max_tokens": max_tokens,
         },
+        reuse_existing=not ignore_existing,
         on_event=_say,
         quota_retry_seconds=quota_retry_delay,
     )
@@ -187,6 +210,52 @@ def submit(
     _report(job, output_format)
     if then_wait and not _all_completed(job):
         sys.exit(1)
+
+
+@click.command(epilog=_CONNECTION_HELP)
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False))
+@connection_options
+@job_input_options
+@format_option()
+@handle_errors
+def recover(
+    input_path: str,
+    job_path: str | None,
+    deployments: tuple[str, ...],
+    enqueued_limit: int | None,
+    max_requests: int | None,
+    max_bytes: int | None,
+    max_tokens: int | None,
+    output_format: str,
+    **options: Any,
+) -> None:
+    """Rebuild a lost job file for INPUT from the service, creating nothing.
+
+    INPUT is split as submit splits it (pass the same --deployment and split limits), and
+    every shard is matched to the batch whose metadata carries its content hash, else to
+    the upload named after it. Then `wait` follows the batches, or `submit` sends the
+    shards that have none.
+
+    \b
+    Example:
+      jsonl-batch recover requests.jsonl --endpoint https://NAME.openai.azure.com \\
+          --deployment gpt-4o-batch
+      jsonl-batch wait requests.job.json
+    """
+    job = Job.recover(
+        input_path,
+        _connection(options),
+        job_path=job_path,
+        deployments=deployments,
+        enqueued_limit=enqueued_limit,
+        split_limits={
+            "max_requests": max_requests,
+            "max_bytes": max_bytes,
+            "max_tokens": max_tokens,
+        },
+        on_event=_say,
+    )
+    _report(job, output_format)
 
 
 def _report(job: Job, output_format: str) -> None:

@@ -14,6 +14,7 @@ from ._common import (
     echo_json,
     format_option,
     handle_errors,
+    max_line_bytes_option,
     prices_option,
     progress_bar,
     read_deployment_map,
@@ -91,6 +92,7 @@ from ._common import (
     help="Processes for the join of a large request file [default: up to 4 cores when it is "
     "over 64 MB, on Linux].",
 )
+@max_line_bytes_option
 @format_option()
 @handle_errors
 def merge_command(
@@ -110,6 +112,7 @@ def merge_command(
     estimate: bool,
     memory_mb: float,
     jobs: int | None,
+    max_line_bytes: int,
     output_format: str,
 ) -> None:
     """Join a finished batch's output and error files to its requests.
@@ -166,6 +169,7 @@ def merge_command(
             region=region,
             memory_mb=memory_mb,
             workers=jobs,
+            max_line_bytes=max_line_bytes,
             on_progress=advance,
         )
     if output_format == "json":

@@ -13,6 +13,7 @@ from ._common import (
     echo_json,
     format_option,
     handle_errors,
+    max_line_bytes_option,
     progress_bar,
     target_option,
 )
@@ -75,6 +76,7 @@ from .validate import print_findings, print_summary
     default=None,
     help="Stop listing errors after this many.",
 )
+@max_line_bytes_option
 @click.option("--quiet", "-q", is_flag=True, help="Do not list the validation findings.")
 @format_option()
 @handle_errors
@@ -92,6 +94,7 @@ def split(
     force: bool,
     overwrite: bool,
     max_errors: int | None,
+    max_line_bytes: int,
     quiet: bool,
     output_format: str,
 ) -> None:
@@ -133,6 +136,7 @@ def split(
                 force=force,
                 overwrite=overwrite,
                 max_errors=max_errors,
+                max_line_bytes=max_line_bytes,
                 deployment_map=mapping,
                 on_progress=advance,
             )
@@ -150,6 +154,8 @@ def split(
         echo_json(manifest.to_json())
         return
     report = result.report
+    if result.reused:
+        click.echo(f"{file}: already split with these limits in {out_dir}; nothing written")
     if report is not None and report.findings:
         if not quiet:
             print_findings(report)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Callable
 
 import click
 
-from ..validate import TokenCheck, ValidationReport, validate_file
+from ..validate import MAX_FINDINGS_PER_CODE, TokenCheck, ValidationReport, validate_file
 from ._common import (
     deployment_map_options,
     echo_json,
     fetch_image_sizes_option,
     format_option,
     handle_errors,
+    max_line_bytes_option,
     prices_option,
     progress_bar,
     read_deployment_map,
@@ -48,6 +48,7 @@ _COLORS = {"error": "red", "warning": "yellow"}
 @prices_option
 @region_option
 @fetch_image_sizes_option
+@max_line_bytes_option
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
 @handle_errors
 def validate(
@@ -62,6 +63,7 @@ def validate(
     prices_path: str | None,
     region: str,
     fetch_image_sizes: bool,
+    max_line_bytes: int,
     quiet: bool,
 ) -> None:
     """Check batch input FILES (.jsonl, .jsonl.gz or - for stdin) for everything the
@@ -109,6 +111,7 @@ def validate(
                     target=target,
                     max_errors=max_errors,
                     token_check=make_token_check() if make_token_check else None,
+                    max_line_bytes=max_line_bytes,
                     on_progress=advance,
                 )
             )
@@ -142,6 +145,8 @@ def print_findings(report: ValidationReport) -> None:
             click.echo(f"    --> {f.path}")
         if f.hint:
             click.echo(f"    = hint: {f.hint}")
+    for code, n in report.omitted().items():
+        click.echo(f"... and {n:,} more {code} (only the first {MAX_FINDINGS_PER_CODE} are listed)")
 
 
 def print_summary(report: ValidationReport) -> None:
@@ -156,6 +161,6 @@ def print_summary(report: ValidationReport) -> None:
     )
     if report.truncated:
         click.echo("  stopped early at --max-errors; more problems may follow")
-    counts = Counter((f.severity, f.code) for f in report.findings)
-    for (severity, code), n in sorted(counts.items()):
+    counts = sorted((severity, code, n) for code, (severity, n) in report.counts_by_code().items())
+    for severity, code, n in counts:
         click.echo(f"  {n:>6}  {severity:<7}  {code}")

@@ -25,6 +25,8 @@ CANCELLING_SECONDS = 30.0
 COMPLETION_WINDOW_SECONDS = 86_400
 
 DEFAULT_SPEED = 100.0
+# A connection that sends nothing for this long (idle keep-alive, half-open) is closed.
+DEFAULT_IDLE_TIMEOUT_SECONDS = 30.0
 # Largest upload accepted: Azure's and OpenAI's batch input limit.
 DEFAULT_MAX_UPLOAD_BYTES = 200_000_000
 
@@ -128,11 +130,14 @@ class EmulatorConfig:
     deployments: dict[str, str] = field(default_factory=dict)
     data_dir: Path | None = None
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT_SECONDS
     faults: Faults = field(default_factory=Faults)
 
     def __post_init__(self) -> None:
         if self.speed <= 0:
             raise ConfigError(f"speed must be > 0, got {self.speed}")
+        if self.idle_timeout <= 0:
+            raise ConfigError(f"idle timeout must be > 0 seconds, got {self.idle_timeout}")
         if self.data_dir is not None:
             self.data_dir = Path(self.data_dir)
 

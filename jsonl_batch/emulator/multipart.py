@@ -9,6 +9,7 @@ read buffer plus the boundary in memory whatever the upload size.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 from collections.abc import Callable
@@ -19,6 +20,9 @@ from urllib.parse import unquote
 _READ_SIZE = 1 << 16
 _MAX_HEADER_BYTES = 16 * 1024
 _MAX_FIELD_BYTES = 64 * 1024
+# An upload has a handful of parts (file, purpose, expires_after[...]); far more is abuse,
+# and each kept field costs memory, so the count is capped as well as each field's size.
+MAX_PARTS = 64
 
 
 class BodyError(Exception):
@@ -131,27 +135,39 @@ def parse_multipart(
     """Parse a multipart body, streaming each file part into a file from ``open_file()``.
 
     ``open_file`` returns ``(path, binary stream)``; on any error every file written so far
-    is removed. A file part over ``max_file_bytes`` raises BodyError("File is too large.").
+    is removed. File parts over ``max_file_bytes`` together raise BodyError("File is too
+    large."); more than ``MAX_PARTS`` parts, or a text field over 64 KB, a 400. Memory stays
+    at one read buffer plus the kept fields whatever the body.
     """
     parser = _Parser(reader, boundary)
     fields: dict[str, str] = {}
     files: list[UploadedFile] = []
     current_path: str | None = None
+    file_bytes = 0
     try:
         parser.skip_preamble()
-        while parser.next_part():
+        for part in itertools.count(1):
+            if not parser.next_part():
+                break
+            if part > MAX_PARTS:
+                raise BodyError(f"too many parts in the multipart body (more than {MAX_PARTS})")
             headers = parser.read_headers()
             name, filename = _disposition(headers.get("content-disposition", ""))
             if filename is None:
                 data = bytearray()
-                parser.copy_part(data.extend, limit=_MAX_FIELD_BYTES)
+                parser.copy_part(
+                    data.extend,
+                    limit=_MAX_FIELD_BYTES,
+                    too_large=f"form field {name!r} is larger than {_MAX_FIELD_BYTES} bytes",
+                )
                 fields[name] = data.decode("utf-8", errors="replace")
                 continue
             current_path, stream = open_file()
             try:
-                size = parser.copy_part(stream.write, limit=max_file_bytes)
+                size = parser.copy_part(stream.write, limit=max_file_bytes - file_bytes)
             finally:
                 stream.close()
+            file_bytes += size
             files.append(
                 UploadedFile(name, filename, headers.get("content-type"), current_path, size)
             )
@@ -231,7 +247,9 @@ class _Parser:
                 headers[key.strip().lower()] = value.strip()
         return headers
 
-    def copy_part(self, write: Callable[[bytes], object], *, limit: int) -> int:
+    def copy_part(
+        self, write: Callable[[bytes], object], *, limit: int, too_large: str = "File is too large."
+    ) -> int:
         """Pass the part's bytes to ``write`` up to the next delimiter; return the size."""
         marker = b"\r\n" + self._delimiter
         keep = len(marker) - 1
@@ -247,7 +265,7 @@ class _Parser:
             if data:
                 size += len(data)
                 if size > limit:
-                    raise BodyError("File is too large.", status=400)
+                    raise BodyError(too_large, status=400)
                 write(data)
             if index >= 0:
                 return size

@@ -17,6 +17,8 @@ import collections
 import contextlib
 import hmac
 import os
+import socket
+import sys
 import threading
 import time
 import uuid
@@ -51,6 +53,23 @@ FILE_PURPOSES = frozenset(
     {"batch", "fine-tune", "assistants", "vision", "user_data", "evals", "batch_output"}
 )
 _CONTROL_PREFIX = "/_emulator/"
+# Connections waiting to be accepted (the standard library's default of 5 makes a burst of
+# connects wait for SYN retries, about a second each).
+_LISTEN_BACKLOG = 128
+
+
+class _Server(ThreadingHTTPServer):
+    """One thread per connection, a real listen backlog, and quiet about clients that go
+    away (a reset or a timeout is the client's business, not a traceback on stderr)."""
+
+    daemon_threads = True
+    request_queue_size = _LISTEN_BACKLOG
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError | socket.timeout):
+            return
+        print(f"emulator: error serving {client_address}: {exc!r}", file=sys.stderr)
 
 
 class Emulator:
@@ -82,16 +101,17 @@ class Emulator:
 
     def start(self) -> Emulator:
         """Bind and serve on a background thread; returns self."""
-        handler = type("BoundHandler", (_Handler,), {"emulator": self})
+        handler = type(
+            "BoundHandler", (_Handler,), {"emulator": self, "timeout": self.config.idle_timeout}
+        )
         try:
-            server = ThreadingHTTPServer((self.config.host, self.config.port), handler)
+            server = _Server((self.config.host, self.config.port), handler)
         except OSError as exc:
             self.engine.close()
             raise ConfigError(
                 f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror}",
                 hint="pick another --port, or --port 0 for a free one",
             ) from None
-        server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
@@ -175,6 +195,9 @@ class _Drop(Exception):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "jsonl-batch-emulator"
+    # Headers and body go out in two writes: with Nagle on, a keep-alive client's delayed
+    # ACK holds the body back about 40 ms.
+    disable_nagle_algorithm = True
     emulator: Emulator
 
     # --- plumbing -----------------------------------------------------------------------
@@ -191,20 +214,31 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
+    def _content_length(self) -> int:
+        """The Content-Length header as a number; a 400 (and the connection closed: where
+        the body ends is unknown) when it is not one."""
+        raw = (self.headers.get("Content-Length") or "0").strip()
+        if not raw.isdigit():
+            self.close_connection = True
+            raise BodyError(f"Content-Length {raw[:40]!r} is not a number of bytes")
+        return int(raw)
+
     def _body_reader(self) -> Readable | None:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             return ChunkedReader(self.rfile)  # type: ignore[arg-type]
-        length = int(self.headers.get("Content-Length") or 0)
+        length = self._content_length()
         return LengthReader(self.rfile, length) if length else None  # type: ignore[arg-type]
 
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         self._method, self._path = method, url.path
         self._query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        self._body = self._body_reader()
-        self._body_read = self._body is None
+        self._body = None
+        self._body_read = True
         self._recorded = False
         try:
+            self._body = self._body_reader()
+            self._body_read = self._body is None
             self._handle(method, url.path)
         except ApiError as error:
             self._send_json(error.status, error.body, error.headers)
@@ -214,7 +248,7 @@ class _Handler(BaseHTTPRequestHandler):
         except _Drop:
             self._record("dropped")
             self.close_connection = True
-        except (BrokenPipeError, ConnectionResetError):
+        except (ConnectionError, TimeoutError):
             self._record("client_gone")
             self.close_connection = True
         except Exception as exc:  # a bug in the emulator: answer, don't kill the thread
@@ -349,7 +383,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self._body is None:
             raise invalid_request("Missing required parameter: 'file'.", param="file")
         limit = self.emulator.config.max_upload_bytes
-        length = int(self.headers.get("Content-Length") or 0)
+        length = self._content_length()
         if length > limit + _MULTIPART_OVERHEAD:
             raise invalid_request("File is too large.", param="file")
         boundary = boundary_of(self.headers.get("Content-Type", ""))

@@ -77,6 +77,8 @@ class ShardState(_Record):
     error_file_id: str | None = None
     output_file: str | None = Field(None, description="downloaded output, relative to job folder")
     error_file: str | None = Field(None, description="downloaded error file, relative")
+    output_sha256: str | None = Field(None, description="sha256 of the downloaded output file")
+    error_sha256: str | None = Field(None, description="sha256 of the downloaded error file")
     enqueued_tokens: int | None = Field(None, description="deployment-enqueued-tokens at create")
     maximum_enqueued_tokens: int | None = None
     upload_started_at: float | None = None

@@ -3,7 +3,8 @@ and ``merge``.
 
 This module owns the format: ``split`` writes it with :func:`write_manifest` and every
 reader goes through :func:`read_manifest`. Paths inside are relative to the manifest's
-folder (:attr:`Manifest.base_dir`).
+folder (:attr:`Manifest.base_dir`). The manifest is the marker of the split's file set: it
+is published last and names every shard with its sha256 (:mod:`jsonl_batch.publish`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from ..errors import InputError, first_problem
 from ..jsonl import atomic_write_json, read_json
+from ..publish import settle
+from . import naming
 
 MANIFEST_VERSION: Literal[1] = 1
 
@@ -124,8 +127,12 @@ class Manifest(_Documented):
 
 
 def read_manifest(path: str | os.PathLike[str]) -> Manifest:
-    """Read and check a manifest written by ``split``; paths in it resolve against its folder."""
+    """Read and check a manifest written by ``split``; paths in it resolve against its folder.
+
+    A split that was killed after committing its set is finished first, so the manifest and
+    the shards read are those of one split."""
     manifest_path = Path(path)
+    settle(manifest_path.parent, naming.split_set(naming.stem(manifest_path)))
     data = read_json(manifest_path)
     if not isinstance(data, dict) or "shards" not in data:
         raise InputError(

@@ -13,7 +13,12 @@ other's files without being told:
 ``<stem>.downloads/``       output and error files ``wait``/``download`` fetch
 ``<stem>.results.jsonl``    merge's rows (``.results.csv`` for CSV)
 ``<stem>.retry.jsonl``      merge's requests to send again
+``<stem>.merge.json``       merge's summary: names the results and retry files it wrote
 ==========================  ===================================================
+
+Files written together (a split's shards and manifest, a merge's results, retry file and
+summary, a shard's downloads) are a *set*, published at once by :mod:`jsonl_batch.publish`
+from a hidden staging folder named after the set (``.<set>.publish-*``).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ JOB_SUFFIX = ".job.json"
 RESULTS_SUFFIXES = {"csv": ".results.csv"}  # results format → suffix; default below
 DEFAULT_RESULTS_SUFFIX = ".results.jsonl"
 RETRY_SUFFIX = ".retry.jsonl"
+MERGE_SUMMARY_SUFFIX = ".merge.json"
 # What a stem leaves out: a compression suffix, then one of these.
 _COMPRESSION = ".gz"
 _SUFFIXES = (JOB_SUFFIX, MANIFEST_SUFFIX, ".jsonl", ".ndjson", ".json", ".txt")
@@ -67,9 +73,9 @@ def shard_name(source_stem: str, label: str, part: int) -> str:
     return f"{source_stem}.{label}.part-{part:04d}.jsonl"
 
 
-def split_staging_prefix(source_stem: str) -> str:
-    """Prefix of the hidden folder a split writes its shards into before publishing them."""
-    return f".{source_stem}.split-"
+def split_set(source_stem: str) -> str:
+    """The name of the set a split publishes (shards + manifest) in its output folder."""
+    return f"{source_stem}.split"
 
 
 # --- submit and download ---------------------------------------------------------------
@@ -103,9 +109,18 @@ def download_path(job: PathLike, shard_index: int, kind: str) -> Path:
     return path.parent / f"{name}.downloads" / f"{name}.{shard_index:04d}.{kind}.jsonl"
 
 
-def upload_name(job_id: str, shard_index: int, sha256: str) -> str:
-    """The file name an upload carries on the service: job, shard and content."""
-    return f"{job_id}-{shard_index:04d}-{sha256[:16]}.jsonl"
+def download_set(job: PathLike, shard_index: int) -> str:
+    """The name of the set a shard's downloads are published as (output + error file)."""
+    return f"{stem(job)}.{shard_index:04d}.download"
+
+
+UPLOAD_PREFIX = "jsonl-batch-"
+
+
+def upload_name(sha256: str) -> str:
+    """The file name an upload carries on the service: its content's hash, and nothing about
+    the job, so a run that lost its job file still finds what an earlier run uploaded."""
+    return f"{UPLOAD_PREFIX}{sha256[:32]}.jsonl"
 
 
 # --- merge ------------------------------------------------------------------------------
@@ -120,3 +135,13 @@ def results_path(input_path: PathLike, out_dir: PathLike, results_format: str = 
 def retry_path(input_path: PathLike, out_dir: PathLike) -> Path:
     """Merge's requests to send again, byte for byte."""
     return Path(out_dir) / f"{stem(input_path)}{RETRY_SUFFIX}"
+
+
+def merge_summary_path(input_path: PathLike, out_dir: PathLike) -> Path:
+    """Merge's summary, written last: it names the results and retry files of the run."""
+    return Path(out_dir) / f"{stem(input_path)}{MERGE_SUMMARY_SUFFIX}"
+
+
+def merge_set(input_path: PathLike) -> str:
+    """The name of the set a merge publishes (results, retry file, summary)."""
+    return f"{stem(input_path)}.merge"

@@ -9,11 +9,15 @@ output/error line once and keeps only where it is; pass 2 (``join``) streams the
 order, reads each one's output line back with one pread and writes its row. On Linux, big
 files are cut in parts for forked workers in both passes (``parallel``); the results are
 byte-identical to a one-process run.
+
+The results, the retry file and the summary (``<stem>.merge.json``, which names the other
+two with their sha256) are published as one set (:mod:`jsonl_batch.publish`): a kill or a
+full disk never leaves a results file and a retry file from different runs, and every
+temporary file lives in the set's staging folder, removed by the next run.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 import threading
@@ -23,7 +27,8 @@ from typing import Any
 
 from ..errors import MergeError
 from ..formats import naming
-from ..jsonl import AtomicWriter
+from ..jsonl import DEFAULT_MAX_LINE_BYTES, AtomicWriter, atomic_write_json
+from ..publish import FileSet, describe
 from .index import ResultFiles
 from .join import Join, Options, shard_ranges
 from .outcome import Outcome, classify, embedding_of, text_of, usage_of
@@ -66,6 +71,7 @@ def merge(
     region: str = "global",
     memory_mb: float = DEFAULT_MEMORY_MB,
     workers: int | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     on_progress: Callable[[int], None] | None = None,
 ) -> MergeResult:
     """Join outputs and errors to the input requests; write results and a retry file.
@@ -77,7 +83,8 @@ def merge(
     ``PriceTable``, a path to a price file, or None for the bundled table; ``target`` and
     ``region`` choose the price row as in ``estimate``. ``estimate`` counts the input tokens
     of every request that came back with usage, to put an estimate next to the actual cost.
-    ``workers`` processes share pass 2 (default: ``default_workers``; 1 = no fork).
+    ``workers`` processes share pass 2 (default: ``default_workers``; 1 = no fork). Lines
+    longer than ``max_line_bytes`` are skipped and reported.
     """
     if results_format not in RESULTS_FORMATS:
         raise MergeError(
@@ -90,17 +97,58 @@ def merge(
         should_retry=retry_selector(retry_on),
         deployment_map=dict(deployment_map or {}),
         pricing=load_pricing(prices, target, region, estimate),
+        max_line_bytes=max_line_bytes,
     )
     plan = plan_merge(input_path, outputs, errors)
     target_dir = Path(out_dir) if out_dir is not None else plan.stem_path.parent
     results_path = naming.results_path(plan.stem_path, target_dir, results_format)
     retry_path = naming.retry_path(plan.stem_path, target_dir)
-    target_dir.mkdir(parents=True, exist_ok=True)
+    summary_path = naming.merge_summary_path(plan.stem_path, target_dir)
     problems = Problems()
     progress = on_progress or (lambda _n: None)
-    found = ResultFiles(
-        plan, problems, memory_mb=memory_mb, spill_dir=target_dir, on_progress=progress
-    )
+    with FileSet(target_dir, naming.merge_set(plan.stem_path)) as files:
+        found = ResultFiles(
+            plan,
+            problems,
+            memory_mb=memory_mb,
+            spill_dir=files.staging,
+            on_progress=progress,
+            max_line_bytes=max_line_bytes,
+        )
+        staged_results = files.path(results_path.name)
+        try:
+            result = _join(
+                plan, found, problems, options, workers, progress, staged_results, target_dir
+            )
+        finally:
+            found.close()
+        staged_retry = files.path(retry_path.name) if result.retry_count else None
+        result.results_path = files.publish(results_path.name)
+        if staged_retry is None:
+            files.remove(retry_path.name)  # no stale retry file from an earlier merge
+        else:
+            result.retry_path = files.publish(retry_path.name)
+        result.summary_path = summary_path
+        marker = result.to_dict()
+        marker["files"] = describe({"results": staged_results, "retry": staged_retry})
+        atomic_write_json(files.path(summary_path.name), marker)
+        files.publish(summary_path.name)
+        files.commit()
+    return result
+
+
+def _join(
+    plan: MergePlan,
+    found: ResultFiles,
+    problems: Problems,
+    options: Options,
+    workers: int | None,
+    progress: Callable[[int], None],
+    results_path: Path,
+    target_dir: Path,
+) -> MergeResult:
+    """Both passes, writing the results and the retry file into the staging folder that
+    ``results_path`` is in (errors name them in ``target_dir``)."""
     # Millions of short-lived, acyclic objects: the cyclic garbage collector would scan the
     # big index again and again for nothing. Reference counting frees everything.
     collecting = gc.isenabled()
@@ -127,7 +175,11 @@ def merge(
         spans = None
         if workers > 1 and plan.source is not None and not found.index.spilled:
             spans = input_spans(plan.source, workers)
-        with AtomicWriter(results_path) as results, AtomicWriter(retry_path) as retry:
+        retry_path = results_path.with_name(naming.retry_path(plan.stem_path, ".").name)
+        with (
+            AtomicWriter(results_path, shown_as=target_dir / results_path.name) as results,
+            AtomicWriter(retry_path, shown_as=target_dir / retry_path.name) as retry,
+        ):
             if spans is None:
                 join = make_join()
                 join.run(results, retry)
@@ -135,12 +187,8 @@ def merge(
                 join = run_parallel(make_join, spans, results, retry)
             if join.retry_count == 0:
                 retry.abort()
-        if join.retry_count == 0:
-            with contextlib.suppress(FileNotFoundError):
-                retry_path.unlink()  # no stale retry file from an earlier merge
         return join.finish(results_path, retry_path)
     finally:
-        found.close()
         if collecting:
             gc.enable()
 

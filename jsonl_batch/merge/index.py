@@ -13,7 +13,6 @@ file is usually a retry's result. Every duplicate is counted, with examples.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import itertools
 import marshal
 import os
@@ -28,9 +27,16 @@ from typing import Any
 
 import orjson
 
-from ..errors import InputError, MergeError
+from ..errors import InputError, MergeError, storage_error
 from ..formats.naming import MERGE_TEMP_PREFIX
-from ..jsonl import BOM, open_binary
+from ..jsonl import (
+    BOM,
+    DEFAULT_MAX_LINE_BYTES,
+    is_regular_file,
+    iter_raw_lines,
+    open_binary,
+    skip_line,
+)
 from .packed import (
     FILE_BITS,
     FILE_SHIFT,
@@ -97,11 +103,16 @@ def parse_request_key(raw: bytes) -> tuple[bytes | None, str | None]:
     return key_of(cid), None
 
 
-def request_keys(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, custom_id key) of a request file's lines (problems are not reported)."""
+def request_keys(
+    path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> Iterator[tuple[int, bytes]]:
+    """(line number, custom_id key) of a request file's lines (problems are not reported;
+    a line over ``max_line_bytes`` has none)."""
     match = REQUEST_KEY.match
     with open_binary(path) as stream:
-        for number, raw in enumerate(stream, 1):
+        for number, raw in enumerate(iter_raw_lines(stream, max_line_bytes), 1):
+            if isinstance(raw, int):
+                continue
             line = raw[3:] if number == 1 and raw.startswith(BOM) else raw
             found = match(line)
             key = found.group(1) if found is not None else parse_request_key(line)[0]
@@ -247,8 +258,10 @@ class ResultFiles:
         memory_mb: float,
         spill_dir: Path,
         on_progress: Callable[[int], None],
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ) -> None:
         self.files = [*plan.outputs, *plan.errors]
+        self.max_line_bytes = max_line_bytes
         if max(len(self.files), len(plan.shards)) > MAX_FILES:
             raise MergeError(
                 f"too many files to merge at once ({len(self.files)} result files,"
@@ -270,6 +283,7 @@ class ResultFiles:
         own problems, no progress reports."""
         twin = ResultFiles.__new__(ResultFiles)
         twin.files = self.files
+        twin.max_line_bytes = self.max_line_bytes
         twin.problems = Problems()
         twin.index = OutputIndex(1 << 62, self.index.spill_dir, twin._resolve)
         twin.progress = lambda _n: None
@@ -316,7 +330,7 @@ class ResultFiles:
                     f"shard {shard.index}: shard file missing; its requests count as unsharded"
                 )
                 continue
-            for _number, key in request_keys(shard.path):
+            for _number, key in request_keys(shard.path, self.max_line_bytes):
                 if key not in entries:
                     entries[key] = membership(pos)
                     self.index.note_added(key)
@@ -359,6 +373,7 @@ class ResultFiles:
         stream.seek(base)
         remaining = stop - base if stop >= 0 else -1
         rest = b""
+        max_line = self.max_line_bytes
         while True:
             data = stream.read(_READ if remaining < 0 else min(_READ, remaining))
             remaining -= len(data)
@@ -366,11 +381,25 @@ class ResultFiles:
             if not chunk:
                 break
             end = chunk.rfind(b"\n") + 1 if data else len(chunk)
+            if not end and len(chunk) > max_line:  # one line longer than the cap: skip it
+                skipped, _after = skip_line(stream)
+                number += 1
+                self._too_long(path, number)
+                base += len(chunk) + skipped
+                stream.seek(base)
+                remaining = stop - base if stop >= 0 else -1
+                rest = b""
+                self.progress(len(chunk) + skipped)
+                continue
             find = chunk.find
             pos = 0
             while pos < end:
                 line_end = find(b"\n", pos, end) + 1 or end
                 number += 1
+                if line_end - pos > max_line:
+                    self._too_long(path, number)
+                    pos = line_end
+                    continue
                 found = plain_match(chunk, pos, line_end)
                 if found is not None and chunk.endswith(PLAIN_END, pos, line_end):
                     key = found.group(1)
@@ -455,19 +484,44 @@ class ResultFiles:
         return with_shard_of(winner, old)
 
     def _seekable(self, path: Path) -> Path:
-        """A plain file to map (a ``.gz`` output is unpacked to a temp file)."""
+        """A plain file to map: a ``.gz`` output is unpacked, and a pipe or a device copied,
+        to a temporary file in the merge's staging folder first. Lines over the cap are
+        reported here and copied as empty lines (line numbers stay right), so the copy never
+        grows with a line that does not end (``/dev/zero``)."""
         if not path.exists():
             raise InputError(f"{path}: no such file", hint="check the --output/--errors paths")
-        if not path.name.endswith(".gz"):
+        if path.is_dir():
+            raise InputError(
+                f"{path}: is a directory, not an output file", hint="check --output/--errors"
+            )
+        if not path.name.endswith(".gz") and is_regular_file(path):
             return path
-        fd, tmp = tempfile.mkstemp(prefix=MERGE_TEMP_PREFIX, suffix=".jsonl")
+        try:
+            fd, tmp = tempfile.mkstemp(
+                prefix=MERGE_TEMP_PREFIX, suffix=".jsonl", dir=self.index.spill_dir
+            )
+        except OSError as exc:
+            raise storage_error(exc, self.index.spill_dir, "write a temporary file") from None
         self._tmp_files.append(Path(tmp))
-        with os.fdopen(fd, "wb") as out, gzip.open(path, "rb") as packed:
+        with open_binary(path) as stream:
             try:
-                shutil.copyfileobj(packed, out, 1 << 20)
-            except (OSError, EOFError) as exc:
-                raise InputError(f"{path}: cannot decompress: {exc}") from None
+                with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+                    lines = iter_raw_lines(stream, self.max_line_bytes)
+                    for number, raw in enumerate(lines, 1):
+                        if isinstance(raw, int):
+                            self._too_long(path, number)
+                            raw = b"\n"
+                        out.write(raw)
+            except OSError as exc:
+                raise storage_error(exc, tmp, f"write a temporary copy of {path}") from None
         return Path(tmp)
+
+    def _too_long(self, path: Path, number: int) -> None:
+        self.problems.add(
+            "invalid_output_line",
+            f"line is longer than {self.max_line_bytes:,} bytes (--max-line-bytes); skipped",
+            where=f"{path}:{number}",
+        )
 
     def close(self) -> None:
         for fd in self.fds:

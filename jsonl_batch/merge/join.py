@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from ..jsonl import BOM, AtomicWriter, open_binary
+from ..jsonl import BOM, DEFAULT_MAX_LINE_BYTES, AtomicWriter, open_binary, skip_line
 from .index import (
     PLAIN_END,
     REQUEST_KEY,
@@ -129,6 +129,7 @@ class Options:
     should_retry: Callable[[str, int | None, str | None], bool]
     deployment_map: dict[str, str]
     pricing: Pricing
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
 
 def shard_ranges(plan: MergePlan) -> tuple[list[int], list[int], list[int]] | None:
@@ -237,8 +238,9 @@ class Join:
         they are retried or parsed."""
         start, stop, number = span or (0, -1, 0)
         progress = self.on_progress
+        max_line = self.options.max_line_bytes
         with open_binary(path) as stream:
-            plain = isinstance(stream, io.BufferedReader)  # a file, not gzip or a pipe
+            plain = stream.seekable()  # a file, not gzip or a pipe
             if start:
                 stream.seek(start)
             remaining = stop - start if stop >= 0 else -1
@@ -254,6 +256,19 @@ class Join:
                 if number == 0 and at == 0 and chunk.startswith(BOM):
                     at = 3
                 cut = chunk.rfind(b"\n") + 1 if data else len(chunk)
+                if not cut and len(chunk) > max_line:  # one line longer than the cap: skip it
+                    skipped, after = skip_line(stream)
+                    number += 1
+                    self._too_long(path, number)
+                    progress(len(chunk) + skipped)
+                    if remaining >= 0:  # a span of a plain file: go on right after the line
+                        remaining -= skipped + len(after)
+                        if after:
+                            stream.seek(-len(after), io.SEEK_CUR)
+                            remaining += len(after)
+                        after = b""
+                    rest, at = after, 0
+                    continue
                 if cut:
                     rows, retries, number = self._join_block(chunk, at, cut, number, path, shard)
                     results.write_raw(b"".join(rows))
@@ -312,9 +327,14 @@ class Join:
         succeeded = 0
         find = chunk.find
         first_uses = first_use_hash = 0
+        max_line = self.options.max_line_bytes
         while pos < end:
             line_end = find(b"\n", pos, end) + 1 or end
             number += 1
+            if line_end - pos > max_line:
+                self._too_long(path, number)
+                pos = line_end
+                continue
             found_key = match_key(chunk, pos, line_end)
             if found_key is not None:
                 key = found_key.group(1)
@@ -407,6 +427,14 @@ class Join:
         self.first_use_hash += first_use_hash
         return rows, retries, number
 
+    def _too_long(self, path: Path, number: int) -> None:
+        self.problems.add(
+            "invalid_input_line",
+            f"line is longer than {self.options.max_line_bytes:,} bytes (--max-line-bytes);"
+            " skipped",
+            where=f"{path}:{number}",
+        )
+
     def _tally(self, shard: int | None, model: str | None) -> Tally:
         tally = self.tallies.get((shard, model))
         if tally is None:
@@ -476,7 +504,7 @@ class Join:
         if usage.__class__ is dict:
             model = body.get("model")
             if model.__class__ is not str or not model:
-                request = orjson.loads(raw)
+                request = _request_of(raw)
                 model = request_model(request)
             model = self.options.deployment_map.get(model, model)
             tally = self._tally(shard, model)
@@ -489,14 +517,15 @@ class Join:
                     add_usage(long_usage, usage)
             if self.counter is not None:
                 if request is None:
-                    request = orjson.loads(raw)
-                tally.add_estimate(thresholds, count_input(self.counter, request))
+                    request = _request_of(raw)
+                if request.__class__ is dict:
+                    tally.add_estimate(thresholds, count_input(self.counter, request))
         else:
             usage = None
         if status != SUCCEEDED and self.options.should_retry(status, http_status, code):
             retries.append(raw if raw.endswith(b"\n") else raw + b"\n")
         if self.options.include_request and request is None:
-            request = orjson.loads(raw)
+            request = _request_of(raw)
         if self.options.results_format == "full":
             row: dict[str, Any] = {
                 "custom_id": cid,
@@ -743,6 +772,15 @@ class _WriteBehind:
         self.thread.join()
         if self.error is not None:
             raise self.error
+
+
+def _request_of(raw: bytes) -> Any:
+    """A request line parsed, or None when it is not JSON (its custom_id was still found at
+    its start, so it gets its row)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _shard_at(ranges: tuple[list[int], list[int], list[int]], number: int) -> int | None:

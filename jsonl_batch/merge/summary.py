@@ -176,6 +176,8 @@ class MergeResult:
     warnings: list[str]
     index_spilled: bool = False
     output_files: list[str] = field(default_factory=list)
+    summary_path: Path | None = None
+    """``<stem>.merge.json``: this summary, with the results and retry files' sha256."""
 
     @property
     def ok(self) -> bool:
@@ -190,6 +192,7 @@ class MergeResult:
             "ok": self.ok,
             "results": str(self.results_path),
             "retry": str(self.retry_path) if self.retry_path else None,
+            "summary": str(self.summary_path) if self.summary_path else None,
             "retry_requests": self.retry_count,
             "requests": self.total.requests,
             "counts": dict(self.total.counts),

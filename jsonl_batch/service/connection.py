@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError, ServiceError
 from ..profiles import load_profile
@@ -81,6 +81,27 @@ def _first(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     return None
 
 
+def strip_credentials(url: str) -> tuple[str, str | None]:
+    """``(url without credentials, the secret it carried)``: ``http://user:KEY@host/x?k=v``
+    → ``(http://host/x, KEY)``. User info, query and fragment are dropped (an endpoint or
+    base URL needs none of them: the SDK adds the api-version itself), so no secret in a URL
+    is ever stored in a job file or printed."""
+    parts = urlsplit(url)
+    secret = parts.password or parts.username or None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(
+            f"{host or 'the URL'}: the port is not a number",
+            hint="write it as https://NAME.openai.azure.com or http://localhost:4000",
+        ) from None
+    netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")), secret
+
+
 def _guess_target(kind: Kind, endpoint: str, custom_llm_provider: str | None) -> str:
     if kind == "azure":
         return "azure"
@@ -132,11 +153,13 @@ def resolve_connection(
             hint="pass --endpoint https://NAME.openai.azure.com (or set AZURE_OPENAI_ENDPOINT),"
             " or --base-url http://localhost:4000 for a LiteLLM proxy",
         )
+    url, url_secret = strip_credentials(url.strip())
     url = url.rstrip("/")
     if not urlsplit(url).scheme.startswith("http"):
         raise ConfigError(
             f"{url!r} is not an http(s) URL", hint="write it as https://NAME.openai.azure.com"
         )
+    api_key = api_key or url_secret
     if kind == "azure" and urlsplit(url).path.rstrip("/").endswith("/openai/v1"):
         kind = "openai"  # Azure's v1 API is plain OpenAI on a base URL, no api-version
     auth = auth or saved.get("auth") or "api_key"

@@ -3,8 +3,14 @@
 Every step is written to the job file before and after it talks to the service, so running
 the same command again after a crash continues where it stopped. The two steps that create
 something remote look for what a crashed run may already have created before creating it
-again: an upload by its file name (job id + shard hash), a batch by its ``metadata`` (job id,
-shard, attempt). So a shard never gets a second batch.
+again: an upload by its file name (the shard's content hash), a batch by its ``metadata``
+(job id, shard, attempt). So a shard never gets a second batch.
+
+Without a job file (lost, deleted, or a crash before the first save) a new job first
+*reconciles* with the service: a batch whose metadata carries a shard's content hash
+(``shard_sha256``), or an upload named after it, is taken over instead of created again
+(:meth:`Job.reconcile`); :meth:`Job.recover` rebuilds a job file that way without creating
+anything.
 
 ``JSONL_BATCH_CRASH_AFTER=<step>`` (or ``<step>:<shard index>``) makes the process exit on
 the spot at that step; it exists only so tests can crash a real process between every pair
@@ -23,6 +29,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..crash import CRASH_ENV as CRASH_ENV
+from ..crash import CRASH_EXIT_CODE as CRASH_EXIT_CODE
+from ..crash import crash_point
 from ..errors import InputError, JobError, ServiceError
 from ..formats import naming
 from ..formats.batch import field_of, normalize_status
@@ -39,6 +48,7 @@ from ..formats.jobfile import (
 from ..formats.manifest import ShardInfo, read_manifest
 from ..jsonl import AtomicWriter, dumps_line, read_lines
 from ..profiles import load_profile
+from ..publish import FileSet
 from .connection import (
     Connection,
     is_token_limit_error,
@@ -47,8 +57,6 @@ from .connection import (
     translate_error,
 )
 
-CRASH_ENV = "JSONL_BATCH_CRASH_AFTER"
-CRASH_EXIT_CODE = 86
 CRASH_STEPS = (
     "split",  # manifest written, no job file yet
     "prepared",  # job file written, nothing uploaded
@@ -65,16 +73,14 @@ MAX_METADATA_VALUE = 512
 # How far back a lookup for a batch a crashed run may have created searches the service's
 # list, before the moment the create was first attempted (clock skew, slow answers).
 LOOKUP_SLACK_SECONDS = 3600.0
+# How far back reconciling looks for batches of the same content (a choice: a batch runs
+# for at most its 24h completion window, and a lost job file is noticed within days).
+RECONCILE_LOOKBACK_SECONDS = 30 * 24 * 3600.0
+# Batches not taken over when reconciling: a new batch is what the shard needs then.
+_NOT_REUSED = frozenset({"failed", "expired", "cancelled", "cancelling"})
 _CHUNK = 1 << 20
 
 EventHandler = Callable[[str], None]
-
-
-def crash_point(step: str, shard: int | None = None) -> None:
-    """Test hook: exit the process at once when ``JSONL_BATCH_CRASH_AFTER`` names this step."""
-    wanted = os.environ.get(CRASH_ENV)
-    if wanted and wanted in (step, f"{step}:{shard}"):
-        os._exit(CRASH_EXIT_CODE)
 
 
 def _sha256_of(path: Path) -> str:
@@ -198,13 +204,16 @@ class Job:
         enqueued_limit: int | None = None,
         description: str | None = None,
         split_limits: dict[str, Any] | None = None,
+        reuse_existing: bool = True,
         **options: Any,
     ) -> Job:
         """Split (if needed), upload and create a batch per shard; resume an existing job.
 
         ``input_path`` is a request file or a split manifest. Shards that do not fit under
         ``enqueued_limit`` (input tokens per deployment) stay ``queued``; :meth:`wait` submits
-        them as earlier ones finish.
+        them as earlier ones finish. A new job first takes over the batches and uploads the
+        service already has for the same shard content (:meth:`reconcile`), unless
+        ``reuse_existing`` is False.
         """
         source = Path(input_path)
         path = Path(job_path) if job_path else naming.job_path(source)
@@ -223,7 +232,38 @@ class Job:
                 split_limits or {},
                 options,
             )
+            if reuse_existing:
+                job.reconcile()
         job.submit_ready()
+        return job
+
+    @classmethod
+    def recover(
+        cls,
+        input_path: str | os.PathLike[str],
+        connection: Connection,
+        *,
+        job_path: str | os.PathLike[str] | None = None,
+        deployments: Sequence[str] = (),
+        enqueued_limit: int | None = None,
+        split_limits: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Rebuild a lost job file from the service: split the input as ``submit`` did, then
+        take over the batches and uploads of the same shard content. Creates nothing remote;
+        ``submit`` or ``wait`` carries on from the job file it writes."""
+        source = Path(input_path)
+        path = Path(job_path) if job_path else naming.job_path(source)
+        if path.exists():
+            raise JobError(
+                f"{path}: already exists",
+                hint="`jsonl-batch wait` or `submit` resume from it; move it away first to"
+                " rebuild it from the service",
+            )
+        job = cls._create(
+            source, path, connection, deployments, enqueued_limit, None, split_limits or {}, options
+        )
+        job.reconcile()
         return job
 
     @classmethod
@@ -276,6 +316,61 @@ class Job:
         job.on_event(f"job {data.job_id}: {len(data.shards)} shard(s), saved to {path}")
         crash_point("prepared")
         return job
+
+    def reconcile(self) -> int:
+        """Take over what the service already has for shards not yet submitted: the newest
+        batch whose metadata carries the shard's content hash (unless it failed, expired or
+        was cancelled), else an upload named after that hash. Returns the batches taken over.
+
+        The hash covers every byte sent (``body.model`` included), so only a batch of the
+        very same requests to the same deployment matches, whichever job file created it."""
+        waiting = {
+            shard.sha256: shard
+            for shard in self.shards
+            if shard.batch_id is None and shard.status in ("pending", "uploading", "uploaded")
+        }
+        if not waiting:
+            return 0
+        adopted = 0
+        for sha256, batch in self._batches_by_content(set(waiting)).items():
+            shard = waiting.pop(sha256)
+            shard.file_id = _id_or_none(field_of(batch, "input_file_id")) or shard.file_id
+            shard.file_status = "processed"
+            self.on_event(
+                f"shard {shard.index}: found batch {batch.id} ({field_of(batch, 'status')}) of"
+                " the same content on the service; taking it over instead of creating another"
+            )
+            self._created(shard, batch, {})
+            adopted += 1
+        by_name = {naming.upload_name(sha256): shard for sha256, shard in waiting.items()}
+        if by_name:
+            for name, (file_id, status) in self._find_uploads(set(by_name)).items():
+                shard = by_name[name]
+                self.on_event(f"shard {shard.index}: found earlier upload {file_id}")
+                self._uploaded(shard, file_id, status)
+        return adopted
+
+    def _batches_by_content(self, hashes: set[str]) -> dict[str, Any]:
+        """The newest reusable batch per content hash, from the service's list (newest
+        first), back to ``RECONCILE_LOOKBACK_SECONDS`` ago."""
+        connection = self.connection
+        since = self.clock() - RECONCILE_LOOKBACK_SECONDS
+        found: dict[str, Any] = {}
+        page = connection.call("listing batches", connection.client.batches.list, limit=100)
+        while True:
+            data = list(page.data)
+            for batch in data:
+                metadata = field_of(batch, "metadata") or {}
+                sha256 = metadata.get("shard_sha256")
+                status = normalize_status(field_of(batch, "status"))
+                if sha256 in hashes and sha256 not in found and status not in _NOT_REUSED:
+                    found[sha256] = batch
+            created = [_timestamp(field_of(b, "created_at")) for b in data]
+            if len(found) == len(hashes) or not data or not page.has_next_page():
+                return found
+            if all(c is not None and c < since for c in created):
+                return found
+            page = connection.call("listing batches", page.get_next_page)
 
     def _check_same_job(
         self, source: Path, deployments: Sequence[str], enqueued_limit: int | None
@@ -373,12 +468,12 @@ class Job:
     # upload
 
     def _upload(self, shard: ShardState) -> None:
-        name = naming.upload_name(self.data.job_id, shard.index, shard.sha256)
+        name = naming.upload_name(shard.sha256)
         if shard.status == "uploading":
-            found = self._find_upload(name)
+            found = self._find_uploads({name}).get(name)
             if found is not None:
-                self.on_event(f"shard {shard.index}: found earlier upload {found}")
-                self._uploaded(shard, found, None)
+                self.on_event(f"shard {shard.index}: found earlier upload {found[0]}")
+                self._uploaded(shard, *found)
                 return
         shard.status = "uploading"
         shard.upload_started_at = self.clock()
@@ -447,16 +542,23 @@ class Job:
             hint="rerun the same command later: it continues from here",
         )
 
-    def _find_upload(self, name: str) -> str | None:
-        """An upload a crashed run made: same file name (job id + shard hash), not failed."""
+    def _find_uploads(self, names: set[str]) -> dict[str, tuple[str, str | None]]:
+        """Uploads an earlier run made, by file name (the content hash), not failed:
+        ``{name: (file id, status)}``, the newest per name."""
         connection = self.connection
         files = connection.call(
             "listing uploaded files", connection.client.files.list, purpose="batch"
         )
+        found: dict[str, tuple[str, str | None]] = {}
         for item in connection.call("listing uploaded files", lambda: list(files)):
-            if item.filename == name and (item.status or "").lower() not in ("error", "deleted"):
-                return str(item.id)
-        return None
+            status = getattr(item, "status", None)
+            if (
+                item.filename in names
+                and item.filename not in found
+                and (status or "").lower() not in ("error", "deleted")
+            ):
+                found[item.filename] = (str(item.id), status)
+        return found
 
     # create
 
@@ -685,37 +787,61 @@ class Job:
     # --- download ---------------------------------------------------------------------
 
     def download(self, *, force: bool = False) -> list[Path]:
-        """Stream the output and error files of finished shards next to the job file."""
+        """Stream the output and error files of finished shards next to the job file.
+
+        A shard's files are published together (:mod:`jsonl_batch.publish`), then the job
+        file names them with their sha256: a kill or a full disk leaves no partial file, and
+        the next run removes what such a run staged."""
         written: list[Path] = []
         for shard in self.shards:
             if not shard.terminal:
                 continue
-            for kind in ("output", "error"):
-                file_id = getattr(shard, f"{kind}_file_id")
-                local = getattr(shard, f"{kind}_file")
-                if file_id is None or (local is not None and not force):
-                    continue
-                target = naming.download_path(self.path, shard.index, kind)
-                self._stream_to(
-                    file_id, target, f"downloading the {kind} file of shard {shard.index}"
-                )
-                setattr(shard, f"{kind}_file", _rel(target, self.folder))
-                shard.downloaded_at = self.clock()
-                self.save()
-                written.append(target)
-                self.on_event(f"shard {shard.index}: {kind} file saved to {target}")
+            kinds = [
+                kind
+                for kind in ("output", "error")
+                if getattr(shard, f"{kind}_file_id") is not None
+                and (getattr(shard, f"{kind}_file") is None or force)
+            ]
+            if kinds:
+                written.extend(self._download_shard(shard, kinds))
         return written
 
-    def _stream_to(self, file_id: str, target: Path, action: str) -> None:
+    def _download_shard(self, shard: ShardState, kinds: list[str]) -> list[Path]:
+        targets = {kind: naming.download_path(self.path, shard.index, kind) for kind in kinds}
+        folder = targets[kinds[0]].parent
+        hashes: dict[str, str] = {}
+        with FileSet(folder, naming.download_set(self.path, shard.index)) as files:
+            for kind, target in targets.items():
+                hashes[kind] = self._stream_to(
+                    getattr(shard, f"{kind}_file_id"),
+                    files.path(target.name),
+                    target,
+                    f"downloading the {kind} file of shard {shard.index}",
+                )
+                files.publish(target.name)
+            files.commit()
+        for kind, target in targets.items():
+            setattr(shard, f"{kind}_file", _rel(target, self.folder))
+            setattr(shard, f"{kind}_sha256", hashes[kind])
+            self.on_event(f"shard {shard.index}: {kind} file saved to {target}")
+        shard.downloaded_at = self.clock()
+        self.save()
+        return list(targets.values())
+
+    def _stream_to(self, file_id: str, staged: Path, target: Path, action: str) -> str:
+        """Download a file to ``staged`` (published as ``target``); returns its sha256."""
         connection = self.connection
         content = connection.client.files.with_streaming_response.content
 
-        def fetch() -> None:
-            with content(file_id) as response, AtomicWriter(target) as writer:
+        def fetch() -> str:
+            digest = hashlib.sha256()
+            with content(file_id) as response, AtomicWriter(staged, shown_as=target) as writer:
                 for chunk in response.iter_bytes(_CHUNK):
+                    digest.update(chunk)
                     writer.write_raw(chunk)
+            return digest.hexdigest()
 
-        connection.call(action, fetch)
+        return connection.call(action, fetch)
 
     # --- wait -------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from .context import (
     ModelContext,
     RequestTokens,
 )
-from .encodings import get_encoding, raw_encoder
+from .encodings import get_encoding, raw_counter
 from .model_table import (
     base_model_of,
     encoding_name_for_model,
@@ -84,9 +84,9 @@ class TokenCounter:
         (shared system prompts, tool blocks) repeat across lines. Strings in between are
         encoded directly: caching them costs more than it saves on distinct prompts.
         """
-        encode = raw_encoder(get_encoding(encoding_name))
+        tokens_of = raw_counter(get_encoding(encoding_name))
         if self.cache_size == 0:
-            return lambda text: len(encode(text))
+            return tokens_of
         short_cache, long_cache = self._caches.setdefault(encoding_name, ({}, {}))
         limit = self.cache_size
         short_chars = self._SHORT_MAX_CHARS
@@ -97,16 +97,16 @@ class TokenCounter:
             if size <= short_chars:
                 found = short_cache.get(text)
                 if found is None:
-                    found = len(encode(text))
+                    found = tokens_of(text)
                     if len(short_cache) < limit:
                         short_cache[text] = found
                 return found
             if size < long_chars:
-                return len(encode(text))
+                return tokens_of(text)
             found = long_cache.get(text)
             if found is not None:
                 return found
-            found = len(encode(text))
+            found = tokens_of(text)
             if len(long_cache) >= limit:
                 # Start over rather than evict one by one: on distinct prompts the cache is
                 # pure overhead and a clear is the cheapest bound; prompts shared across a
