@@ -36,6 +36,7 @@ class ChatRequest:
 
     __slots__ = (
         "above",
+        "assistant_texts",
         "below",
         "context",
         "flags",
@@ -55,6 +56,8 @@ class ChatRequest:
         self.rules = token_rules()
         self.reasoning = context.reasoning
         self.responses = False
+        self.assistant_texts = 0
+        """Assistant messages with content (Chat Completions)."""
         self.hidden = 0
         """Expected tokens of text the service adds and the request does not show."""
         self.below = 0
@@ -221,9 +224,16 @@ class ChatRequest:
                 continue
             if isinstance(role, str):
                 total += text(role)
-            total += text(content) if type(content) is str else self._content(content)
-            if self.reasoning and role == "assistant" and content:
-                total += self._channel_framing("final")
+            if type(content) is str:
+                total += text(content)
+            elif role == "assistant" and isinstance(content, list):
+                total += self._assistant_content(content)
+            else:
+                total += self._content(content)
+            if role == "assistant" and content:
+                self.assistant_texts += 1
+                if self.reasoning:
+                    total += self._channel_framing("final")
             if len(message) == 2 and role is not None and content is not None:
                 continue  # only role and content: the common case
             name = message.get("name")
@@ -246,6 +256,15 @@ class ChatRequest:
         if parallel_results:
             total += self._parallel_results(parallel_results)
         return total, messages[0] if messages else None
+
+    def _assistant_content(self, content: list[Any]) -> int:
+        """An assistant message's content parts: their texts are billed as one string
+        (fitted, ``assistant_text_parts`` in the rules file); other parts as usual."""
+        texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        others = [p for p in content if not (isinstance(p, dict) and p.get("type") == "text")]
+        if not all(isinstance(t, str) for t in texts):
+            return self._content(content)
+        return self.text("".join(texts)) + (self._content(others) if others else 0)
 
     def _parallel_results(self, results: list[Any]) -> int:
         """The results of a parallel call, as the service bills them (and clears ``results``).
@@ -343,7 +362,7 @@ class ChatRequest:
         self, response_format: Any, system_tail: str | None, after_tools: bool
     ) -> int:
         """A json_schema structured output: a section after the tools, or after the system text."""
-        if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        if not _is_json_schema(response_format):
             return 0
         spec = response_format.get("json_schema", response_format)
         if not isinstance(spec, dict):
@@ -380,6 +399,9 @@ class ChatRequest:
             total += tool_choice_tokens(
                 body.get("tool_choice", body.get("function_call")), self.text
             )
+        if self.assistant_texts and _is_json_schema(response_format):
+            # earlier answers are billed as structured output (harmony's "<|constrain|>json")
+            total += self.assistant_texts * self.rules["response_format"]["assistant_turn"]
         total += self._response_format(response_format, system_tail, bool(functions))
         return total + self.hidden
 
@@ -544,6 +566,10 @@ class ChatRequest:
 
 
 _TAIL_CHARS = 32
+
+
+def _is_json_schema(response_format: Any) -> bool:
+    return isinstance(response_format, dict) and response_format.get("type") == "json_schema"
 
 
 def _next_to_call(items: list[Any], index: int) -> bool:
