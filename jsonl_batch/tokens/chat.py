@@ -260,10 +260,15 @@ class ChatRequest:
     def _assistant_content(self, content: list[Any]) -> int:
         """An assistant message's content parts: their texts are billed as one string
         (fitted, ``assistant_text_parts`` in the rules file); other parts as usual."""
-        texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
-        others = [p for p in content if not (isinstance(p, dict) and p.get("type") == "text")]
-        if not all(isinstance(t, str) for t in texts):
-            return self._content(content)
+        texts: list[str] = []
+        others: list[Any] = []
+        for part in content:
+            is_text = isinstance(part, dict) and part.get("type") == "text"
+            text = part.get("text") if is_text else None
+            if isinstance(text, str):
+                texts.append(text)
+            else:
+                others.append(part)
         return self.text("".join(texts)) + (self._content(others) if others else 0)
 
     def _parallel_results(self, results: list[Any]) -> int:
