@@ -148,15 +148,21 @@ class ChatRequest:
         per_call = self.rules["tools"]["reasoning_chat_call"]
         return extra_messages + sum(self._render_calls([call]) + per_call for call in parsed)
 
-    def _render_calls(self, calls: list[tuple[str, Any]]) -> int:
-        """Assistant tool calls, as (recipient, arguments): ``functions.<name>`` normally."""
+    def _render_calls(self, calls: list[tuple[str, Any]], *, as_sent: bool = False) -> int:
+        """Assistant tool calls, as (recipient, arguments): ``functions.<name>`` normally.
+
+        Arguments are billed re-serialised as compact JSON (the service parses them), or
+        ``as_sent`` (Responses on non-reasoning models: fitted, ``responses_section``).
+        """
         if not calls:
             return 0
         rule = self.rules["tools"]
         overhead = rule["call_overhead"] + self._channel_framing("call")
         if len(calls) == 1:
             recipient, arguments = calls[0]
-            return self.text(f" to={recipient}") + self.text(_normal_json(arguments)) + overhead
+            if not (as_sent and isinstance(arguments, str)):
+                arguments = _normal_json(arguments)
+            return self.text(f" to={recipient}") + self.text(arguments) + overhead
         uses = [
             {"recipient_name": recipient, "parameters": _parsed_json(arguments)}
             for recipient, arguments in calls
@@ -510,8 +516,12 @@ class ChatRequest:
                     extra = section["call"] + (section["stored_call"] if stored else 0)
                     if isinstance(item.get("call_id"), str):
                         call_names[item["call_id"]] = name
+                if self.reasoning and index and _is_call(items[index - 1]):
+                    extra += section["reasoning_parallel_call"]
                 total += per_message + self.text("assistant") + extra
-                total += self._render_calls([(recipient, item.get("arguments"))])
+                # reasoning models get the arguments re-serialised, the others as sent
+                arguments = item.get("arguments")
+                total += self._render_calls([(recipient, arguments)], as_sent=not self.reasoning)
             elif kind == "message":
                 total += per_message
                 role = item.get("role")
@@ -577,13 +587,14 @@ def _is_json_schema(response_format: Any) -> bool:
     return isinstance(response_format, dict) and response_format.get("type") == "json_schema"
 
 
+def _is_call(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("type") == "function_call"
+
+
 def _next_to_call(items: list[Any], index: int) -> bool:
     """Whether the item at ``index`` has a function call right before or after it."""
     return any(
-        0 <= other < len(items)
-        and isinstance(items[other], dict)
-        and items[other].get("type") == "function_call"
-        for other in (index - 1, index + 1)
+        0 <= other < len(items) and _is_call(items[other]) for other in (index - 1, index + 1)
     )
 
 
