@@ -250,6 +250,8 @@ class ChatRequest:
                 total += text(separator + name) if separator else text(name) + per_name
             calls = message.get("tool_calls")
             if calls is not None:
+                if content:  # the text and the calls are two messages (fitted, rules file)
+                    total += per_message + text("assistant")
                 total += self._tool_calls(calls, call_names)
                 if isinstance(calls, list) and len(calls) > 1 and not self.reasoning:
                     parallel_ids.update(
