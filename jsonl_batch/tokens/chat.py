@@ -389,7 +389,8 @@ class ChatRequest:
         )
         rule = self.rules["response_format"]
         if after_tools:
-            return self.text(rendered) + rule["after_tools_overhead"] + self._after_tools_join()
+            overhead = rule["reasoning_after_tools" if self.reasoning else "after_tools_overhead"]
+            return self.text(rendered) + overhead + self._after_tools_join()
         return (
             self.text(rendered)
             + rule["overhead"]
