@@ -143,9 +143,13 @@ class ChatRequest:
             parsed.append((f"functions.{name}", function.get("arguments")))
         if not self.reasoning or not parsed:
             return self._render_calls(parsed)
-        # harmony has no parallel call: each call is an assistant message of its own
-        extra_messages = (len(parsed) - 1) * (self.context.per_message + self.text("assistant"))
-        per_call = self.rules["tools"]["reasoning_chat_call"]
+        # harmony has no parallel call: each call is an assistant message of its own, and
+        # each after the first costs more (fitted, rules file)
+        rule = self.rules["tools"]
+        extra_messages = (len(parsed) - 1) * (
+            self.context.per_message + self.text("assistant") + rule["reasoning_parallel_call"]
+        )
+        per_call = rule["reasoning_chat_call"]
         return extra_messages + sum(self._render_calls([call]) + per_call for call in parsed)
 
     def _render_calls(self, calls: list[tuple[str, Any]], *, as_sent: bool = False) -> int:
@@ -520,7 +524,7 @@ class ChatRequest:
                     if isinstance(item.get("call_id"), str):
                         call_names[item["call_id"]] = name
                 if self.reasoning and index and _is_call(items[index - 1]):
-                    extra += section["reasoning_parallel_call"]
+                    extra += self.rules["tools"]["reasoning_parallel_call"]
                 total += per_message + self.text("assistant") + extra
                 # reasoning models get the arguments re-serialised, the others as sent
                 arguments = item.get("arguments")
