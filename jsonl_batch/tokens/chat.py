@@ -36,7 +36,6 @@ class ChatRequest:
 
     __slots__ = (
         "above",
-        "assistant_texts",
         "below",
         "context",
         "flags",
@@ -56,8 +55,6 @@ class ChatRequest:
         self.rules = token_rules()
         self.reasoning = context.reasoning
         self.responses = False
-        self.assistant_texts = 0
-        """Assistant messages with content (Chat Completions)."""
         self.hidden = 0
         """Expected tokens of text the service adds and the request does not show."""
         self.below = 0
@@ -240,10 +237,8 @@ class ChatRequest:
                 total += self._assistant_content(content)
             else:
                 total += self._content(content)
-            if role == "assistant" and content:
-                self.assistant_texts += 1
-                if self.reasoning:
-                    total += self._channel_framing("final")
+            if self.reasoning and role == "assistant" and content:
+                total += self._channel_framing("final")
             if len(message) == 2 and role is not None and content is not None:
                 continue  # only role and content: the common case
             name = message.get("name")
@@ -417,9 +412,10 @@ class ChatRequest:
             total += tool_choice_tokens(
                 body.get("tool_choice", body.get("function_call")), self.text
             )
-        if self.assistant_texts and _is_json_schema(response_format):
+        if _is_json_schema(response_format):
             # earlier answers are billed as structured output (harmony's "<|constrain|>json")
-            total += self.assistant_texts * self.rules["response_format"]["assistant_turn"]
+            answers = _assistant_answers(body.get("messages"))
+            total += answers * self.rules["response_format"]["assistant_turn"]
         total += self._response_format(response_format, system_tail, bool(functions))
         return total + self.hidden
 
@@ -588,6 +584,17 @@ class ChatRequest:
 
 
 _TAIL_CHARS = 32
+
+
+def _assistant_answers(messages: Any) -> int:
+    """How many assistant messages of a Chat Completions list have content."""
+    if not isinstance(messages, list):
+        return 0
+    return sum(
+        1
+        for m in messages
+        if isinstance(m, dict) and m.get("role") == "assistant" and m.get("content")
+    )
 
 
 def _is_json_schema(response_format: Any) -> bool:
