@@ -307,18 +307,20 @@ def test_a_name_follows_the_role_after_a_colon() -> None:
     assert chat("gpt-4o", named) == chat("gpt-4o", messages) + 1
 
 
+def _call(i: int) -> dict[str, Any]:
+    return {"type": "function_call", "call_id": f"c{i}", "name": "f", "arguments": "{}"}
+
+
+def _output(i: int) -> dict[str, Any]:
+    return {"type": "function_call_output", "call_id": f"c{i}", "output": "ok"}
+
+
 def test_responses_calls_are_one_message_each() -> None:
-    def call(i: int) -> dict[str, Any]:
-        return {"type": "function_call", "call_id": f"c{i}", "name": "f", "arguments": "{}"}
-
-    def output(i: int) -> dict[str, Any]:
-        return {"type": "function_call_output", "call_id": f"c{i}", "output": "ok"}
-
     ask = {"role": "user", "content": "Go"}
     none = _responses_tokens(model="gpt-4.1", input=[ask]).input_tokens
-    one = _responses_tokens(model="gpt-4.1", input=[ask, call(1), output(1)]).input_tokens
+    one = _responses_tokens(model="gpt-4.1", input=[ask, _call(1), _output(1)]).input_tokens
     two = _responses_tokens(
-        model="gpt-4.1", input=[ask, call(1), call(2), output(1), output(2)]
+        model="gpt-4.1", input=[ask, _call(1), _call(2), _output(1), _output(2)]
     ).input_tokens
     assert two - none == 2 * (one - none)
 
@@ -760,20 +762,14 @@ def test_responses_call_arguments_are_billed_as_sent_except_on_reasoning_models(
 
 
 def test_reasoning_models_bill_parallel_calls_more_than_one_after_another() -> None:
-    def call(i: int) -> dict[str, Any]:
-        return {"type": "function_call", "call_id": f"c{i}", "name": "f", "arguments": "{}"}
-
-    def output(i: int) -> dict[str, Any]:
-        return {"type": "function_call_output", "call_id": f"c{i}", "output": "ok"}
-
     ask = {"role": "user", "content": "Go"}
 
     def tokens_of(model: str, items: list[dict[str, Any]]) -> int:
         return _responses_tokens(model=model, input=[ask, *items]).input_tokens
 
     parallel, serial = (
-        [call(1), call(2), output(1), output(2)],
-        [call(1), output(1), call(2), output(2)],
+        [_call(1), _call(2), _output(1), _output(2)],
+        [_call(1), _output(1), _call(2), _output(2)],
     )
     extra = token_rules()["tools"]["reasoning_parallel_call"]
     assert tokens_of("gpt-5.4", parallel) == tokens_of("gpt-5.4", serial) + extra
