@@ -153,7 +153,7 @@ class ChatRequest:
         """Assistant tool calls, as (recipient, arguments): ``functions.<name>`` normally.
 
         Arguments are billed re-serialised as compact JSON (the service parses them), or
-        ``as_sent`` (Responses on non-reasoning models: fitted, ``responses_section``).
+        ``as_sent`` (Responses on non-reasoning models: ``responses_section._arguments``).
         """
         if not calls:
             return 0
@@ -249,7 +249,7 @@ class ChatRequest:
                 total += text(separator + name) if separator else text(name) + per_name
             calls = message.get("tool_calls")
             if calls is not None:
-                if content:  # the text and the calls are two messages (fitted, rules file)
+                if content:  # text and calls are two messages (rules: tools._text_with_calls)
                     total += per_message + text("assistant")
                 total += self._tool_calls(calls, call_names)
                 if isinstance(calls, list) and len(calls) > 1 and not self.reasoning:
@@ -266,7 +266,7 @@ class ChatRequest:
 
     def _assistant_content(self, content: list[Any]) -> int:
         """An assistant message's content parts: their texts are billed as one string
-        (fitted, ``assistant_text_parts`` in the rules file); other parts as usual."""
+        (fitted, ``chat._assistant_text_parts`` in the rules file); other parts as usual."""
         texts: list[str] = []
         others: list[Any] = []
         for part in content:

@@ -140,7 +140,7 @@ def render_functions(functions: list[Function]) -> str:
 def _schema_comment(parameters: dict[str, Any]) -> str:
     """The parameters schema's own title and description, as comment lines before its ``{``.
 
-    Fitted (``parameters_title_and_description`` in the rules file): pydantic puts the
+    Fitted (``tools._parameters_title_and_description`` in the rules file): pydantic puts the
     model's name in ``title`` and its docstring in ``description``; the service bills both.
     """
     lines = []
