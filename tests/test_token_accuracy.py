@@ -3,7 +3,9 @@
 The cases are real recorded requests from 32 public projects, committed in
 ``tests/data/token_cases`` (sources, licences and the held-out rule in its README). The
 counter's rules were fitted on the ``fit`` part only; the ``heldout`` part (every project
-recorded by a non-Python client) was never studied. ``tests/token_cases.py`` says which
+recorded by a non-Python client) was never fitted on, and the failures of three of its
+projects were read once, to describe them (``HELDOUT_FAILURES_READ``); the rest is tallied
+on its own as ``heldout_unread``. ``tests/token_cases.py`` says which
 cases stay out of the exact figures and why; those are counted as ranges instead.
 
 The floors are the figures measured when the rules were last changed, rounded down to the
@@ -18,23 +20,30 @@ import pytest
 
 from jsonl_batch.tokens import TokenCounter
 
-from .token_cases import KINDS, SPLITS, Report, load_cases, measure, request_of
+from .token_cases import CLEAN, KINDS, SPLITS, Report, load_cases, measure, request_of
 
-# (split, kind): (exact, within 2 %) floors. Measured 2026-12-03; the README's table has the
-# figures and LiteLLM's on the same cases.
+# (split, kind): (exact, within 2 %) floors. Measured 2026-12-05; the README's table has the
+# figures and LiteLLM's on the same cases. "heldout_unread" is the held-out part without the
+# three projects whose failures were read (tests/token_cases.py): the cleanest figure.
 FLOORS = {
-    ("fit", "chat"): (0.96, 0.98),
-    ("fit", "tools"): (0.79, 0.9),
+    ("fit", "chat"): (0.96, 0.99),
+    ("fit", "tools"): (0.88, 0.95),
     ("fit", "image"): (0.85, 0.9),
     ("fit", "embedding"): (0.98, 0.98),
-    ("fit", "responses"): (0.84, 0.94),
-    ("fit", "all"): (0.88, 0.94),
+    ("fit", "responses"): (0.9, 0.96),
+    ("fit", "all"): (0.93, 0.97),
     ("heldout", "chat"): (0.76, 0.81),
-    ("heldout", "tools"): (0.64, 0.92),
+    ("heldout", "tools"): (0.65, 0.93),
     ("heldout", "image"): (0.48, 0.63),
     ("heldout", "embedding"): (1.0, 1.0),
     ("heldout", "responses"): (0.65, 0.77),
-    ("heldout", "all"): (0.7, 0.87),
+    ("heldout", "all"): (0.7, 0.88),
+    ("heldout_unread", "chat"): (0.94, 0.95),
+    ("heldout_unread", "tools"): (0.69, 0.88),
+    ("heldout_unread", "image"): (0.86, 0.86),
+    ("heldout_unread", "embedding"): (1.0, 1.0),
+    ("heldout_unread", "responses"): (0.65, 0.8),
+    ("heldout_unread", "all"): (0.87, 0.93),
 }
 # Cases left out of the exact figures, by reason (tests/token_cases.py); a change here means
 # the data or the rule changed.
@@ -73,7 +82,7 @@ def report() -> Report:
     return measure(load_cases(), count)
 
 
-@pytest.mark.parametrize(("split", "kind"), [(s, k) for s in SPLITS for k in KINDS])
+@pytest.mark.parametrize(("split", "kind"), [(s, k) for s in (*SPLITS, CLEAN) for k in KINDS])
 def test_accuracy_does_not_regress(report: Report, split: str, kind: str) -> None:
     exact, close = report.rates(split, kind)
     exact_floor, close_floor = FLOORS[(split, kind)]

@@ -307,18 +307,20 @@ def test_a_name_follows_the_role_after_a_colon() -> None:
     assert chat("gpt-4o", named) == chat("gpt-4o", messages) + 1
 
 
+def _call(i: int) -> dict[str, Any]:
+    return {"type": "function_call", "call_id": f"c{i}", "name": "f", "arguments": "{}"}
+
+
+def _output(i: int) -> dict[str, Any]:
+    return {"type": "function_call_output", "call_id": f"c{i}", "output": "ok"}
+
+
 def test_responses_calls_are_one_message_each() -> None:
-    def call(i: int) -> dict[str, Any]:
-        return {"type": "function_call", "call_id": f"c{i}", "name": "f", "arguments": "{}"}
-
-    def output(i: int) -> dict[str, Any]:
-        return {"type": "function_call_output", "call_id": f"c{i}", "output": "ok"}
-
     ask = {"role": "user", "content": "Go"}
     none = _responses_tokens(model="gpt-4.1", input=[ask]).input_tokens
-    one = _responses_tokens(model="gpt-4.1", input=[ask, call(1), output(1)]).input_tokens
+    one = _responses_tokens(model="gpt-4.1", input=[ask, _call(1), _output(1)]).input_tokens
     two = _responses_tokens(
-        model="gpt-4.1", input=[ask, call(1), call(2), output(1), output(2)]
+        model="gpt-4.1", input=[ask, _call(1), _call(2), _output(1), _output(2)]
     ).input_tokens
     assert two - none == 2 * (one - none)
 
@@ -689,3 +691,86 @@ def test_reasoning_models_put_assistant_messages_on_a_channel() -> None:
     for message, channel in ((reply, "final"), (preamble, "commentary")):
         header = 1 + len(encoding.encode(channel))  # <|channel|> and the channel's name
         assert added("gpt-5.4", message) == added("gpt-4.1", message) + header
+
+
+def test_a_parameters_schemas_title_and_description_are_billed_as_comments() -> None:
+    # pydantic puts the model's name and docstring on the schema; the service bills them as
+    # comment lines before the object's "{" (fitted on the recorded requests)
+    parameters = {"type": "object", "properties": {"author": {"type": "string"}}}
+    named = {**parameters, "title": "Book", "description": "A book."}
+    rendered = tokens.render_functions([("f", "", named, False)])
+    assert "type f = (_: // Book\n// A book.\n{\nauthor?: string," in rendered
+
+    def with_parameters(schema: dict[str, Any]) -> int:
+        tool = {"type": "function", "function": {"name": "f", "parameters": schema}}
+        return chat("gpt-4o", [{"role": "user", "content": "Hi"}], tools=[tool])
+
+    assert with_parameters(named) - with_parameters(parameters) >= 6
+
+
+def test_assistant_text_parts_are_billed_as_one_string() -> None:
+    def ask(content: Any) -> int:
+        return chat("gpt-4o", [{"role": "assistant", "content": content}])
+
+    parts = [{"type": "text", "text": "There once was a robot named Demerzel, "}]
+    parts.append({"type": "text", "text": "who served the Cleonic dynasty"})
+    assert ask(parts) == ask(
+        "There once was a robot named Demerzel, who served the Cleonic dynasty"
+    )
+
+
+def test_earlier_structured_answers_cost_the_constrain_header() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    response_format = {"type": "json_schema", "json_schema": {"name": "n", "schema": schema}}
+    question = {"role": "user", "content": "Pick a number"}
+    answer = {"role": "assistant", "content": '{"n":7}'}
+
+    def added_by_answer(**extra: Any) -> int:
+        return chat("gpt-4o", [question, answer, question], **extra) - chat(
+            "gpt-4o", [question, question], **extra
+        )
+
+    rule = token_rules()["response_format"]["assistant_turn"]
+    assert (
+        added_by_answer(response_format=response_format)
+        == added_by_answer() + rule
+        == (added_by_answer() + 3)
+    )
+
+
+def test_text_and_tool_calls_in_one_message_are_billed_as_two_messages() -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    result = {"role": "tool", "tool_call_id": "c1", "content": "ok"}
+    together = [{"role": "assistant", "content": "Let me look.", "tool_calls": [call]}, result]
+    apart = [
+        {"role": "assistant", "content": "Let me look."},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        result,
+    ]
+    assert chat("gpt-4o", together) == chat("gpt-4o", apart)
+
+
+def test_responses_call_arguments_are_billed_as_sent_except_on_reasoning_models() -> None:
+    def with_arguments(model: str, arguments: str) -> int:
+        call = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": arguments}
+        items = [{"role": "user", "content": "Go"}, call]
+        return _responses_tokens(model=model, input=items).input_tokens
+
+    spaced, compact = '{"n": 100, "unit": "m"}', '{"n":100,"unit":"m"}'
+    assert with_arguments("gpt-4o", spaced) > with_arguments("gpt-4o", compact)
+    assert with_arguments("gpt-5.4", spaced) == with_arguments("gpt-5.4", compact)
+
+
+def test_reasoning_models_bill_parallel_calls_more_than_one_after_another() -> None:
+    ask = {"role": "user", "content": "Go"}
+
+    def tokens_of(model: str, items: list[dict[str, Any]]) -> int:
+        return _responses_tokens(model=model, input=[ask, *items]).input_tokens
+
+    parallel, serial = (
+        [_call(1), _call(2), _output(1), _output(2)],
+        [_call(1), _output(1), _call(2), _output(2)],
+    )
+    extra = token_rules()["tools"]["reasoning_parallel_call"]
+    assert tokens_of("gpt-5.4", parallel) == tokens_of("gpt-5.4", serial) + extra
+    assert tokens_of("gpt-4.1", parallel) == tokens_of("gpt-4.1", serial)

@@ -140,20 +140,30 @@ class ChatRequest:
             parsed.append((f"functions.{name}", function.get("arguments")))
         if not self.reasoning or not parsed:
             return self._render_calls(parsed)
-        # harmony has no parallel call: each call is an assistant message of its own
-        extra_messages = (len(parsed) - 1) * (self.context.per_message + self.text("assistant"))
-        per_call = self.rules["tools"]["reasoning_chat_call"]
+        # harmony has no parallel call: each call is an assistant message of its own, and
+        # each after the first costs more (fitted, rules file)
+        rule = self.rules["tools"]
+        extra_messages = (len(parsed) - 1) * (
+            self.context.per_message + self.text("assistant") + rule["reasoning_parallel_call"]
+        )
+        per_call = rule["reasoning_chat_call"]
         return extra_messages + sum(self._render_calls([call]) + per_call for call in parsed)
 
-    def _render_calls(self, calls: list[tuple[str, Any]]) -> int:
-        """Assistant tool calls, as (recipient, arguments): ``functions.<name>`` normally."""
+    def _render_calls(self, calls: list[tuple[str, Any]], *, as_sent: bool = False) -> int:
+        """Assistant tool calls, as (recipient, arguments): ``functions.<name>`` normally.
+
+        Arguments are billed re-serialised as compact JSON (the service parses them), or
+        ``as_sent`` (Responses on non-reasoning models: ``responses_section._arguments``).
+        """
         if not calls:
             return 0
         rule = self.rules["tools"]
         overhead = rule["call_overhead"] + self._channel_framing("call")
         if len(calls) == 1:
             recipient, arguments = calls[0]
-            return self.text(f" to={recipient}") + self.text(_normal_json(arguments)) + overhead
+            if not (as_sent and isinstance(arguments, str)):
+                arguments = _normal_json(arguments)
+            return self.text(f" to={recipient}") + self.text(arguments) + overhead
         uses = [
             {"recipient_name": recipient, "parameters": _parsed_json(arguments)}
             for recipient, arguments in calls
@@ -221,7 +231,12 @@ class ChatRequest:
                 continue
             if isinstance(role, str):
                 total += text(role)
-            total += text(content) if type(content) is str else self._content(content)
+            if type(content) is str:
+                total += text(content)
+            elif role == "assistant" and isinstance(content, list):
+                total += self._assistant_content(content)
+            else:
+                total += self._content(content)
             if self.reasoning and role == "assistant" and content:
                 total += self._channel_framing("final")
             if len(message) == 2 and role is not None and content is not None:
@@ -234,6 +249,8 @@ class ChatRequest:
                 total += text(separator + name) if separator else text(name) + per_name
             calls = message.get("tool_calls")
             if calls is not None:
+                if content:  # text and calls are two messages (rules: tools._text_with_calls)
+                    total += per_message + text("assistant")
                 total += self._tool_calls(calls, call_names)
                 if isinstance(calls, list) and len(calls) > 1 and not self.reasoning:
                     parallel_ids.update(
@@ -246,6 +263,20 @@ class ChatRequest:
         if parallel_results:
             total += self._parallel_results(parallel_results)
         return total, messages[0] if messages else None
+
+    def _assistant_content(self, content: list[Any]) -> int:
+        """An assistant message's content parts: their texts are billed as one string
+        (fitted, ``chat._assistant_text_parts`` in the rules file); other parts as usual."""
+        texts: list[str] = []
+        others: list[Any] = []
+        for part in content:
+            is_text = isinstance(part, dict) and part.get("type") == "text"
+            text = part.get("text") if is_text else None
+            if isinstance(text, str):
+                texts.append(text)
+            else:
+                others.append(part)
+        return self.text("".join(texts)) + (self._content(others) if others else 0)
 
     def _parallel_results(self, results: list[Any]) -> int:
         """The results of a parallel call, as the service bills them (and clears ``results``).
@@ -343,7 +374,7 @@ class ChatRequest:
         self, response_format: Any, system_tail: str | None, after_tools: bool
     ) -> int:
         """A json_schema structured output: a section after the tools, or after the system text."""
-        if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        if not _is_json_schema(response_format):
             return 0
         spec = response_format.get("json_schema", response_format)
         if not isinstance(spec, dict):
@@ -357,7 +388,8 @@ class ChatRequest:
         )
         rule = self.rules["response_format"]
         if after_tools:
-            return self.text(rendered) + rule["after_tools_overhead"] + self._after_tools_join()
+            overhead = rule["reasoning_after_tools" if self.reasoning else "after_tools_overhead"]
+            return self.text(rendered) + overhead + self._after_tools_join()
         return (
             self.text(rendered)
             + rule["overhead"]
@@ -380,6 +412,10 @@ class ChatRequest:
             total += tool_choice_tokens(
                 body.get("tool_choice", body.get("function_call")), self.text
             )
+        if _is_json_schema(response_format):
+            # earlier answers are billed as structured output (harmony's "<|constrain|>json")
+            answers = _assistant_answers(body.get("messages"))
+            total += answers * self.rules["response_format"]["assistant_turn"]
         total += self._response_format(response_format, system_tail, bool(functions))
         return total + self.hidden
 
@@ -483,8 +519,12 @@ class ChatRequest:
                     extra = section["call"] + (section["stored_call"] if stored else 0)
                     if isinstance(item.get("call_id"), str):
                         call_names[item["call_id"]] = name
+                if self.reasoning and index and _is_call(items[index - 1]):
+                    extra += self.rules["tools"]["reasoning_parallel_call"]
                 total += per_message + self.text("assistant") + extra
-                total += self._render_calls([(recipient, item.get("arguments"))])
+                # reasoning models get the arguments re-serialised, the others as sent
+                arguments = item.get("arguments")
+                total += self._render_calls([(recipient, arguments)], as_sent=not self.reasoning)
             elif kind == "message":
                 total += per_message
                 role = item.get("role")
@@ -546,13 +586,29 @@ class ChatRequest:
 _TAIL_CHARS = 32
 
 
+def _assistant_answers(messages: Any) -> int:
+    """How many assistant messages of a Chat Completions list have content."""
+    if not isinstance(messages, list):
+        return 0
+    return sum(
+        1
+        for m in messages
+        if isinstance(m, dict) and m.get("role") == "assistant" and m.get("content")
+    )
+
+
+def _is_json_schema(response_format: Any) -> bool:
+    return isinstance(response_format, dict) and response_format.get("type") == "json_schema"
+
+
+def _is_call(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("type") == "function_call"
+
+
 def _next_to_call(items: list[Any], index: int) -> bool:
     """Whether the item at ``index`` has a function call right before or after it."""
     return any(
-        0 <= other < len(items)
-        and isinstance(items[other], dict)
-        and items[other].get("type") == "function_call"
-        for other in (index - 1, index + 1)
+        0 <= other < len(items) and _is_call(items[other]) for other in (index - 1, index + 1)
     )
 
 

@@ -130,11 +130,25 @@ def render_functions(functions: list[Function]) -> str:
                     defs.update(parameters[key])
         if isinstance(parameters, dict) and parameters.get("properties"):
             rendered = _ts_type(parameters, defs, strict=strict)
-            parts.append(f"type {name} = (_: {rendered}) => any;\n")
+            parts.append(f"type {name} = (_: {_schema_comment(parameters)}{rendered}) => any;\n")
         else:
             parts.append(f"type {name} = () => any;\n")
     parts.append("} // namespace functions")
     return "\n".join(parts)
+
+
+def _schema_comment(parameters: dict[str, Any]) -> str:
+    """The parameters schema's own title and description, as comment lines before its ``{``.
+
+    Fitted (``tools._parameters_title_and_description`` in the rules file): pydantic puts the
+    model's name in ``title`` and its docstring in ``description``; the service bills both.
+    """
+    lines = []
+    for key in ("title", "description"):
+        value = parameters.get(key)
+        if isinstance(value, str) and value:
+            lines.extend(_comment_lines(value))
+    return "".join(line + "\n" for line in lines)
 
 
 def uncommented_functions(functions: list[Function]) -> int:
