@@ -30,6 +30,14 @@ import orjson
 
 from ..errors import InputError, MergeError
 from ..formats.naming import MERGE_TEMP_PREFIX
+from ..formats.output_lines import (
+    CLOSED_LINE_ENDS,
+    FAST_OUTPUT,
+    PLAIN_END,
+    PLAIN_SUCCESS,
+    SUCCEEDED,
+    classify,
+)
 from ..jsonl import BOM, open_binary
 from .packed import (
     FILE_BITS,
@@ -56,20 +64,8 @@ ENTRY_BYTES = 125
 _READ = 1 << 22  # bytes of output read at once
 _SPLIT = 1 << 48  # SQLite integers are 64-bit: store packed as (hi, lo)
 
-# Output and request lines as the services and SDKs write them start with these keys in this
-# order; matching them spares a full parse. Ids with escapes or control characters fall back
-# to parsing.
-_FAST_OUTPUT = re.compile(
-    rb'\{\s*(?:"id"\s*:\s*"[^"\\]*"\s*,\s*)?"custom_id"\s*:\s*"([^"\\\x00-\x1f]*)"\s*,\s*'
-    rb'"response"\s*:\s*(?:\{\s*"status_code"\s*:\s*(\d+)\s*[,}]|null)'
-)
-# How a complete output line ends (a cheap guard against a truncated last line).
-_CLOSED_LINE_ENDS = (b"}\n", b"}\r\n", b"}")
-_PLAIN_SUCCESS = re.compile(
-    rb'\{"id":"[^"\\]*","custom_id":"([^"\\\x00-\x1f]*)","response":\{"status_code":200,'
-    rb'"request_id":"[^"\\]*","body":\{'
-)
-PLAIN_END = b'},"error":null}\n'  # after the body: the response closes, no error
+# Request lines as the SDKs write them start with their custom_id; matching it spares a full
+# parse. Ids with escapes or control characters fall back to parsing.
 REQUEST_KEY = re.compile(rb'\s*\{\s*"custom_id"\s*:\s*"([^"\\\x00-\x1f]*)"\s*,')
 
 
@@ -98,15 +94,31 @@ def parse_request_key(raw: bytes) -> tuple[bytes | None, str | None]:
 
 
 def request_keys(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, custom_id key) of a request file's lines (problems are not reported)."""
+    """(line number, custom_id key) of a request file's lines that are exactly one request
+    object, as the join takes them (problems are not reported)."""
     match = REQUEST_KEY.match
     with open_binary(path) as stream:
         for number, raw in enumerate(stream, 1):
             line = raw[3:] if number == 1 and raw.startswith(BOM) else raw
             found = match(line)
-            key = found.group(1) if found is not None else parse_request_key(line)[0]
+            if found is None:
+                key = parse_request_key(line)[0]
+            elif is_one_object(line):
+                key = found.group(1)
+            else:
+                continue
             if key is not None:
                 yield number, key
+
+
+def is_one_object(line: bytes) -> bool:
+    """Whether a line the request regex matched is exactly one JSON object (nothing after
+    it): the validator's invalid_json_line, checked the same way."""
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 class OutputIndex:
@@ -351,8 +363,8 @@ class ResultFiles:
         index = self.index
         budget = index.budget_bytes
         entries = index.entries
-        fast_match = _FAST_OUTPUT.match
-        plain_match = _PLAIN_SUCCESS.match
+        fast_match = FAST_OUTPUT.match
+        plain_match = PLAIN_SUCCESS.match
         file_bits = (file_index + 1) << FILE_SHIFT
         plain_bits = file_bits | PLAIN | (RANK_SUCCESS << RANK_SHIFT)
         base, stop, number = span  # file offset of chunk[0], where to stop, lines so far
@@ -376,7 +388,7 @@ class ResultFiles:
                     key = found.group(1)
                     bits = plain_bits
                 elif (found := fast_match(chunk, pos, line_end)) is not None and chunk.endswith(
-                    _CLOSED_LINE_ENDS, pos, line_end
+                    CLOSED_LINE_ENDS, pos, line_end
                 ):
                     key = found.group(1)
                     rank = RANK_SUCCESS if found.group(2) == b"200" else RANK_FAILURE
@@ -428,8 +440,7 @@ class ResultFiles:
                 where=f"{path}:{number}",
             )
             return None
-        response = obj.get("response")
-        success = type(response) is dict and response.get("status_code") == 200
+        success = classify(obj).status == SUCCEEDED
         return key_of(cid), RANK_SUCCESS if success else RANK_FAILURE
 
     def _resolve(self, key: bytes, old: int, new: int) -> int:

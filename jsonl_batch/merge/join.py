@@ -27,16 +27,16 @@ from typing import Any
 
 import orjson
 
+from ..formats.output_lines import PLAIN_END, UNRECOGNIZED, classify
 from ..jsonl import BOM, AtomicWriter, open_binary
 from .index import (
-    PLAIN_END,
     REQUEST_KEY,
     ResultFiles,
     parse_request_key,
     request_keys,
     text_of_key,
 )
-from .outcome import add_usage, classify, embedding_of, request_model, text_of, usage_of
+from .outcome import add_usage, embedding_of, request_model, text_of, usage_of
 from .packed import (
     FIELD16,
     FILE_BITS,
@@ -116,6 +116,7 @@ class JoinPart:
     error_stats: dict[str, ErrorStat]
     error_where: dict[str, int | str]
     bad_outputs: list[int]
+    unrecognized: list[tuple[int, str, str]]
     retry_count: int
     problem_counts: dict[str, int]
     problems: list[Problem]
@@ -187,6 +188,8 @@ class Join:
         self.error_stats: dict[str, ErrorStat] = {}
         self.error_where: dict[str, int | str] = {}  # packed output entry, or file:line
         self.bad_outputs: list[int] = []  # packed entries whose line is not JSON after all
+        # (packed entry, custom_id, start of the line) of output lines of no known shape
+        self.unrecognized: list[tuple[int, str, str]] = []
         self.counter = token_counter(options.deployment_map) if options.pricing.estimate else None
         self.retry_count = 0
         self.first_uses = 0  # outputs claimed by this join, and the sum of their keys' hashes
@@ -295,6 +298,8 @@ class Join:
             found = index.entries
         fds = self.outputs.fds
         pread = os.pread
+        loads, bad_json = orjson.loads, orjson.JSONDecodeError
+        view = memoryview(chunk)
         fast = self.fast
         problems = self.problems
         counts = self.total.counts
@@ -317,14 +322,20 @@ class Join:
             number += 1
             found_key = match_key(chunk, pos, line_end)
             if found_key is not None:
-                key = found_key.group(1)
+                # exactly one JSON object, as validate checks it: a line with more after the
+                # object is reported and never joined nor copied into the retry file
+                try:
+                    loads(view[pos:line_end])
+                    key, why = found_key.group(1), None
+                except bad_json as exc:
+                    key, why = None, f"not one JSON object ({exc}); not joined, not retried"
             else:
                 key, why = parse_request_key(chunk[pos:line_end])
-                if key is None:
-                    if why is not None:
-                        problems.add("invalid_input_line", why, where=f"{path}:{number}")
-                    pos = line_end
-                    continue
+            if key is None:
+                if why is not None:
+                    problems.add("invalid_input_line", why, where=f"{path}:{number}")
+                pos = line_end
+                continue
             packed = found.get(key, 0)
             if packed & USED:
                 problems.add(
@@ -434,13 +445,14 @@ class Join:
             except orjson.JSONDecodeError:
                 self.problems.counts["invalid_output_line"] += 1
                 self.bad_outputs.append(packed)
-        response = output.get("response") if output.__class__ is dict else None
-        body: Any = response.get("body") if response.__class__ is dict else None
+        body: Any = None
         http_status: int | None
         if output.__class__ is dict:
             outcome = classify(output)
             status, http_status = outcome.status, outcome.http_status
-            code, message = outcome.code, outcome.message
+            code, message, body = outcome.code, outcome.message, outcome.body
+            if code == UNRECOGNIZED:
+                self._note_unrecognized(packed, key, data)
         else:
             status = MISSING
             http_status = code = message = None
@@ -495,6 +507,12 @@ class Join:
             rows.append(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
         else:
             rows.append(self._row(cid, status, http_status, code, message, body, usage, request))
+
+    def _note_unrecognized(self, packed: int, key: bytes, line: bytes) -> None:
+        self.problems.counts[UNRECOGNIZED] += 1
+        if len(self.unrecognized) < EXAMPLES:
+            snippet = line[:160].decode("utf-8", "replace").rstrip()
+            self.unrecognized.append((packed, text_of_key(key), snippet))
 
     def _count_error(
         self,
@@ -576,6 +594,7 @@ class Join:
             error_stats=self.error_stats,
             error_where=self.error_where,
             bad_outputs=self.bad_outputs,
+            unrecognized=self.unrecognized,
             retry_count=self.retry_count,
             problem_counts=dict(self.problems.counts),
             problems=self.problems.examples,
@@ -601,6 +620,7 @@ class Join:
                 self.error_stats[code] = stat
                 self.error_where[code] = part.error_where[code]
         self.bad_outputs.extend(part.bad_outputs)
+        self.unrecognized.extend(part.unrecognized[: EXAMPLES - len(self.unrecognized)])
         self.retry_count += part.retry_count
         self.problems.absorb(part.problem_counts, part.problems)
         self.first_uses += part.claims[0]
@@ -644,6 +664,7 @@ class Join:
         outputs.locate(
             [packed for _, packed in unknown]
             + bad
+            + [packed for packed, _, _ in self.unrecognized]
             + [p for p in self.error_where.values() if isinstance(p, int)]
             + [p for _, kept, lost, _ in outputs.duplicate_examples for p in (kept, lost)]
         )
@@ -652,6 +673,16 @@ class Join:
                 Problem(
                     "invalid_output_line",
                     "not valid JSON; its request counts as missing",
+                    where=outputs.where(packed),
+                )
+            )
+        for packed, custom_id, snippet in self.unrecognized:
+            problems.examples.append(
+                Problem(
+                    UNRECOGNIZED,
+                    f"not a line shape merge knows; its request counts as failed and is"
+                    f" retried: {snippet}",
+                    custom_id=custom_id,
                     where=outputs.where(packed),
                 )
             )

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import JsonlBatchError
+from ..formats.output_lines import CANCELLED as CANCELLED
+from ..formats.output_lines import EXPIRED as EXPIRED
+from ..formats.output_lines import FAILED as FAILED
+from ..formats.output_lines import SUCCEEDED as SUCCEEDED
+from ..formats.output_lines import UNRECOGNIZED
 
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-EXPIRED = "expired"
-CANCELLED = "cancelled"
 MISSING = "missing"
 STATUSES = (SUCCEEDED, FAILED, EXPIRED, CANCELLED, MISSING)
 NOT_SUCCEEDED = (FAILED, EXPIRED, CANCELLED, MISSING)
@@ -152,6 +153,7 @@ class Problem:
 
 PROBLEM_KINDS = (
     "invalid_output_line",
+    UNRECOGNIZED,
     "unknown_custom_id",
     "duplicate_output",
     "duplicate_input",
@@ -181,7 +183,9 @@ class MergeResult:
         return (
             self.total.counts[SUCCEEDED] == self.total.requests
             and not self.problem_counts.get("invalid_output_line")
+            and not self.problem_counts.get(UNRECOGNIZED)
             and not self.problem_counts.get("unknown_custom_id")
+            and not self.problem_counts.get("invalid_input_line")
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -243,6 +247,8 @@ class Pricing:
     target: str
     region: str
     estimate: bool
+    priced: bool = True
+    """False for a target with no prices (vLLM): usage is summed, costs stay unknown."""
 
 
 @dataclass(slots=True)
@@ -286,6 +292,13 @@ def price_tallies(
             summary.cost.estimated_input_usd = 0.0
             summary.cost.estimated_input_tokens = 0
     if not tallies:
+        return
+    if not pricing.priced:
+        for (shard, _model), tally in tallies.items():
+            for summary in [total] + ([groups[shard]] if shard is not None and groups else []):
+                summary.usage.add(tally.usage)
+        for summary in summaries:
+            summary.cost.actual_usd = summary.cost.actual_input_usd = None
         return
     prices = pricing.prices
     table = prices if isinstance(prices, PriceTable) else PriceTable.load(prices)
