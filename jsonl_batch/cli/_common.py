@@ -14,6 +14,7 @@ import click
 import orjson
 
 from ..errors import JsonlBatchError
+from ..profiles import TARGETS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,6 +40,14 @@ target_option = click.option(
     default="azure",
     show_default=True,
     help="Which service the file is for; decides limits, allowed urls and error codes.",
+)
+profile_target_option = click.option(
+    "--target",
+    type=click.Choice(TARGETS),
+    default="azure",
+    show_default=True,
+    help="Which service the file is for (vllm: vLLM's run-batch); decides limits, allowed "
+    "urls, error codes and prices.",
 )
 
 

@@ -15,10 +15,10 @@ from ._common import (
     format_option,
     handle_errors,
     prices_option,
+    profile_target_option,
     progress_bar,
     read_deployment_map,
     region_option,
-    target_option,
 )
 
 
@@ -65,7 +65,7 @@ from ._common import (
     help="What goes into the retry file: failed, expired, cancelled, missing, all, an HTTP "
     "status (429) or class (4xx, 5xx), or an error code [default: all four statuses].",
 )
-@target_option
+@profile_target_option
 @region_option
 @deployment_map_options
 @prices_option

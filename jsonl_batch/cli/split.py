@@ -13,8 +13,8 @@ from ._common import (
     echo_json,
     format_option,
     handle_errors,
+    profile_target_option,
     progress_bar,
-    target_option,
 )
 from .validate import print_findings, print_summary
 
@@ -28,7 +28,7 @@ from .validate import print_findings, print_summary
     type=click.Path(file_okay=False),
     help="Folder for the shards and <stem>.manifest.json (created if missing).",
 )
-@target_option
+@profile_target_option
 @click.option(
     "--max-requests",
     type=QUANTITY,
