@@ -191,10 +191,11 @@ class Validator:
         self._last_line: Line | None = None
         self._limit_lines: dict[str, int] = {}
         self._embedding_inputs = 0
-        limits = self.profile
-        self._max_requests = limits.max_requests if limits.max_requests is not None else -1
-        self._max_bytes = limits.max_bytes if limits.max_bytes is not None else -1
-        self._max_id = limits.max_custom_id_length or 0
+        # the target's limits, -1 (0 for the id length) where it has none
+        profile = self.profile
+        self._max_requests = -1 if profile.max_requests is None else profile.max_requests
+        self._max_bytes = -1 if profile.max_bytes is None else profile.max_bytes
+        self._max_id = profile.max_custom_id_length or 0
         # (url, model, quick check) of the first good line, once known: see _fast_accepts.
         self._fast: tuple[str, str, Callable[[Any], bool]] | None = None
 

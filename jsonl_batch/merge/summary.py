@@ -291,14 +291,14 @@ def price_tallies(
         for summary in summaries:
             summary.cost.estimated_input_usd = 0.0
             summary.cost.estimated_input_tokens = 0
-    if not tallies:
-        return
     if not pricing.priced:
         for (shard, _model), tally in tallies.items():
             for summary in [total] + ([groups[shard]] if shard is not None and groups else []):
                 summary.usage.add(tally.usage)
         for summary in summaries:
             summary.cost.actual_usd = summary.cost.actual_input_usd = None
+        return
+    if not tallies:
         return
     prices = pricing.prices
     table = prices if isinstance(prices, PriceTable) else PriceTable.load(prices)
