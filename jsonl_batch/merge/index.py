@@ -17,7 +17,6 @@ import gzip
 import itertools
 import marshal
 import os
-import re
 import shutil
 import sqlite3
 import tempfile
@@ -64,9 +63,7 @@ ENTRY_BYTES = 125
 _READ = 1 << 22  # bytes of output read at once
 _SPLIT = 1 << 48  # SQLite integers are 64-bit: store packed as (hi, lo)
 
-# Request lines as the SDKs write them start with their custom_id; matching it spares a full
-# parse. Ids with escapes or control characters fall back to parsing.
-REQUEST_KEY = re.compile(rb'\s*\{\s*"custom_id"\s*:\s*"([^"\\\x00-\x1f]*)"\s*,')
+NOT_A_REQUEST = "not a request line (no string custom_id); not joined, not retried"
 
 
 def key_of(custom_id: str) -> bytes:
@@ -78,47 +75,31 @@ def text_of_key(key: bytes) -> str:
     return key.decode("utf-8", "surrogateescape")
 
 
-def parse_request_key(raw: bytes) -> tuple[bytes | None, str | None]:
-    """(key, None) of a request line the regex did not match; (None, None) for a blank line;
-    (None, why) for a line that is not a request."""
-    if raw.isspace() or not raw:
-        return None, None
+def parse_request_key(raw: bytes | memoryview) -> tuple[bytes | None, str | None]:
+    """(key, None) of a request line; (None, None) for a blank line; (None, why) for a line
+    that is not exactly one JSON object with a string custom_id, as validate checks it (a
+    line with more after the object included)."""
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return None, f"not valid JSON: {exc}"
+        if not bytes(raw).strip():
+            return None, None
+        return None, f"not exactly one JSON object ({exc}); not joined, not retried"
     cid = obj.get("custom_id") if type(obj) is dict else None
     if type(cid) is not str:
-        return None, "not a request line (no string custom_id)"
+        return None, NOT_A_REQUEST
     return key_of(cid), None
 
 
 def request_keys(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, custom_id key) of a request file's lines that are exactly one request
-    object, as the join takes them (problems are not reported)."""
-    match = REQUEST_KEY.match
+    """(line number, custom_id key) of a request file's lines, as the join takes them
+    (problems are not reported)."""
     with open_binary(path) as stream:
         for number, raw in enumerate(stream, 1):
             line = raw[3:] if number == 1 and raw.startswith(BOM) else raw
-            found = match(line)
-            if found is None:
-                key = parse_request_key(line)[0]
-            elif is_one_object(line):
-                key = found.group(1)
-            else:
-                continue
+            key = parse_request_key(line)[0]
             if key is not None:
                 yield number, key
-
-
-def is_one_object(line: bytes) -> bool:
-    """Whether a line the request regex matched is exactly one JSON object (nothing after
-    it): the validator's invalid_json_line, checked the same way."""
-    try:
-        orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return False
-    return True
 
 
 class OutputIndex:

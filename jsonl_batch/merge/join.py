@@ -1,9 +1,11 @@
 """Pass 2: stream the requests in input order, look each one up, write its row.
 
-The fast path (full rows, the usual case): a request line that starts with its custom_id
-is not parsed, and a success line as the services write it (``PLAIN`` in the index) is not
-parsed either: the row is assembled from byte spans of the output line (the response body
-and its usage block) and only the usage numbers and the model are read. Everything else
+Every request line is parsed once, to check it the way validate does: a line that is not
+exactly one JSON object with a string custom_id is reported and never joined nor retried.
+The fast path (full rows, the usual case): a success line as the services write it
+(``PLAIN`` in the index) is not parsed: the row is assembled from byte spans of the output
+line (the response body and its usage block) and only the usage numbers and the model are
+read. Everything else
 (failures, other layouts, the text/embedding/csv formats, ``--include-request``,
 ``--estimate``) parses the output line and serialises a dict: the same row. The fast path
 does not look inside the body, so a success line broken in the middle (but whole at both
@@ -29,13 +31,7 @@ import orjson
 
 from ..formats.output_lines import PLAIN_END, UNRECOGNIZED, classify
 from ..jsonl import BOM, AtomicWriter, open_binary
-from .index import (
-    REQUEST_KEY,
-    ResultFiles,
-    parse_request_key,
-    request_keys,
-    text_of_key,
-)
+from .index import NOT_A_REQUEST, ResultFiles, parse_request_key, request_keys, text_of_key
 from .outcome import add_usage, embedding_of, request_model, text_of, usage_of
 from .packed import (
     FIELD16,
@@ -87,6 +83,8 @@ _CHAT_USAGE = re.compile(
     rb'(?:,"prompt_tokens_details":\{"cached_tokens":(\d+)[^{}]*\})?'
     rb'(?:,"completion_tokens_details":\{"reasoning_tokens":(\d+)[^{}]*\})?\}'
 )
+# Bytes a custom_id may not hold to go into a row as it is (else the row is serialised).
+_UNSAFE_ID = re.compile(rb'["\\\x00-\x1f]')
 # A success row, filled with the custom_id, the line number, the usage and the body as they are
 _ROW = (
     b'{"custom_id":"%b","status":"succeeded","line":%d,"status_code":200,"error":null,'
@@ -278,19 +276,14 @@ class Join:
         """The hot loop, kept flat on purpose: one iteration per request line
         ``chunk[pos:end]``; returns the row pieces, the retry lines, the last line number."""
         index = self.outputs.index
-        match_key = REQUEST_KEY.match
+        view = memoryview(chunk)
         spilled = index.spilled
         if spilled:  # a chunk-sized copy of the entries, written back at the end
             keys = []
             line_at = pos
             while line_at < end:
                 line_end = chunk.find(b"\n", line_at, end) + 1 or end
-                found_key = match_key(chunk, line_at, line_end)
-                keys.append(
-                    found_key.group(1)
-                    if found_key
-                    else parse_request_key(chunk[line_at:line_end])[0]
-                )
+                keys.append(parse_request_key(view[line_at:line_end])[0])
                 line_at = line_end
             found = index.lookup_many([key for key in keys if key is not None])
             changed: dict[bytes, int] = {}
@@ -299,7 +292,7 @@ class Join:
         fds = self.outputs.fds
         pread = os.pread
         loads, bad_json = orjson.loads, orjson.JSONDecodeError
-        view = memoryview(chunk)
+        unsafe = _UNSAFE_ID.search
         fast = self.fast
         problems = self.problems
         counts = self.total.counts
@@ -320,22 +313,21 @@ class Join:
         while pos < end:
             line_end = find(b"\n", pos, end) + 1 or end
             number += 1
-            found_key = match_key(chunk, pos, line_end)
-            if found_key is not None:
-                # exactly one JSON object, as validate checks it: a line with more after the
-                # object is reported and never joined nor copied into the retry file
-                try:
-                    loads(view[pos:line_end])
-                    key, why = found_key.group(1), None
-                except bad_json as exc:
-                    key, why = None, f"not one JSON object ({exc}); not joined, not retried"
-            else:
-                key, why = parse_request_key(chunk[pos:line_end])
-            if key is None:
-                if why is not None:
+            # every line is parsed: exactly one JSON object with a string custom_id, as
+            # validate checks it; any other line (more after the object included) is
+            # reported, and never joined nor copied into the retry file
+            try:
+                request = loads(view[pos:line_end])
+                custom_id = request.get("custom_id") if request.__class__ is dict else None
+            except bad_json:
+                custom_id = None
+            if custom_id.__class__ is not str:
+                why = parse_request_key(view[pos:line_end])[1] or NOT_A_REQUEST
+                if chunk[pos:line_end].strip():
                     problems.add("invalid_input_line", why, where=f"{path}:{number}")
                 pos = line_end
                 continue
+            key = custom_id.encode("utf-8", "surrogatepass")  # key_of(), inlined
             packed = found.get(key, 0)
             if packed & USED:
                 problems.add(
@@ -357,7 +349,7 @@ class Join:
                 shard = shard_of(packed)
                 if shard is None and ranges is not None:
                     shard = _shard_at(ranges, number)
-            if fast and packed & _PLAIN_BITS > PLAIN and found_key is not None:
+            if fast and packed & _PLAIN_BITS > PLAIN and unsafe(key) is None:
                 data = pread(
                     fds[((packed >> FILE_SHIFT) & FIELD16) - 1],
                     (packed >> LEN_SHIFT) & LEN_MASK,
