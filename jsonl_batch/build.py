@@ -157,7 +157,7 @@ class RequestFileBuilder:
             custom_id = f"{self.id_prefix}{len(self._ids) + 1}"
         if custom_id in self._ids:
             raise BuildError(f"custom_id {custom_id!r} is already in this file")
-        if len(self._ids) >= self.profile.max_requests:
+        if self.profile.max_requests is not None and len(self._ids) >= self.profile.max_requests:
             raise BuildError(
                 f"target {self.profile.name!r} allows {self.profile.max_requests:,} "
                 "requests per file",

@@ -44,6 +44,7 @@ class _Scalar:
     low: float | None = None
     high: float | None = None
     min_length: int | None = None
+    max_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class _Literal:
 class _List:
     item: Any  # a spec
     min_length: int
+    max_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,11 @@ class _Union:
     members: tuple[Any, ...]  # specs
 
 
-def _bounds(metadata: list[Any]) -> tuple[float | None, float | None, int | None]:
+def _bounds(
+    metadata: list[Any],
+) -> tuple[float | None, float | None, int | None, int | None]:
     low = high = None
-    min_len = None
+    min_len = max_len = None
     expanded: list[Any] = []
     for item in metadata:
         expanded.extend(item.metadata if isinstance(item, FieldInfo) else [item])
@@ -77,7 +81,14 @@ def _bounds(metadata: list[Any]) -> tuple[float | None, float | None, int | None
         low = getattr(item, "ge", low)
         high = getattr(item, "le", high)
         min_len = getattr(item, "min_length", min_len)
-    return low, high, min_len
+        max_len = getattr(item, "max_length", max_len)
+    return low, high, min_len, max_len
+
+
+def _has_validators(model: type[BaseModel]) -> bool:
+    """Models with their own validators have no quick form: pydantic decides."""
+    decorators = model.__pydantic_decorators__
+    return bool(decorators.model_validators or decorators.field_validators)
 
 
 def _spec(annotation: Any, metadata: list[Any]) -> Any:
@@ -97,9 +108,10 @@ def _spec(annotation: Any, metadata: list[Any]) -> Any:
         return _Scalar((dict,))  # parsed JSON objects always have str keys
     if origin is list:
         item = _spec(get_args(annotation)[0], [])
-        return None if item is None else _List(item, _bounds(metadata)[2] or 0)
+        _low, _high, min_len, max_len = _bounds(metadata)
+        return None if item is None else _List(item, min_len or 0, max_len)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return _ModelSpec(annotation)
+        return None if _has_validators(annotation) else _ModelSpec(annotation)
     types = _SCALARS.get(annotation)
     if types is None:
         return None
@@ -140,6 +152,8 @@ class _Writer:
                 parts.append(f"{x} <= {spec.high!r}")
             if spec.min_length is not None:
                 parts.append(f"len({x}) >= {spec.min_length}")
+            if spec.max_length is not None:
+                parts.append(f"len({x}) <= {spec.max_length}")
             return "(" + " and ".join(parts) + ")"
         if isinstance(spec, _Literal):
             return f"(type({x}) is str and {x} in {self.constant(spec.values)})"
@@ -148,8 +162,9 @@ class _Writer:
             item = self.expression(spec.item, y, depth + 1)
             if item is None:
                 return None
+            longest = "" if spec.max_length is None else f" and len({x}) <= {spec.max_length}"
             return (
-                f"(type({x}) is list and len({x}) >= {spec.min_length} "
+                f"(type({x}) is list and len({x}) >= {spec.min_length}{longest} "
                 f"and all({item} for {y} in {x}))"
             )
         if isinstance(spec, _Union):
@@ -170,7 +185,8 @@ class _Writer:
             self.model(spec.model, x, indent, depth)
         elif isinstance(spec, _List):
             y = f"y{depth}"
-            self.emit(indent, f"if type({x}) is not list or len({x}) < {spec.min_length}:")
+            longest = "" if spec.max_length is None else f" or len({x}) > {spec.max_length}"
+            self.emit(indent, f"if type({x}) is not list or len({x}) < {spec.min_length}{longest}:")
             self.emit(indent + 1, "return False")
             self.emit(indent, f"for {y} in {x}:")
             self.statements(spec.item, y, indent + 1, depth + 1)
@@ -224,6 +240,8 @@ def _build(writer: _Writer) -> Predicate:
 @functools.cache
 def quick_check(model: type[BaseModel]) -> Predicate:
     """A predicate that is True only for inputs ``model`` accepts (see the module doc)."""
+    if _has_validators(model):
+        return lambda _value: False
     return _callable(_ModelSpec(model))
 
 

@@ -106,6 +106,11 @@ def resolve_limits(
     """The limits a split uses: the user's, else the target profile's."""
     requests = profile.max_requests if max_requests is None else max_requests
     size = profile.max_bytes if max_bytes is None else max_bytes
+    if requests is None or size is None:
+        raise ConfigError(
+            f"target {profile.name!r} has no per-file limit to split under",
+            hint="give the shard size: --max-requests N and --max-bytes SIZE",
+        )
     if requests < 1:
         raise ConfigError(f"max requests per shard must be at least 1, not {requests}")
     if size < 1:

@@ -18,7 +18,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from .formats.wire import BODY_MODELS, endpoint_of
+from .formats.wire import BODY_MODELS, endpoint_of, model_required
 from .jsonl import (
     BLANK,
     BOM_PRESENT,
@@ -38,63 +38,54 @@ from .quickcheck import quick_check
 
 Severity = Literal["error", "warning"]
 
-# Code → (default severity, hint). Codes the services use keep their names
-# (invalid_json_line, duplicate_custom_id, url_mismatch, model_mismatch, empty_file,
-# too_many_tasks); ``Finding.service_code`` gives the target's own code for the others.
-RULES: dict[str, tuple[Severity, str]] = {
-    "invalid_json_line": ("error", "each line must be one complete JSON object"),
-    "line_too_long": (
-        "error",
-        "no service takes a line longer than its whole input file (200 MB); shorten the"
-        " request, or raise --max-line-bytes for Azure's 1 GB bring-your-own-storage files",
-    ),
-    "invalid_utf8": ("error", "save the file as UTF-8"),
-    "not_an_object": ("error", "each line must be a JSON object {...}, not an array or value"),
-    "duplicate_key": (
-        "warning",
-        "remove the repeated key; the service keeps only one of the values",
-    ),
-    "utf8_bom": ("error", "save the file as UTF-8 without a byte-order mark (BOM)"),
-    "crlf_line_ending": ("warning", "convert line endings to \\n (e.g. dos2unix)"),
-    "blank_line": ("warning", "remove empty lines; some services reject them"),
-    "missing_final_newline": ("warning", "end the file with a newline"),
-    "unknown_field": (
-        "warning",
-        "a request line has exactly custom_id, method, url and body",
-    ),
-    "missing_custom_id": ("error", "add a unique string custom_id to every line"),
-    "invalid_custom_id": ("error", "use a non-empty string of at most 64 ASCII characters"),
-    "duplicate_custom_id": ("error", "give every request a unique custom_id"),
-    "invalid_method": ("error", 'set "method": "POST"'),
-    "missing_url": ("error", 'add "url", e.g. "/v1/chat/completions"'),
-    "unsupported_url": ("error", "use one of the target's endpoints (see --target)"),
-    "url_mismatch": ("error", "every line of one file must use the same url; split the file"),
-    "missing_body": ("error", "add the request body as a JSON object"),
-    "missing_model": ("error", "set body.model (the deployment name on Azure)"),
-    "placeholder_model": ("error", "replace the placeholder with your deployment/model name"),
-    "model_mismatch": (
-        "error",
-        "one model/deployment per file: use `jsonl-batch split --by-model`",
-    ),
-    "invalid_body": ("error", "fix the field so it matches the endpoint's request schema"),
-    "stream_not_supported": ("error", "remove body.stream; batch requests cannot stream"),
-    "empty_file": ("error", "the file needs at least one request"),
-    "too_many_tasks": ("error", "split the file: `jsonl-batch split FILE --out-dir DIR`"),
-    "file_too_large": ("error", "split the file: `jsonl-batch split FILE --out-dir DIR`"),
-    "too_many_embedding_inputs": ("error", "split the file into smaller batches"),
-    "context_window_exceeded": ("error", "shorten the prompt or use a model with more context"),
-    "max_tokens_too_large": ("error", "lower max_tokens to the model's maximum output"),
-    "token_count_approximate": ("warning", "the count for this request is an estimate"),
-    "no_price": (
-        "warning",
-        "map the deployment with --deployment-map NAME=MODEL or pass --prices FILE",
-    ),
+# Code → hint. How severe each code is for a target, and where the rule comes from, is in
+# the target's profile (data/profiles.json): a rule with no source is at most a warning.
+# Codes the services use keep their names (invalid_json_line, duplicate_custom_id,
+# url_mismatch, model_mismatch, empty_file, too_many_tasks); ``Finding.service_code`` gives
+# the target's own code for the others.
+RULES: dict[str, str] = {
+    "invalid_json_line": "each line must be one complete JSON object",
+    "line_too_long": "no service takes a line longer than its whole input file (200 MB); shorten"
+    " the request, or raise --max-line-bytes for Azure's 1 GB bring-your-own-storage files",
+    "invalid_utf8": "save the file as UTF-8",
+    "not_an_object": "each line must be a JSON object {...}, not an array or value",
+    "duplicate_key": "remove the repeated key; the service keeps only one of the values",
+    "utf8_bom": "save the file as UTF-8 without a byte-order mark (BOM)",
+    "crlf_line_ending": "convert line endings to \\n (e.g. dos2unix)",
+    "blank_line": "remove empty lines",
+    "missing_final_newline": "end the file with a newline",
+    "unknown_field": "a request line has exactly custom_id, method, url and body",
+    "missing_custom_id": "add a unique string custom_id to every line",
+    "invalid_custom_id": "make custom_id a string",
+    "blank_custom_id": "give every request a non-empty custom_id",
+    "duplicate_custom_id": "give every request a unique custom_id",
+    "invalid_method": 'set "method": "POST"',
+    "missing_url": 'add "url", e.g. "/v1/chat/completions"',
+    "unsupported_url": "use one of the target's endpoints (see --target)",
+    "url_mismatch": "every line of one file must use the same url; split the file",
+    "missing_body": "add the request body as a JSON object",
+    "missing_model": "set body.model (the deployment name on Azure)",
+    "placeholder_model": "replace the placeholder with your deployment/model name",
+    "model_mismatch": "one model/deployment per file: use `jsonl-batch split --by-model`",
+    "invalid_body": "fix the field so it matches the endpoint's request schema",
+    "stream_not_supported": "remove body.stream; batch requests cannot stream",
+    "empty_file": "the file needs at least one request",
+    "too_many_tasks": "split the file: `jsonl-batch split FILE --out-dir DIR`",
+    "file_too_large": "split the file: `jsonl-batch split FILE --out-dir DIR`",
+    "too_many_embedding_inputs": "split the file into smaller batches",
+    "context_window_exceeded": "shorten the prompt or use a model with more context",
+    "max_tokens_too_large": "lower max_tokens to the model's maximum output",
+    "token_count_approximate": "the count for this request is an estimate",
+    "no_price": "map the deployment with --deployment-map NAME=MODEL or pass --prices FILE",
 }
 
-MAX_CUSTOM_ID_LENGTH = 64
 MAX_FINDINGS_PER_CODE = 100  # kept with their line; the rest of a code is only counted
+
 _PROGRESS_BYTES = 1 << 20
 _TOP_LEVEL_KEYS = frozenset({"custom_id", "method", "url", "body"})
+# Strings pydantic's lax mode reads as booleans (pydantic docs, "Conversion Table": bool).
+_LAX_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+_LAX_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
 # Union member tags pydantic puts into error locations; not part of the JSON path.
 _UNION_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
 
@@ -226,6 +217,11 @@ class Validator:
         self._last_line: Line | None = None
         self._limit_lines: dict[str, int] = {}
         self._embedding_inputs = 0
+        # the target's limits, -1 (0 for the id length) where it has none
+        profile = self.profile
+        self._max_requests = -1 if profile.max_requests is None else profile.max_requests
+        self._max_bytes = -1 if profile.max_bytes is None else profile.max_bytes
+        self._max_id = profile.max_custom_id_length or 0
         # (url, model, quick check) of the first good line, once known: see _fast_accepts.
         self._fast: tuple[str, str, Callable[[Any], bool]] | None = None
 
@@ -242,9 +238,9 @@ class Validator:
     def _add(self, code: str, line: int | None, message: str, path: str | None = None) -> None:
         if code in self.ignore_codes:
             return
-        severity, hint = RULES[code]
-        if code == "utf8_bom" and not self.profile.bom_is_error:
-            severity = "warning"
+        severity = self.profile.rule(code).severity
+        if severity == "off":
+            return
         if severity == "error":
             if self.stopped:
                 self.report.truncated = True
@@ -259,7 +255,7 @@ class Validator:
                     line,
                     path,
                     message,
-                    hint,
+                    RULES[code],
                     self.profile.service_code(code),
                 )
             )
@@ -272,7 +268,7 @@ class Validator:
         report.bytes += len(line.raw) or line.dropped
         if self._fast is not None and self._fast_accepts(line):
             report.requests += 1
-            if report.requests > self.profile.max_requests or report.bytes > self.profile.max_bytes:
+            if report.requests == self._max_requests + 1 or report.bytes > self._max_bytes >= 0:
                 self._note_limits(line.number)
             return
         self._check_slowly(line)
@@ -294,7 +290,8 @@ class Validator:
             or body.get("model") != model
             or body.get("stream") is True
             or type(custom_id) is not str
-            or not 0 < len(custom_id) <= MAX_CUSTOM_ID_LENGTH
+            or not custom_id
+            or (self._max_id and len(custom_id) > self._max_id)
             or custom_id.isspace()
             or custom_id in self._seen_ids
             or not accepts(body)
@@ -304,9 +301,9 @@ class Validator:
         return True
 
     def _note_limits(self, number: int) -> None:
-        if self.report.requests == self.profile.max_requests + 1:
+        if self.report.requests == self._max_requests + 1:
             self._limit_lines["requests"] = number
-        if self.report.bytes > self.profile.max_bytes and "bytes" not in self._limit_lines:
+        if self.report.bytes > self._max_bytes >= 0 and "bytes" not in self._limit_lines:
             self._limit_lines["bytes"] = number
 
     def _check_slowly(self, line: Line) -> None:
@@ -387,13 +384,14 @@ class Validator:
                 "custom_id",
             )
         elif not custom_id or custom_id.isspace():
-            self._add("invalid_custom_id", number, "custom_id is empty", "custom_id")
+            self._add("blank_custom_id", number, "custom_id is empty", "custom_id")
         else:
-            if len(custom_id) > MAX_CUSTOM_ID_LENGTH:
+            if self._max_id and len(custom_id) > self._max_id:
                 self._add(
                     "invalid_custom_id",
                     number,
-                    f"custom_id is {len(custom_id)} characters; keep it to {MAX_CUSTOM_ID_LENGTH}",
+                    f"custom_id is {len(custom_id)} characters; target "
+                    f"{self.profile.name!r} allows {self._max_id}",
                     "custom_id",
                 )
             first = self._seen_ids.setdefault(custom_id, number)
@@ -406,7 +404,8 @@ class Validator:
                 )
 
         method = obj.get("method")
-        if method != "POST":
+        methods = self.profile.methods
+        if type(method) is not str or (methods is not None and method not in methods):
             shown = "missing" if method is None else repr(method)
             self._add(
                 "invalid_method", number, f"method is {shown}; only POST is supported", "method"
@@ -441,7 +440,10 @@ class Validator:
         if self._first_model is not None and model == self._first_model[0]:
             pass  # the common case: same model as the first line, already checked
         elif model is None:
-            self._add("missing_model", number, "missing required field 'body.model'", "body.model")
+            if model_required(endpoint):
+                self._add(
+                    "missing_model", number, "missing required field 'body.model'", "body.model"
+                )
         elif type(model) is str:
             if _is_placeholder(model, self.profile.placeholder_models):
                 self._add(
@@ -462,7 +464,7 @@ class Validator:
                     f"{self._first_model[1]}",
                     "body.model",
                 )
-        if body.get("stream") is True:
+        if _truthy(body.get("stream"), self.profile.lax_types):
             self._add(
                 "stream_not_supported", number, "stream is not supported in batch", "body.stream"
             )
@@ -515,8 +517,12 @@ class Validator:
                 if loc == ("model",) and error["type"] == "missing":
                     continue  # reported as missing_model
                 path = _json_path(loc)
-                if path in seen:
-                    continue
+                if path in seen or (
+                    path == "body.stream"
+                    and self.profile.lax_types
+                    and _lax_bool(body.get("stream")) is not None
+                ):
+                    continue  # a lax target reads "true"/"false" as booleans
                 seen.add(path)
                 self._add("invalid_body", number, f"{path}: {_describe(error)}", path)
 
@@ -537,14 +543,14 @@ class Validator:
             self._add("missing_final_newline", last.number, "the last line has no newline")
         if report.requests == 0 and not report.truncated:
             self._add("empty_file", None, "the file has no requests")
-        if report.requests > profile.max_requests:
+        if profile.max_requests is not None and report.requests > profile.max_requests:
             self._add(
                 "too_many_tasks",
                 self._limit_lines.get("requests"),
                 f"{report.requests:,} requests; target {profile.name!r} allows "
                 f"{profile.max_requests:,} per file (first extra request on this line)",
             )
-        if report.bytes > profile.max_bytes:
+        if profile.max_bytes is not None and report.bytes > profile.max_bytes:
             self._add(
                 "file_too_large",
                 self._limit_lines.get("bytes"),
@@ -594,6 +600,26 @@ def validate_file(
     if on_progress is not None and pending:
         on_progress(pending)
     return validator.finish()
+
+
+def _lax_bool(value: Any) -> bool | None:
+    """The boolean pydantic's lax mode reads from ``value``, or None when it reads none."""
+    if type(value) is bool:
+        return value
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    if type(value) is str:
+        lowered = value.strip().lower()
+        if lowered in _LAX_TRUE:
+            return True
+        if lowered in _LAX_FALSE:
+            return False
+    return None
+
+
+def _truthy(value: Any, lax: bool) -> bool:
+    """``body.stream`` asks for streaming: ``true``, or on a lax target ``"True"``, ``1``..."""
+    return value is True or (lax and _lax_bool(value) is True)
 
 
 def _is_placeholder(model: str, placeholders: frozenset[str]) -> bool:

@@ -34,7 +34,8 @@ def test_endpoint_of_accepts_every_url_form() -> None:
     assert endpoint_of("/v1/chat/completions") == "chat/completions"
     assert endpoint_of("/chat/completions") == "chat/completions"
     assert endpoint_of("/openai/v1/responses") == "responses"
-    assert endpoint_of("/v1/images/generations") is None
+    assert endpoint_of("/v1/images/generations") == "images/generations"
+    assert endpoint_of("/v1/fine_tuning/jobs") is None
 
 
 def test_unknown_body_fields_are_allowed() -> None:

@@ -36,6 +36,7 @@ def test_hook_passes_good_files_and_fails_bad_ones(tmp_path: Path) -> None:
     git(repo, "init", "-q")
     shutil.copy(SAMPLES / "azure-chat.jsonl", repo / "good.jsonl")
     shutil.copy(SAMPLES / "broken.jsonl", repo / "bad.jsonl")
+    (repo / "many.jsonl").write_bytes(b"{not json\n" * 30)
     git(repo, "add", ".")
     env = {
         **os.environ,
@@ -60,8 +61,15 @@ def test_hook_passes_good_files_and_fails_bad_ones(tmp_path: Path) -> None:
     assert good.returncode == 0, good.stdout + good.stderr
     assert "Passed" in good.stdout
 
-    bad = try_repo("good.jsonl", "bad.jsonl")
+    bad = try_repo("good.jsonl", "bad.jsonl", "many.jsonl")
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "Failed" in bad.stdout
-    assert "bad.jsonl: FAILED" in bad.stdout
-    assert "duplicate_custom_id" in bad.stdout
+    # where each problem is, with its hint, before the summary: no rerun by hand needed
+    assert "bad.jsonl:6: error[duplicate_custom_id]: " in bad.stdout
+    assert "= hint: give every request a unique custom_id" in bad.stdout
+    assert bad.stdout.index("bad.jsonl:6:") < bad.stdout.index("bad.jsonl: FAILED")
+    # capped at 20 per file
+    assert "many.jsonl:20: error[invalid_json_line]" in bad.stdout
+    assert "many.jsonl:21:" not in bad.stdout
+    assert "many.jsonl: ... and 10 more finding(s) not shown" in bad.stdout
+    assert "many.jsonl: FAILED: 30 requests" in bad.stdout

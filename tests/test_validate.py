@@ -150,7 +150,7 @@ def test_cli_text_output_is_compiler_like_with_summary() -> None:
     assert f"{SAMPLES / 'broken.jsonl'}:6: error[duplicate_custom_id]: " in result.output
     assert "already used on line 1" in result.output
     assert "--> body.messages[0].role" in result.output
-    assert "20 error(s), 5 warning(s)" in result.output
+    assert "18 error(s), 7 warning(s)" in result.output
 
 
 def test_cli_json_output(tmp_path: Path) -> None:
@@ -160,7 +160,7 @@ def test_cli_json_output(tmp_path: Path) -> None:
     assert result.exit_code == 1
     data = json.loads(result.output)
     (file_report,) = data["files"]
-    assert file_report["errors"] == 20
+    assert file_report["errors"] == 18
     assert file_report["counts"]["duplicate_custom_id"] == 1
     assert {"code", "severity", "file", "line", "path", "message", "hint"} <= set(
         file_report["findings"][0]

@@ -15,6 +15,7 @@ import orjson
 
 from ..errors import JsonlBatchError, storage_error
 from ..jsonl import DEFAULT_MAX_LINE_BYTES
+from ..profiles import TARGETS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,6 +41,14 @@ target_option = click.option(
     default="azure",
     show_default=True,
     help="Which service the file is for; decides limits, allowed urls and error codes.",
+)
+profile_target_option = click.option(
+    "--target",
+    type=click.Choice(TARGETS),
+    default="azure",
+    show_default=True,
+    help="Which service the file is for (vllm: vLLM's run-batch); decides limits, allowed "
+    "urls, error codes and prices.",
 )
 
 

@@ -16,10 +16,10 @@ from ._common import (
     handle_errors,
     max_line_bytes_option,
     prices_option,
+    profile_target_option,
     progress_bar,
     read_deployment_map,
     region_option,
-    target_option,
 )
 
 
@@ -66,7 +66,7 @@ from ._common import (
     help="What goes into the retry file: failed, expired, cancelled, missing, all, an HTTP "
     "status (429) or class (4xx, 5xx), or an error code [default: all four statuses].",
 )
-@target_option
+@profile_target_option
 @region_option
 @deployment_map_options
 @prices_option

@@ -14,8 +14,8 @@ from ._common import (
     format_option,
     handle_errors,
     max_line_bytes_option,
+    profile_target_option,
     progress_bar,
-    target_option,
 )
 from .validate import print_findings, print_summary
 
@@ -29,7 +29,7 @@ from .validate import print_findings, print_summary
     type=click.Path(file_okay=False),
     help="Folder for the shards and <stem>.manifest.json (created if missing).",
 )
-@target_option
+@profile_target_option
 @click.option(
     "--max-requests",
     type=QUANTITY,

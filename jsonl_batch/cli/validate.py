@@ -16,10 +16,10 @@ from ._common import (
     handle_errors,
     max_line_bytes_option,
     prices_option,
+    profile_target_option,
     progress_bar,
     read_deployment_map,
     region_option,
-    target_option,
 )
 
 _COLORS = {"error": "red", "warning": "yellow"}
@@ -27,7 +27,7 @@ _COLORS = {"error": "red", "warning": "yellow"}
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
-@target_option
+@profile_target_option
 @format_option("github")
 @click.option(
     "--max-errors",
@@ -49,6 +49,13 @@ _COLORS = {"error": "red", "warning": "yellow"}
 @region_option
 @fetch_image_sizes_option
 @max_line_bytes_option
+@click.option(
+    "--max-shown",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Print at most N findings per file, errors first (the summary counts them all).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
 @handle_errors
 def validate(
@@ -64,6 +71,7 @@ def validate(
     region: str,
     fetch_image_sizes: bool,
     max_line_bytes: int,
+    max_shown: int | None,
     quiet: bool,
 ) -> None:
     """Check batch input FILES (.jsonl, .jsonl.gz or - for stdin) for everything the
@@ -76,6 +84,7 @@ def validate(
       jsonl-batch validate --target openai --format json data/*.jsonl
       jsonl-batch validate --format github shards/*.jsonl   # CI annotations
       jsonl-batch validate --tokens --deployment-map prod-4o=gpt-4o requests.jsonl
+      jsonl-batch validate --target vllm --max-shown 20 offline.jsonl
 
     Exit status: 0 when clean, 1 when a file has errors (or warnings with --strict),
     2 on usage errors.
@@ -129,7 +138,7 @@ def validate(
     else:
         for report in reports:
             if not quiet:
-                print_findings(report)
+                print_findings(report, max_shown)
             print_summary(report)
 
     failed = any(not r.ok or (strict and r.warnings) for r in reports)
@@ -137,8 +146,18 @@ def validate(
     raise SystemExit(1 if failed else 0)
 
 
-def print_findings(report: ValidationReport) -> None:
-    for f in report.findings:
+def print_findings(report: ValidationReport, limit: int | None = None) -> None:
+    """Every finding in line order; with ``limit``, the first ``limit`` errors, then
+    warnings while there is room, and how many were left out."""
+    findings = report.findings
+    if limit is not None and len(findings) > limit:
+        ranked = sorted(findings, key=lambda f: (f.severity != "error", f.line or 0))
+        findings = ranked[:limit]
+        left = len(report.findings) - limit
+        findings.sort(key=lambda f: f.line or 0)
+    else:
+        left = 0
+    for f in findings:
         label = click.style(f"{f.severity}[{f.code}]", fg=_COLORS[f.severity], bold=True)
         click.echo(f"{f.location()}: {label}: {f.message}")
         if f.path:
@@ -147,6 +166,11 @@ def print_findings(report: ValidationReport) -> None:
             click.echo(f"    = hint: {f.hint}")
     for code, n in report.omitted().items():
         click.echo(f"... and {n:,} more {code} (only the first {MAX_FINDINGS_PER_CODE} are listed)")
+    if left:
+        click.echo(
+            f"{report.file}: ... and {left} more finding(s) not shown "
+            f"(run `jsonl-batch validate {report.file}` to see all)"
+        )
 
 
 def print_summary(report: ValidationReport) -> None:

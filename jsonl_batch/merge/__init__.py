@@ -27,11 +27,13 @@ from typing import Any
 
 from ..errors import MergeError
 from ..formats import naming
+from ..formats.output_lines import Outcome, classify
 from ..jsonl import DEFAULT_MAX_LINE_BYTES, AtomicWriter, atomic_write_json
+from ..profiles import load_profile
 from ..publish import FileSet, describe
 from .index import ResultFiles
 from .join import Join, Options, shard_ranges
-from .outcome import Outcome, classify, embedding_of, text_of, usage_of
+from .outcome import embedding_of, text_of, usage_of
 from .parallel import default_workers, index_result_files, input_spans, run_parallel
 from .plan import MergePlan, ShardRef, plan_merge, retry_selector
 from .summary import (
@@ -91,15 +93,18 @@ def merge(
             f"unknown results format {results_format!r}",
             hint="use one of " + ", ".join(RESULTS_FORMATS),
         )
+    profile = load_profile(target)
     options = Options(
         results_format=results_format,
         include_request=include_request,
         should_retry=retry_selector(retry_on),
         deployment_map=dict(deployment_map or {}),
-        pricing=load_pricing(prices, target, region, estimate),
+        pricing=load_pricing(prices, target, region, estimate, priced=profile.priced),
         max_line_bytes=max_line_bytes,
     )
     plan = plan_merge(input_path, outputs, errors)
+    if not profile.priced:
+        plan.notes.append(f"target {target!r} has no batch prices: costs are left out")
     target_dir = Path(out_dir) if out_dir is not None else plan.stem_path.parent
     results_path = naming.results_path(plan.stem_path, target_dir, results_format)
     retry_path = naming.retry_path(plan.stem_path, target_dir)

@@ -16,7 +16,6 @@ import contextlib
 import itertools
 import marshal
 import os
-import re
 import shutil
 import sqlite3
 import tempfile
@@ -29,6 +28,14 @@ import orjson
 
 from ..errors import InputError, MergeError, storage_error
 from ..formats.naming import MERGE_TEMP_PREFIX
+from ..formats.output_lines import (
+    CLOSED_LINE_ENDS,
+    FAST_OUTPUT,
+    PLAIN_END,
+    PLAIN_SUCCESS,
+    SUCCEEDED,
+    classify,
+)
 from ..jsonl import (
     BOM,
     DEFAULT_MAX_LINE_BYTES,
@@ -62,21 +69,7 @@ ENTRY_BYTES = 125
 _READ = 1 << 22  # bytes of output read at once
 _SPLIT = 1 << 48  # SQLite integers are 64-bit: store packed as (hi, lo)
 
-# Output and request lines as the services and SDKs write them start with these keys in this
-# order; matching them spares a full parse. Ids with escapes or control characters fall back
-# to parsing.
-_FAST_OUTPUT = re.compile(
-    rb'\{\s*(?:"id"\s*:\s*"[^"\\]*"\s*,\s*)?"custom_id"\s*:\s*"([^"\\\x00-\x1f]*)"\s*,\s*'
-    rb'"response"\s*:\s*(?:\{\s*"status_code"\s*:\s*(\d+)\s*[,}]|null)'
-)
-# How a complete output line ends (a cheap guard against a truncated last line).
-_CLOSED_LINE_ENDS = (b"}\n", b"}\r\n", b"}")
-_PLAIN_SUCCESS = re.compile(
-    rb'\{"id":"[^"\\]*","custom_id":"([^"\\\x00-\x1f]*)","response":\{"status_code":200,'
-    rb'"request_id":"[^"\\]*","body":\{'
-)
-PLAIN_END = b'},"error":null}\n'  # after the body: the response closes, no error
-REQUEST_KEY = re.compile(rb'\s*\{\s*"custom_id"\s*:\s*"([^"\\\x00-\x1f]*)"\s*,')
+NOT_A_REQUEST = "not a request line (no string custom_id); not joined, not retried"
 
 
 def key_of(custom_id: str) -> bytes:
@@ -88,34 +81,33 @@ def text_of_key(key: bytes) -> str:
     return key.decode("utf-8", "surrogateescape")
 
 
-def parse_request_key(raw: bytes) -> tuple[bytes | None, str | None]:
-    """(key, None) of a request line the regex did not match; (None, None) for a blank line;
-    (None, why) for a line that is not a request."""
-    if raw.isspace() or not raw:
-        return None, None
+def parse_request_key(raw: bytes | memoryview) -> tuple[bytes | None, str | None]:
+    """(key, None) of a request line; (None, None) for a blank line; (None, why) for a line
+    that is not exactly one JSON object with a string custom_id, as validate checks it (a
+    line with more after the object included)."""
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return None, f"not valid JSON: {exc}"
+        if not bytes(raw).strip():
+            return None, None
+        return None, f"not exactly one JSON object ({exc}); not joined, not retried"
     cid = obj.get("custom_id") if type(obj) is dict else None
     if type(cid) is not str:
-        return None, "not a request line (no string custom_id)"
+        return None, NOT_A_REQUEST
     return key_of(cid), None
 
 
 def request_keys(
     path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 ) -> Iterator[tuple[int, bytes]]:
-    """(line number, custom_id key) of a request file's lines (problems are not reported;
-    a line over ``max_line_bytes`` has none)."""
-    match = REQUEST_KEY.match
+    """(line number, custom_id key) of a request file's lines, as the join takes them
+    (problems are not reported; a line over ``max_line_bytes`` has none)."""
     with open_binary(path) as stream:
         for number, raw in enumerate(iter_raw_lines(stream, max_line_bytes), 1):
             if isinstance(raw, int):
                 continue
             line = raw[3:] if number == 1 and raw.startswith(BOM) else raw
-            found = match(line)
-            key = found.group(1) if found is not None else parse_request_key(line)[0]
+            key = parse_request_key(line)[0]
             if key is not None:
                 yield number, key
 
@@ -365,8 +357,8 @@ class ResultFiles:
         index = self.index
         budget = index.budget_bytes
         entries = index.entries
-        fast_match = _FAST_OUTPUT.match
-        plain_match = _PLAIN_SUCCESS.match
+        fast_match = FAST_OUTPUT.match
+        plain_match = PLAIN_SUCCESS.match
         file_bits = (file_index + 1) << FILE_SHIFT
         plain_bits = file_bits | PLAIN | (RANK_SUCCESS << RANK_SHIFT)
         base, stop, number = span  # file offset of chunk[0], where to stop, lines so far
@@ -405,7 +397,7 @@ class ResultFiles:
                     key = found.group(1)
                     bits = plain_bits
                 elif (found := fast_match(chunk, pos, line_end)) is not None and chunk.endswith(
-                    _CLOSED_LINE_ENDS, pos, line_end
+                    CLOSED_LINE_ENDS, pos, line_end
                 ):
                     key = found.group(1)
                     rank = RANK_SUCCESS if found.group(2) == b"200" else RANK_FAILURE
@@ -457,8 +449,7 @@ class ResultFiles:
                 where=f"{path}:{number}",
             )
             return None
-        response = obj.get("response")
-        success = type(response) is dict and response.get("status_code") == 200
+        success = classify(obj).status == SUCCEEDED
         return key_of(cid), RANK_SUCCESS if success else RANK_FAILURE
 
     def _resolve(self, key: bytes, old: int, new: int) -> int:

@@ -1,9 +1,11 @@
 """Pass 2: stream the requests in input order, look each one up, write its row.
 
-The fast path (full rows, the usual case): a request line that starts with its custom_id
-is not parsed, and a success line as the services write it (``PLAIN`` in the index) is not
-parsed either: the row is assembled from byte spans of the output line (the response body
-and its usage block) and only the usage numbers and the model are read. Everything else
+Every request line is parsed once, to check it the way validate does: a line that is not
+exactly one JSON object with a string custom_id is reported and never joined nor retried.
+The fast path (full rows, the usual case): a success line as the services write it
+(``PLAIN`` in the index) is not parsed: the row is assembled from byte spans of the output
+line (the response body and its usage block) and only the usage numbers and the model are
+read. Everything else
 (failures, other layouts, the text/embedding/csv formats, ``--include-request``,
 ``--estimate``) parses the output line and serialises a dict: the same row. The fast path
 does not look inside the body, so a success line broken in the middle (but whole at both
@@ -27,16 +29,10 @@ from typing import Any
 
 import orjson
 
+from ..formats.output_lines import PLAIN_END, UNRECOGNIZED, classify
 from ..jsonl import BOM, DEFAULT_MAX_LINE_BYTES, AtomicWriter, open_binary, skip_line
-from .index import (
-    PLAIN_END,
-    REQUEST_KEY,
-    ResultFiles,
-    parse_request_key,
-    request_keys,
-    text_of_key,
-)
-from .outcome import add_usage, classify, embedding_of, request_model, text_of, usage_of
+from .index import NOT_A_REQUEST, ResultFiles, parse_request_key, request_keys, text_of_key
+from .outcome import add_usage, embedding_of, request_model, text_of, usage_of
 from .packed import (
     FIELD16,
     FILE_BITS,
@@ -87,6 +83,8 @@ _CHAT_USAGE = re.compile(
     rb'(?:,"prompt_tokens_details":\{"cached_tokens":(\d+)[^{}]*\})?'
     rb'(?:,"completion_tokens_details":\{"reasoning_tokens":(\d+)[^{}]*\})?\}'
 )
+# Bytes a custom_id may not hold to go into a row as it is (else the row is serialised).
+_UNSAFE_ID = re.compile(rb'["\\\x00-\x1f]')
 # A success row, filled with the custom_id, the line number, the usage and the body as they are
 _ROW = (
     b'{"custom_id":"%b","status":"succeeded","line":%d,"status_code":200,"error":null,'
@@ -116,6 +114,7 @@ class JoinPart:
     error_stats: dict[str, ErrorStat]
     error_where: dict[str, int | str]
     bad_outputs: list[int]
+    unrecognized: list[tuple[int, str, str]]
     retry_count: int
     problem_counts: dict[str, int]
     problems: list[Problem]
@@ -188,6 +187,8 @@ class Join:
         self.error_stats: dict[str, ErrorStat] = {}
         self.error_where: dict[str, int | str] = {}  # packed output entry, or file:line
         self.bad_outputs: list[int] = []  # packed entries whose line is not JSON after all
+        # (packed entry, custom_id, start of the line) of output lines of no known shape
+        self.unrecognized: list[tuple[int, str, str]] = []
         self.counter = token_counter(options.deployment_map) if options.pricing.estimate else None
         self.retry_count = 0
         self.first_uses = 0  # outputs claimed by this join, and the sum of their keys' hashes
@@ -290,19 +291,14 @@ class Join:
         """The hot loop, kept flat on purpose: one iteration per request line
         ``chunk[pos:end]``; returns the row pieces, the retry lines, the last line number."""
         index = self.outputs.index
-        match_key = REQUEST_KEY.match
+        view = memoryview(chunk)
         spilled = index.spilled
         if spilled:  # a chunk-sized copy of the entries, written back at the end
             keys = []
             line_at = pos
             while line_at < end:
                 line_end = chunk.find(b"\n", line_at, end) + 1 or end
-                found_key = match_key(chunk, line_at, line_end)
-                keys.append(
-                    found_key.group(1)
-                    if found_key
-                    else parse_request_key(chunk[line_at:line_end])[0]
-                )
+                keys.append(parse_request_key(view[line_at:line_end])[0])
                 line_at = line_end
             found = index.lookup_many([key for key in keys if key is not None])
             changed: dict[bytes, int] = {}
@@ -310,6 +306,8 @@ class Join:
             found = index.entries
         fds = self.outputs.fds
         pread = os.pread
+        loads, bad_json = orjson.loads, orjson.JSONDecodeError
+        unsafe = _UNSAFE_ID.search
         fast = self.fast
         problems = self.problems
         counts = self.total.counts
@@ -335,16 +333,21 @@ class Join:
                 self._too_long(path, number)
                 pos = line_end
                 continue
-            found_key = match_key(chunk, pos, line_end)
-            if found_key is not None:
-                key = found_key.group(1)
-            else:
-                key, why = parse_request_key(chunk[pos:line_end])
-                if key is None:
-                    if why is not None:
-                        problems.add("invalid_input_line", why, where=f"{path}:{number}")
-                    pos = line_end
-                    continue
+            # every line is parsed: exactly one JSON object with a string custom_id, as
+            # validate checks it; any other line (more after the object included) is
+            # reported, and never joined nor copied into the retry file
+            try:
+                request = loads(view[pos:line_end])
+                custom_id = request.get("custom_id") if request.__class__ is dict else None
+            except bad_json:
+                custom_id = None
+            if custom_id.__class__ is not str:
+                why = parse_request_key(view[pos:line_end])[1] or NOT_A_REQUEST
+                if chunk[pos:line_end].strip():
+                    problems.add("invalid_input_line", why, where=f"{path}:{number}")
+                pos = line_end
+                continue
+            key = custom_id.encode("utf-8", "surrogatepass")  # key_of(), inlined
             packed = found.get(key, 0)
             if packed & USED:
                 problems.add(
@@ -366,7 +369,7 @@ class Join:
                 shard = shard_of(packed)
                 if shard is None and ranges is not None:
                     shard = _shard_at(ranges, number)
-            if fast and packed & _PLAIN_BITS > PLAIN and found_key is not None:
+            if fast and packed & _PLAIN_BITS > PLAIN and unsafe(key) is None:
                 data = pread(
                     fds[((packed >> FILE_SHIFT) & FIELD16) - 1],
                     (packed >> LEN_SHIFT) & LEN_MASK,
@@ -473,13 +476,14 @@ class Join:
             except orjson.JSONDecodeError:
                 self.problems.counts["invalid_output_line"] += 1
                 self.bad_outputs.append(packed)
-        response = output.get("response") if output.__class__ is dict else None
-        body: Any = response.get("body") if response.__class__ is dict else None
+        body: Any = None
         http_status: int | None
         if output.__class__ is dict:
             outcome = classify(output)
             status, http_status = outcome.status, outcome.http_status
-            code, message = outcome.code, outcome.message
+            code, message, body = outcome.code, outcome.message, outcome.body
+            if code == UNRECOGNIZED:
+                self._note_unrecognized(packed, key, data)
         else:
             status = MISSING
             http_status = code = message = None
@@ -541,6 +545,12 @@ class Join:
             rows.append(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
         else:
             rows.append(self._row(cid, status, http_status, code, message, body, usage, request))
+
+    def _note_unrecognized(self, packed: int, key: bytes, line: bytes) -> None:
+        self.problems.counts[UNRECOGNIZED] += 1
+        if len(self.unrecognized) < EXAMPLES:
+            snippet = line[:160].decode("utf-8", "replace").rstrip()
+            self.unrecognized.append((packed, text_of_key(key), snippet))
 
     def _count_error(
         self,
@@ -622,6 +632,7 @@ class Join:
             error_stats=self.error_stats,
             error_where=self.error_where,
             bad_outputs=self.bad_outputs,
+            unrecognized=self.unrecognized,
             retry_count=self.retry_count,
             problem_counts=dict(self.problems.counts),
             problems=self.problems.examples,
@@ -645,6 +656,7 @@ class Join:
                 self.error_stats[code] = stat
                 self.error_where[code] = part.error_where[code]
         self.bad_outputs.extend(part.bad_outputs)
+        self.unrecognized.extend(part.unrecognized[: EXAMPLES - len(self.unrecognized)])
         self.retry_count += part.retry_count
         self.problems.absorb(part.problem_counts, part.problems)
         self.first_uses += part.claims[0]
@@ -688,6 +700,7 @@ class Join:
         outputs.locate(
             [packed for _, packed in unknown]
             + bad
+            + [packed for packed, _, _ in self.unrecognized]
             + [p for p in self.error_where.values() if isinstance(p, int)]
             + [p for _, kept, lost, _ in outputs.duplicate_examples for p in (kept, lost)]
         )
@@ -696,6 +709,16 @@ class Join:
                 Problem(
                     "invalid_output_line",
                     "not valid JSON; its request counts as missing",
+                    where=outputs.where(packed),
+                )
+            )
+        for packed, custom_id, snippet in self.unrecognized:
+            problems.examples.append(
+                Problem(
+                    UNRECOGNIZED,
+                    f"not a line shape merge knows; its request counts as failed and is"
+                    f" retried: {snippet}",
+                    custom_id=custom_id,
                     where=outputs.where(packed),
                 )
             )

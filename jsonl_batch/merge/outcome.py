@@ -1,53 +1,15 @@
-"""What an output line says: its status, error, usage, assistant text or embedding.
+"""What a response body holds: usage, assistant text, embedding.
 
-These read parsed lines; the merge's fast path reads the usual shapes from bytes instead
-(see ``join``) and falls back to these for everything else.
+The status and error of an output line are read by :mod:`jsonl_batch.formats.output_lines`;
+these read the body it hands back. The merge's fast path reads the usual shapes from bytes
+instead (see ``join``) and falls back to these for everything else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from .summary import CANCELLED, EXPIRED, FAILED, SUCCEEDED, Usage
-
-
-@dataclass(slots=True)
-class Outcome:
-    """The status of one request, as its output line says."""
-
-    status: str
-    http_status: int | None
-    code: str | None
-    message: str | None
-
-
-def classify(line: Mapping[str, Any]) -> Outcome:
-    """Status rules: success iff ``response.status_code == 200``; ``batch_expired`` and
-    ``batch_cancelled`` error codes are expired / cancelled; anything else failed."""
-    response = line.get("response")
-    http_status = None
-    body = None
-    if isinstance(response, dict):
-        raw_status = response.get("status_code")
-        http_status = raw_status if type(raw_status) is int else None
-        body = response.get("body")
-        if http_status == 200:
-            return Outcome(SUCCEEDED, 200, None, None)
-    error = line.get("error") if isinstance(line.get("error"), dict) else None
-    body_error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(body_error, dict):
-        body_error = None
-    code = (body_error or {}).get("code") or (error or {}).get("code")
-    message = (body_error or {}).get("message") or (error or {}).get("message")
-    if code == "batch_expired":
-        return Outcome(EXPIRED, http_status, code, message)
-    if code == "batch_cancelled":
-        return Outcome(CANCELLED, http_status, code, message)
-    if not code:
-        code = f"http_{http_status}" if http_status is not None else "unknown_error"
-    return Outcome(FAILED, http_status, str(code), message)
+from .summary import Usage
 
 
 def usage_of(body: Any) -> Usage | None:

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import JsonlBatchError
+from ..formats.output_lines import CANCELLED as CANCELLED
+from ..formats.output_lines import EXPIRED as EXPIRED
+from ..formats.output_lines import FAILED as FAILED
+from ..formats.output_lines import SUCCEEDED as SUCCEEDED
+from ..formats.output_lines import UNRECOGNIZED
 
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-EXPIRED = "expired"
-CANCELLED = "cancelled"
 MISSING = "missing"
 STATUSES = (SUCCEEDED, FAILED, EXPIRED, CANCELLED, MISSING)
 NOT_SUCCEEDED = (FAILED, EXPIRED, CANCELLED, MISSING)
@@ -153,6 +154,7 @@ class Problem:
 
 PROBLEM_KINDS = (
     "invalid_output_line",
+    UNRECOGNIZED,
     "unknown_custom_id",
     "duplicate_output",
     "duplicate_input",
@@ -184,7 +186,9 @@ class MergeResult:
         return (
             self.total.counts[SUCCEEDED] == self.total.requests
             and not self.problem_counts.get("invalid_output_line")
+            and not self.problem_counts.get(UNRECOGNIZED)
             and not self.problem_counts.get("unknown_custom_id")
+            and not self.problem_counts.get("invalid_input_line")
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -249,14 +253,18 @@ class Pricing:
     region: str
     estimate: bool
     thresholds: tuple[int, ...] = ()
+    priced: bool = True
+    """False for a target with no prices (vLLM): usage is summed, costs stay unknown."""
 
 
-def load_pricing(prices: Any, target: str, region: str, estimate: bool) -> Pricing:
+def load_pricing(
+    prices: Any, target: str, region: str, estimate: bool, *, priced: bool = True
+) -> Pricing:
     """Load the price table up front (a bad file fails before the join, not after it)."""
     from ..pricing import PriceTable
 
     table = prices if isinstance(prices, PriceTable) else PriceTable.load(prices)
-    return Pricing(table, target, region, estimate, table.thresholds())
+    return Pricing(table, target, region, estimate, table.thresholds(), priced)
 
 
 @dataclass(slots=True)
@@ -331,6 +339,13 @@ def price_tallies(
         for summary in summaries:
             summary.cost.estimated_input_usd = 0.0
             summary.cost.estimated_input_tokens = 0
+    if not pricing.priced:
+        for (shard, _model), tally in tallies.items():
+            for summary in [total] + ([groups[shard]] if shard is not None and groups else []):
+                summary.usage.add(tally.usage)
+        for summary in summaries:
+            summary.cost.actual_usd = summary.cost.actual_input_usd = None
+        return
     if not tallies:
         return
     prices = pricing.prices
