@@ -22,7 +22,7 @@ from jsonl_batch.tokens import TokenCounter
 
 from .token_cases import CLEAN, KINDS, SPLITS, Report, load_cases, measure, request_of
 
-# (split, kind): (exact, within 2 %) floors. Measured 2026-12-05; the README's table has the
+# (split, kind): (exact, within 2 %) floors. Measured 2026-12-03; the README's table has the
 # figures and LiteLLM's on the same cases. "heldout_unread" is the held-out part without the
 # three projects whose failures were read (tests/token_cases.py): the cleanest figure.
 FLOORS = {
