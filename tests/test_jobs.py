@@ -136,6 +136,11 @@ def test_submit_wait_download_over_two_deployments(emu: Emulator, tmp_path: Path
     ids = {line["custom_id"] for path in outputs for line in read_lines(path)}
     assert ids == {f"req-{i}" for i in range(25)}
     assert all(path.parent == tmp_path / "data.downloads" for path in outputs)
+    # the batch's own timestamps, in the order it met them (the report draws its timeline)
+    for shard in job.shards:
+        times = shard.batch_times
+        assert times["created_at"] <= times["in_progress_at"] <= times["finalizing_at"]
+        assert times["finalizing_at"] <= times["completed_at"] < times["expires_at"]
     # each shard has exactly one batch, carrying the job's metadata and the right endpoint
     by_shard = batches_by_shard(emu, job.job_id)
     assert sorted(by_shard) == ["1", "2", "3"]

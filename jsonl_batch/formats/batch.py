@@ -16,6 +16,20 @@ ACTIVE_STATUSES = frozenset({"validating", "in_progress", "finalizing", "cancell
 # pending → uploading → uploaded → (queued ↔) creating → validating → ...
 LOCAL_STATUSES = ("pending", "uploading", "uploaded", "queued", "creating")
 _SPELLINGS = {"canceled": "cancelled", "canceling": "cancelling"}
+# The batch object's timestamps (Unix seconds on the service's clock), in the order a batch
+# meets them; ``expires_at`` is the end of its completion window. Source: the openai SDK's
+# ``types/batch.py`` (``Batch``) and Azure's batch REST reference, which share these names.
+BATCH_TIMES = (
+    "created_at",
+    "in_progress_at",
+    "finalizing_at",
+    "completed_at",
+    "failed_at",
+    "expired_at",
+    "cancelling_at",
+    "cancelled_at",
+    "expires_at",
+)
 
 
 def normalize_status(status: Any) -> str:

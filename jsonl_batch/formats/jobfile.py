@@ -88,6 +88,12 @@ class ShardState(_Record):
     finished_at: float | None = None
     downloaded_at: float | None = None
     next_attempt_at: float | None = None
+    batch_times: dict[str, float] = Field(
+        default_factory=dict,
+        description="the batch's own timestamps (created_at, in_progress_at, finalizing_at,"
+        " completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expires_at) as the"
+        " service last reported them: Unix seconds on its clock, not ours",
+    )
 
     @property
     def terminal(self) -> bool:

@@ -34,7 +34,7 @@ from ..crash import CRASH_EXIT_CODE as CRASH_EXIT_CODE
 from ..crash import crash_point
 from ..errors import InputError, JobError, ServiceError
 from ..formats import naming
-from ..formats.batch import field_of, normalize_status
+from ..formats.batch import BATCH_TIMES, field_of, normalize_status
 from ..formats.jobfile import (
     BatchErrorInfo,
     ConnectionInfo,
@@ -722,6 +722,8 @@ class Job:
         shard.errors = batch_errors(batch)
         shard.output_file_id = _id_or_none(field_of(batch, "output_file_id"))
         shard.error_file_id = _id_or_none(field_of(batch, "error_file_id"))
+        times = ((name, _timestamp(field_of(batch, name))) for name in BATCH_TIMES)
+        shard.batch_times = {name: value for name, value in times if value is not None}
         if shard.terminal and shard.finished_at is None:
             shard.finished_at = self.clock()  # local clock, like submitted_at: elapsed is honest
 
