@@ -160,6 +160,22 @@ def test_unknown_model_warns_and_leaves_cost_out_instead_of_failing(tmp_path: Pa
     assert result.ok
 
 
+def test_usage_and_cost_per_model_add_up_to_the_total(tmp_path: Path) -> None:
+    source = write(tmp_path / "in.jsonl", *(request(f"r{i}") for i in range(3)))
+    lines = [success("r0"), success("r1", prompt=30), success("r2", prompt=5)]
+    lines[2]["response"]["body"]["model"] = "no-such-model-xyz"
+    result = merge(source, [write(tmp_path / "out.jsonl", *lines)])
+    by_model = {row.model: row for row in result.models}
+    assert set(by_model) == {"gpt-4o-mini-2024-07-18", "no-such-model-xyz"}
+    mini = by_model["gpt-4o-mini-2024-07-18"]
+    assert mini.usage.prompt_tokens == 40 and mini.priced_as
+    assert mini.cost.actual_usd == result.total.cost.actual_usd
+    unpriced = by_model["no-such-model-xyz"]
+    assert unpriced.priced_as is None and unpriced.cost.actual_usd is None
+    assert unpriced.usage.prompt_tokens == 5
+    assert [m["model"] for m in result.to_dict()["models"]] == sorted(by_model)
+
+
 @pytest.mark.parametrize("include_request", [False, True])  # the byte path and the parsed one
 def test_long_context_requests_are_priced_whole_at_their_tier(
     tmp_path: Path, include_request: bool
@@ -743,7 +759,9 @@ def test_rows_copied_from_bytes_equal_rows_built_from_parsed_lines(
         tmp_path / "parsed" / "in.retry.jsonl"
     ).read_bytes()
     ignore = {"results": "", "retry": "", "summary": "", "cost": None, "shards": None}
+    ignore["models"] = None
     assert fast.to_dict() | ignore == parsed.to_dict() | ignore
+    assert [(m.model, m.usage) for m in fast.models] == [(m.model, m.usage) for m in parsed.models]
     assert fast.total.cost.actual_usd == parsed.total.cost.actual_usd
     successes = fast.total.counts["succeeded"]  # every chat success has 4 cached tokens
     assert successes >= 101 and fast.total.usage.cached_tokens == 4 * (successes - 1) + 2

@@ -738,7 +738,9 @@ class Join:
         outputs.describe_duplicates()
         self.total.requests = sum(self.total.counts.values())
         warnings: list[str] = []
-        price_tallies(self.tallies, self.total, self.groups, self.options.pricing, warnings)
+        models = price_tallies(
+            self.tallies, self.total, self.groups, self.options.pricing, warnings
+        )
         examples = sorted(problems.examples, key=lambda p: PROBLEM_KINDS.index(p.kind))
         return MergeResult(
             results_path=results_path,
@@ -753,6 +755,7 @@ class Join:
             warnings=warnings,
             index_spilled=outputs.index.spilled,
             output_files=[str(path) for path in outputs.files],
+            models=models,
         )
 
 

@@ -135,6 +135,25 @@ class GroupSummary:
 
 
 @dataclass(slots=True)
+class ModelSummary:
+    """Usage and cost of the requests that came back from one model, as the output lines
+    name it (deployment map applied); ``priced_as`` is the price table row, None if none."""
+
+    model: str
+    priced_as: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost: Cost = field(default_factory=Cost)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "priced_as": self.priced_as,
+            "usage": self.usage.to_dict(),
+            "cost": self.cost.to_dict(),
+        }
+
+
+@dataclass(slots=True)
 class Problem:
     """Something the merge noticed and reports instead of dropping silently."""
 
@@ -180,6 +199,7 @@ class MergeResult:
     output_files: list[str] = field(default_factory=list)
     summary_path: Path | None = None
     """``<stem>.merge.json``: this summary, with the results and retry files' sha256."""
+    models: list[ModelSummary] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -204,6 +224,7 @@ class MergeResult:
             "cost": self.total.cost.to_dict(),
             "errors": [stat.to_dict() for stat in self.errors],
             "shards": [shard.to_dict() for shard in self.shards],
+            "models": [model.to_dict() for model in self.models],
             "problem_counts": dict(self.problem_counts),
             "problems": [problem.to_dict() for problem in self.problems],
             "notes": list(self.notes),
@@ -325,8 +346,9 @@ def price_tallies(
     groups: list[GroupSummary],
     pricing: Pricing,
     warnings: list[str],
-) -> None:
-    """Sum usage per group and price it once per model (prices are linear in tokens).
+) -> list[ModelSummary]:
+    """Sum usage per group and price it once per model (prices are linear in tokens); the
+    returned rows are per model.
 
     A model with no price is left out of the cost totals, named in ``unpriced_models`` and
     in a warning; it never fails the merge. Requests over a long-context threshold are
@@ -347,22 +369,33 @@ def price_tallies(
             summary.cost.actual_usd = summary.cost.actual_input_usd = None
         return
     if not tallies:
-        return
+        return []
     prices = pricing.prices
     table = prices if isinstance(prices, PriceTable) else PriceTable.load(prices)
     unpriced: set[str] = set()
+    models: dict[str, ModelSummary] = {}
     for (shard, model), tally in tallies.items():
-        targets = [total] + ([groups[shard]] if shard is not None and groups else [])
-        for summary in targets:
-            summary.usage.add(tally.usage)
+        name = model or "(no model)"
+        by_model = models.get(name)
+        if by_model is None:
+            by_model = models[name] = ModelSummary(name)
+            if pricing.estimate:
+                by_model.cost.estimated_input_usd = 0.0
+                by_model.cost.estimated_input_tokens = 0
+        targets: list[GroupSummary | ModelSummary] = [total, by_model]
+        if shard is not None and groups:
+            targets.append(groups[shard])
+        for target in targets:
+            target.usage.add(tally.usage)
         try:
             price = table.lookup(model or "", region=pricing.region, target=pricing.target)
         except JsonlBatchError:
-            name = model or "(no model)"
             unpriced.add(name)
-            for summary in targets:
-                summary.cost.unpriced_models = sorted({*summary.cost.unpriced_models, name})
+            for target in targets:
+                target.cost.unpriced_models = sorted({*target.cost.unpriced_models, name})
+            by_model.cost.actual_usd = by_model.cost.actual_input_usd = None
             continue
+        by_model.priced_as = price.priced_as
         actual_input = actual = 0.0
         base = Usage()
         base.add(tally.usage)
@@ -378,8 +411,8 @@ def price_tallies(
         estimated = price.base.cost(estimated_base, 0)
         for threshold, tokens in tally.estimated_above.items():
             estimated += price.tiers[price.tier_index(threshold + 1)].cost(tokens, 0)
-        for summary in targets:
-            cost = summary.cost
+        for target in targets:
+            cost = target.cost
             cost.actual_usd = (cost.actual_usd or 0.0) + actual
             cost.actual_input_usd = (cost.actual_input_usd or 0.0) + actual_input
             if cost.estimated_input_tokens is not None and cost.estimated_input_usd is not None:
@@ -387,3 +420,4 @@ def price_tallies(
                 cost.estimated_input_usd += estimated
     for name in sorted(unpriced):
         warnings.append(f"no batch price for model {name}: its cost is left out of the totals")
+    return sorted(models.values(), key=lambda row: row.model)
