@@ -2,9 +2,9 @@
 
 Builds a request file with the library, then runs every step with the real `jsonl-batch`
 CLI, as a user would: validate (and a broken file, to show the report), estimate, split,
-submit to the project's local Azure OpenAI emulator, wait, and merge the results back in
-input order with a retry file. No cloud account, no network beyond 127.0.0.1. Everything it
-writes goes to samples/out/.
+submit to the project's local Azure OpenAI emulator, wait, merge the results back in input
+order with a retry file, and write the job's HTML report. No cloud account, no network
+beyond 127.0.0.1. Everything it writes goes to samples/out/.
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ def run(*args: str, ok_codes: tuple[int, ...] = (0,), env: dict[str, str] | None
         sys.exit(f"demo: `jsonl-batch {shown}` exited {code}")
 
 
+MAP_FLAGS = ["--deployment-map", "gpt-4o-batch=gpt-4o"]  # the Azure deployment's model
+
+
 def build(path: Path) -> None:
     with RequestFileBuilder(path, model="gpt-4o-batch", id_prefix="question-") as requests:
         for question in QUESTIONS:
@@ -55,6 +58,20 @@ def build(path: Path) -> None:
                     {"role": "user", "content": question},
                 ],
                 max_tokens=200,
+            )
+        # Two long requests (this very script, whole and in part, as the document): the
+        # report shows them as the costliest, the outliers to see before paying for them.
+        script = Path(__file__).read_text("utf-8")
+        for number, document in enumerate((script, script[: len(script) // 3]), 1):
+            requests.add_chat(
+                [
+                    {
+                        "role": "user",
+                        "content": f"Review this script; list three fixes.\n\n{document}",
+                    }
+                ],
+                custom_id=f"review-{number}",
+                max_tokens=800,
             )
     print(f"wrote {path.relative_to(HERE)}: {requests.count} requests")
 
@@ -75,12 +92,7 @@ def main() -> None:
 
     step("3. estimate tokens and cost (gpt-4o-batch is an Azure deployment of gpt-4o)")
     run(
-        "estimate",
-        "out/questions.jsonl",
-        "--deployment-map",
-        "gpt-4o-batch=gpt-4o",
-        "--output-ratio",
-        "0.5",
+        "estimate", "out/questions.jsonl", *MAP_FLAGS, "--output-ratio", "0.5"
     )  # warnings (a retired model, say) print but exit 0; --strict would make them exit 1
 
     step("4. split into shards of at most 4 requests, with a manifest")
@@ -104,7 +116,20 @@ def main() -> None:
     step("7. merge outputs and errors back to the requests, in input order")
     run("merge", "out/shards/questions.job.json", "--estimate", ok_codes=(0, 1))
 
+    step("8. write the job's report: one HTML file, charts and tables, opens offline")
+    report = OUT / "questions.report.html"
+    run(
+        "report",
+        "out/shards/questions.job.json",
+        *MAP_FLAGS,
+        "--output-ratio",
+        "0.5",
+        "-o",
+        str(report.relative_to(HERE)),
+    )
+
     print("\ndemo finished: see samples/out/ (results, retry file, job file, shards)")
+    print(f"report: {report} (open it in a browser)")
 
 
 if __name__ == "__main__":

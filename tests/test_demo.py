@@ -25,10 +25,16 @@ def test_demo_runs_the_whole_trip(tmp_path: Path) -> None:
     assert "demo finished" in proc.stdout
     out = samples / "out"
     results = [json.loads(line) for line in (out / "shards/questions.results.jsonl").open()]
-    assert [r["custom_id"] for r in results] == [f"question-{i}" for i in range(1, 7)]
+    ids = [f"question-{i}" for i in range(1, 7)] + ["review-1", "review-2"]
+    assert [r["custom_id"] for r in results] == ids
     failed = {r["custom_id"] for r in results if r["status"] != "succeeded"}
     retry = [
         json.loads(line)["custom_id"] for line in (out / "shards/questions.retry.jsonl").open()
     ]
     assert set(retry) == failed
     assert "Traceback" not in proc.stdout + proc.stderr
+    # it ends by writing the job's report and saying where
+    report = out / "questions.report.html"
+    assert f"report: {report}" in proc.stdout
+    page = report.read_text("utf-8")
+    assert "review-1" in page and "rate_limit_exceeded" in page and "<svg" in page

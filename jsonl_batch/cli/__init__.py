@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "list": "jobs:list_batches",
     "download": "jobs:download",
     "merge": "merge:merge_command",
+    "report": "report:report",
     "emulator": "emulator:emulator",
 }
 

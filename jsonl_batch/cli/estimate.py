@@ -6,12 +6,14 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from typing import Any
 
 import click
 
 from ..estimate import EstimateResult, ModelRow, combine_results, estimate_file
 from ..jsonl import AtomicWriter
 from ..pricing import PriceTable
+from ..report import ReportBuilder, write_report
 from ._common import (
     deployment_map_options,
     echo_json,
@@ -25,6 +27,7 @@ from ._common import (
     region_option,
     target_option,
 )
+from .report import report_option, written_line
 
 _SHOW_PROGRESS_AFTER_S = 1.0
 
@@ -71,6 +74,7 @@ _SHOW_PROGRESS_AFTER_S = 1.0
     help="Processes for large files [default: all cores].",
 )
 @fetch_image_sizes_option
+@report_option
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @max_line_bytes_option
 @format_option()
@@ -89,6 +93,7 @@ def estimate(
     per_request_path: str | None,
     jobs: int | None,
     fetch_image_sizes: bool,
+    report_path: str | None,
     strict: bool,
     max_line_bytes: int,
     output_format: str,
@@ -114,6 +119,7 @@ def estimate(
       jsonl-batch estimate --target openai --format json --per-request costs.jsonl a.jsonl
       jsonl-batch estimate big.jsonl --prices model_prices_and_context_window.json -j 4
       jsonl-batch estimate vision.jsonl --fetch-image-sizes --strict
+      jsonl-batch estimate requests.jsonl --output-ratio 0.5 --report costs.html
 
     Exit status: 0 (also with warnings: bad lines, requests over the context window,
     files over --enqueued-limit, retired models, models with no price), 1 with warnings
@@ -132,12 +138,15 @@ def estimate(
         counter = TokenCounter(deployment_map, image_size=RemoteImageSizes())
 
     results: list[EstimateResult] = []
+    report = ReportBuilder(f"jsonl-batch estimate: {', '.join(files)}") if report_path else None
     with ExitStack() as stack:
-        on_request = None
+        callbacks: list[Callable[[Any], None]] = [report.request] if report else []
         if per_request_path:
-            writer = stack.enter_context(AtomicWriter(per_request_path))
-            on_request = writer.write
+            callbacks.append(stack.enter_context(AtomicWriter(per_request_path)).write)
+        on_request = _each(callbacks) if callbacks else None
         for path in files:
+            if report is not None:
+                report.reading(os.path.basename(path))
             size = os.path.getsize(path) if path != "-" and os.path.isfile(path) else None
             with _late_progress(size, f"estimating {path}") as advance:
                 results.append(
@@ -158,7 +167,13 @@ def estimate(
                         on_request=on_request,
                     )
                 )
+            if report is not None:
+                report.add_estimate(results[-1])
     total = combine_results(results)
+    written = None
+    if report is not None and report_path is not None:
+        report.add_deployment_map(deployment_map)
+        written = (report_path, write_report(report.build(), report_path))
     ok = total.ok and not table.problems
 
     if output_format == "json":
@@ -172,6 +187,7 @@ def estimate(
                 "files": [r.to_dict() for r in results],
                 "total": summary,
                 "ok": ok,
+                **({"report": report_path} if report_path else {}),
             }
         )
     else:
@@ -190,7 +206,21 @@ def estimate(
         )
         if per_request_path:
             click.echo(f"per-request costs written to {per_request_path}")
+        if written is not None:
+            click.echo(written_line(*written))
     raise SystemExit(1 if strict and not ok else 0)
+
+
+def _each(callbacks: list[Callable[[Any], None]]) -> Callable[[Any], None]:
+    """One callback that calls each of ``callbacks``."""
+    if len(callbacks) == 1:
+        return callbacks[0]
+
+    def call(record: Any) -> None:
+        for callback in callbacks:
+            callback(record)
+
+    return call
 
 
 @contextmanager

@@ -21,6 +21,7 @@ from ._common import (
     read_deployment_map,
     region_option,
 )
+from .report import report_option, written_line
 
 
 @click.command("merge")
@@ -92,6 +93,7 @@ from ._common import (
     help="Processes for the join of a large request file [default: up to 4 cores when it is "
     "over 64 MB, on Linux].",
 )
+@report_option
 @max_line_bytes_option
 @format_option()
 @handle_errors
@@ -112,6 +114,7 @@ def merge_command(
     estimate: bool,
     memory_mb: float,
     jobs: int | None,
+    report_path: str | None,
     max_line_bytes: int,
     output_format: str,
 ) -> None:
@@ -138,6 +141,7 @@ def merge_command(
       jsonl-batch merge --input batch.jsonl --output out.jsonl --errors err.jsonl
       jsonl-batch merge --input batch.jsonl --output out.jsonl --retry-on 429,5xx,expired
       jsonl-batch merge big.job.json --results-format csv --format json
+      jsonl-batch merge big.job.json --report big.html   # also counts every request's tokens
 
     Exit status: 0 every request succeeded, 1 some did not (or bad output lines / unknown
     custom_ids), 2 usage error.
@@ -172,10 +176,30 @@ def merge_command(
             max_line_bytes=max_line_bytes,
             on_progress=advance,
         )
+    written = None
+    if report_path:
+        from ..report import build_report, find_sources, write_report
+
+        sources = find_sources(source, merge_summary=result.summary_path)
+        with progress_bar(sources.total_bytes, "report") as advance:
+            built = build_report(
+                sources,
+                merge=result.to_dict(),
+                prices=prices_path,
+                deployment_map=deployment_map,
+                target=target,
+                region=region,
+                jobs=jobs,
+                max_line_bytes=max_line_bytes,
+                on_progress=advance,
+            )
+        written = (report_path, write_report(built, report_path))
     if output_format == "json":
-        echo_json(result.to_dict())
+        echo_json(result.to_dict() | ({"report": report_path} if report_path else {}))
     else:
         click.echo(render_text(result))
+        if written is not None:
+            click.echo(written_line(*written))
     sys.exit(0 if result.ok else 1)
 
 

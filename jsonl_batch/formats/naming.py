@@ -14,6 +14,7 @@ other's files without being told:
 ``<stem>.results.jsonl``    merge's rows (``.results.csv`` for CSV)
 ``<stem>.retry.jsonl``      merge's requests to send again
 ``<stem>.merge.json``       merge's summary: names the results and retry files it wrote
+``<stem>.report.html``      the report (``report``, ``merge --report``)
 ==========================  ===================================================
 
 Files written together (a split's shards and manifest, a merge's results, retry file and
@@ -33,6 +34,7 @@ RESULTS_SUFFIXES = {"csv": ".results.csv"}  # results format → suffix; default
 DEFAULT_RESULTS_SUFFIX = ".results.jsonl"
 RETRY_SUFFIX = ".retry.jsonl"
 MERGE_SUMMARY_SUFFIX = ".merge.json"
+REPORT_SUFFIX = ".report.html"
 # What a stem leaves out: a compression suffix, then one of these.
 _COMPRESSION = ".gz"
 _SUFFIXES = (JOB_SUFFIX, MANIFEST_SUFFIX, ".jsonl", ".ndjson", ".json", ".txt")
@@ -145,3 +147,15 @@ def merge_summary_path(input_path: PathLike, out_dir: PathLike) -> Path:
 def merge_set(input_path: PathLike) -> str:
     """The name of the set a merge publishes (results, retry file, summary)."""
     return f"{stem(input_path)}.merge"
+
+
+# --- report -----------------------------------------------------------------------------
+
+
+def report_path(input_path: PathLike) -> Path:
+    """The report of a job, manifest or request file when no path is given, next to it."""
+    path = Path(input_path)
+    name = path.name
+    if name.endswith(MERGE_SUMMARY_SUFFIX):
+        name = name[: -len(MERGE_SUMMARY_SUFFIX)]
+    return path.with_name(stem(name) + REPORT_SUFFIX)
