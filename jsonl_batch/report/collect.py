@@ -180,7 +180,11 @@ class Estimate:
             "input_tokens": self.input_tokens,
             "input_tokens_low": self.input_tokens_low,
             "input_tokens_high": self.input_tokens_high,
-            "cost_usd": {"low": self.low, "expected": self.expected, "high": self.high},
+            "cost_usd": {  # rounded as estimate's JSON rounds them
+                "low": _round(self.low),
+                "expected": _round(self.expected),
+                "high": _round(self.high),
+            },
         }
 
 
@@ -574,6 +578,10 @@ def _sum_estimates(a: Estimate, b: Estimate) -> Estimate:
     )
 
 
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
 def _clip_or_none(value: Any) -> str | None:
     return None if value is None else clip(value)
 
@@ -599,10 +607,11 @@ def _timeline(shard: Any, service: bool, now: float) -> ShardTimeline:
         events = sorted(
             (t, name) for name, t in times.items() if name in PHASE_OF or name in END_OF
         )
-        for (start, name), (end, _next) in zip(events, [*events[1:], (None, None)], strict=True):
+        for i, (start, name) in enumerate(events):
             if name in END_OF:
                 timeline.ended = start
                 break
+            end = events[i + 1][0] if i + 1 < len(events) else None
             timeline.phases.append((PHASE_OF[name], start, end))
         started = times.get("in_progress_at")
         if timeline.ended is None and started is not None and now > started and counts.total:

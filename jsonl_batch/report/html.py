@@ -74,6 +74,7 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:now
 td.id,td.code{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:.92em}
 td.id{overflow-wrap:anywhere;max-width:28em}
 td.msg{overflow-wrap:anywhere;max-width:34em}
+td.nowrap{white-space:nowrap}
 tbody tr:nth-child(even){background:#fcfcfd}
 tr.total td{font-weight:600;border-top:2px solid var(--line)}
 svg{display:block;width:100%;max-width:980px;height:auto;margin:8px 0}
@@ -400,7 +401,7 @@ def _cost_chart(rows: list[CostRow], merged: bool) -> str:
     """Per row: the estimate as a band from low to high with a mark at expected, and the
     actual cost as a bar; one scale, fitted to expected and actual (a high far beyond them is
     cut at the edge and its value written there)."""
-    label_w, right_w = 190, 120
+    label_w, right_w = 190, 170
     x0, x1 = label_w, WIDTH - right_w
     base = max(
         [0.0]
@@ -721,7 +722,7 @@ def _timeline_section(report: Report) -> str:
         ]
         if running:
             row.append(time_tag(shard.expected_end, shown))
-            row.append(time_tag(shard.expires_at, "%Y-%m-%d %H:%M:%S"))
+            row.append(time_tag(shard.expires_at, "%m-%d %H:%M"))
         rows.append(row)
     header = [
         ("shard", False),
@@ -736,7 +737,8 @@ def _timeline_section(report: Report) -> str:
     ]
     if running:
         header += [("expected end", True), ("expires", True)]
-    return legend + chart + _table(note, header, rows)
+    kinds = ["nowrap", "", "", *(["num"] * (len(header) - 3))]
+    return legend + chart + _table(note, header, rows, classes=kinds)
 
 
 def _phases_in(shards: list[ShardTimeline]) -> list[str]:
