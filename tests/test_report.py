@@ -469,7 +469,7 @@ def test_top_requests_and_histogram_match_sorting_everything(
     top = TopRequests(5)
     histogram = Histogram()
     for i, (tokens, cost) in enumerate(items):
-        top.add({"custom_id": f"c{i}", "input_tokens": tokens, "cost": cost}, f"f:{i}")
+        top.add({"custom_id": f"c{i}", "input_tokens": tokens, "cost": cost, "line": i}, "f")
         histogram.add(tokens, cost)
     ranked = sorted(range(len(items)), key=lambda i: (items[i][1], items[i][0], -i), reverse=True)[
         :5

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,9 +25,9 @@ TOP_REQUESTS = 20
 MAX_NOTES = 40
 MAX_ERROR_CODES = 50
 MAX_TEXT = 300  # characters kept of a custom_id, model name or message
-# Bin 0 holds requests of 0 tokens, bin k >= 1 those of [2**(k-1), 2**k): 40 bins reach
-# 2**39 tokens, far above any context window.
-HISTOGRAM_BINS = 40
+# Two bins per doubling of the input tokens: 80 bins reach 2**39 tokens, far above any
+# context window.
+HISTOGRAM_BINS = 80
 
 # Phases of a batch, named by the timestamp that starts them (service clock); the
 # timestamps that end a batch start no phase.
@@ -52,19 +53,37 @@ def clip(text: Any, limit: int = MAX_TEXT) -> str:
 
 @dataclass(slots=True)
 class Histogram:
-    """Requests per input-token bin (fixed power-of-two bins), with their expected cost."""
+    """Requests per input-token bin, with their expected cost. The bins are fixed and
+    logarithmic, two per doubling: bin 0 holds requests of 0 tokens, then [1], [2], [3],
+    [4, 5], [6, 7], [8, 11], [12, 15], [16, 22], ... (edges at powers of two and at powers
+    of two times √2, rounded up; computed on integers, so exact)."""
 
     counts: list[int] = field(default_factory=lambda: [0] * HISTOGRAM_BINS)
     costs: list[float] = field(default_factory=lambda: [0.0] * HISTOGRAM_BINS)
 
     @staticmethod
     def bin_of(tokens: int) -> int:
-        return min(max(tokens, 0).bit_length(), HISTOGRAM_BINS - 1)
+        if tokens <= 0:
+            return 0
+        bits = tokens.bit_length()
+        upper_half = tokens * tokens >= 1 << (2 * bits - 1)  # tokens >= 2**(bits-1) * √2
+        return min(2 * bits - 1 + upper_half, HISTOGRAM_BINS - 1)
 
     @staticmethod
-    def bounds(index: int) -> tuple[int, int]:
-        """The smallest and largest token count of a bin."""
-        return (0, 0) if index == 0 else (1 << (index - 1), (1 << index) - 1)
+    def start(index: int) -> int:
+        """The smallest token count of a bin."""
+        if index <= 0:
+            return 0
+        bits, upper_half = divmod(index - 1, 2)
+        if not upper_half:
+            return 1 << bits
+        return math.isqrt((1 << (2 * bits + 1)) - 1) + 1
+
+    @classmethod
+    def bounds(cls, index: int) -> tuple[int, int]:
+        """The smallest and largest token count of a bin (the last bin has no largest: it
+        holds everything above its start, far beyond any context window)."""
+        return cls.start(index), cls.start(index + 1) - 1
 
     def add(self, tokens: int, cost: float | None) -> None:
         index = self.bin_of(tokens)
@@ -75,14 +94,21 @@ class Histogram:
     def requests(self) -> int:
         return sum(self.counts)
 
-    def rows(self) -> list[tuple[int, int, int, float]]:
+    def rows(self, at_least: int = 0) -> list[tuple[int, int, int, float]]:
         """(least tokens, most tokens, requests, expected cost) from the first non-empty bin
-        to the last one (empty bins between them included, so the shape is honest)."""
+        to the last one, empty bins between them included so the shape is honest; with
+        ``at_least``, empty bins either side make up that many rows (for a chart)."""
         used = [i for i, count in enumerate(self.counts) if count]
         if not used:
             return []
+        possible = [i for i in range(HISTOGRAM_BINS) if self.start(i) < self.start(i + 1) or i == 0]
+        first, last = possible.index(used[0]), possible.index(used[-1])
+        missing = max(0, at_least - (last - first + 1))
+        before = min(first, missing // 2)
+        first -= before
+        last = min(len(possible) - 1, last + missing - before)
         return [
-            (*self.bounds(i), self.counts[i], self.costs[i]) for i in range(used[0], used[-1] + 1)
+            (*self.bounds(i), self.counts[i], self.costs[i]) for i in possible[first : last + 1]
         ]
 
 
@@ -124,6 +150,7 @@ class TopRequests:
         self._seq = itertools.count()
 
     def add(self, record: Mapping[str, Any], where: str) -> None:
+        """One request; ``where`` is its file, to which its ``line`` is added."""
         cost = record.get("cost")
         tokens = int(record.get("input_tokens") or 0)
         key = (float(cost or 0.0), tokens, -next(self._seq))
@@ -131,7 +158,7 @@ class TopRequests:
             return
         item = RequestCost(
             custom_id=clip(record.get("custom_id")),
-            where=clip(where),
+            where=clip(f"{where}:{record.get('line')}"),
             model=clip(record.get("model") or ""),
             input_tokens=tokens,
             input_tokens_low=int(record.get("input_tokens_low", tokens)),
@@ -386,7 +413,7 @@ class ReportBuilder:
     def request(self, record: dict[str, Any]) -> None:
         """One request of an estimate (an ``on_request`` record)."""
         self.histogram.add(int(record.get("input_tokens") or 0), record.get("cost"))
-        self.top.add(record, f"{self._where}:{record.get('line')}")
+        self.top.add(record, self._where)
 
     def add_estimate(self, result: EstimateResult, group: str | None = None) -> None:
         """One file's estimate; ``group`` names its row in the by-shard/by-file table."""

@@ -16,12 +16,12 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .collect import CostRow, Histogram, Report, ShardTimeline
+from .collect import CostRow, Report, ShardTimeline
 
 WIDTH = 760
 MAX_TIMELINE_ROWS = 100
 MAX_CHART_ROWS = 40
-MIN_CHART_BINS = 12
+MIN_CHART_BINS = 16
 
 STATUS_COLOURS = {
     "succeeded": "#2f9e44",
@@ -129,10 +129,12 @@ def token_range(low: int, expected: int, high: int) -> str:
 
 
 def short_tokens(value: int) -> str:
-    """1, 512, 1k, 256k, 1M: an axis label."""
+    """1, 724, 1k, 1.4k, 256k, 1M: an axis label (binary k and M, as the bins double)."""
     for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("k", 1 << 10)):
         if value >= size:
-            return f"{value // size}{unit}"
+            amount = value / size
+            shown = f"{amount:.1f}".rstrip("0").rstrip(".") if amount < 10 else f"{amount:.0f}"
+            return shown + unit
     return str(value)
 
 
@@ -478,7 +480,8 @@ def _histogram_section(report: Report) -> str:
     rows = histogram.rows()
     total_cost = sum(row[3] for row in rows)
     table = _table(
-        "Requests per input-token range (powers of two) and their share of the expected cost.",
+        "Requests per input-token range (two ranges per doubling) and their share of the"
+        " expected cost.",
         [
             ("input tokens", False),
             ("requests", True),
@@ -497,23 +500,13 @@ def _histogram_section(report: Report) -> str:
             for low, high, n, cost in rows
         ),
     )
-    return _histogram_chart(rows) + table
+    return _histogram_chart(histogram.rows(at_least=MIN_CHART_BINS)) + table
 
 
 def _histogram_chart(rows: list[tuple[int, int, int, float]]) -> str:
-    """Bars on a log scale of tokens; a narrow distribution gets empty bins either side so
-    one bar does not fill the chart."""
+    """Bars on a log scale of tokens (a narrow distribution comes with empty bins either
+    side, so one bar does not fill the chart)."""
     left, bottom, top, height = 56, 34, 10, 230
-    first = Histogram.bin_of(rows[0][0])
-    pad = max(0, MIN_CHART_BINS - len(rows))
-    before = min(first, pad // 2)
-    after = pad - before
-    last = first + len(rows) - 1
-    rows = (
-        [(*Histogram.bounds(i), 0, 0.0) for i in range(first - before, first)]
-        + rows
-        + [(*Histogram.bounds(i), 0, 0.0) for i in range(last + 1, last + 1 + after)]
-    )
     plot_h = height - bottom - top
     most = max(n for _, _, n, _ in rows) or 1
     bar_w = (WIDTH - left - 10) / len(rows)
