@@ -511,6 +511,25 @@ def test_a_summary_from_before_per_model_costs_gives_its_one_model_the_total(
     assert "$0.25" in render_html(report)
 
 
+def test_a_merge_summary_edited_by_hand_is_read_for_what_it_holds(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "odd.jsonl", [request("a", "gpt-4o", 3)])
+    summary = {
+        "counts": {"succeeded": "x", "failed": 2},
+        "cost": "nope",
+        "usage": [],
+        "errors": [1, {"code": "<x>", "count": "9", "example": None}],
+        "models": "m",
+        "shards": [{"name": 5, "cost": {"actual_usd": "1"}}],
+        "warnings": "w",
+    }
+    (tmp_path / "odd.merge.json").write_text(json.dumps(summary))
+    out = tmp_path / "odd.html"
+    headline = json.loads(run("report", str(source), "-o", str(out), "--format", "json").stdout)
+    assert headline["counts"] == {"failed": 2} and headline["actual_usd"] is None
+    page = Page(out.read_text("utf-8"))
+    assert page.row("status", "<x>", 1)["count"] == "0"
+
+
 # --- a real browser ---------------------------------------------------------------------------
 
 

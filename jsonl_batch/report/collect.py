@@ -126,19 +126,6 @@ class RequestCost:
     cost: float | None
     cost_high: float | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "custom_id": self.custom_id,
-            "where": self.where,
-            "model": self.model,
-            "input_tokens": self.input_tokens,
-            "input_tokens_low": self.input_tokens_low,
-            "input_tokens_high": self.input_tokens_high,
-            "max_output_tokens": self.max_output_tokens,
-            "cost_usd": self.cost,
-            "cost_high_usd": self.cost_high,
-        }
-
 
 class TopRequests:
     """The ``n`` costliest requests seen (expected cost, then input tokens): a bounded heap.
@@ -201,17 +188,12 @@ class Estimate:
             row.cost_high,
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def costs(self) -> dict[str, float | None]:
+        """The cost range, rounded as estimate's JSON rounds it."""
         return {
-            "requests": self.requests,
-            "input_tokens": self.input_tokens,
-            "input_tokens_low": self.input_tokens_low,
-            "input_tokens_high": self.input_tokens_high,
-            "cost_usd": {  # rounded as estimate's JSON rounds them
-                "low": _round(self.low),
-                "expected": _round(self.expected),
-                "high": _round(self.high),
-            },
+            "low": _round(self.low),
+            "expected": _round(self.expected),
+            "high": _round(self.high),
         }
 
 
@@ -223,24 +205,9 @@ class CostRow:
     aliases: list[str] = field(default_factory=list)  # model names that priced as ``name``
     estimate: Estimate | None = None
     actual_usd: float | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
     requests: int | None = None
     status: str | None = None
     unpriced: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "aliases": list(self.aliases),
-            "requests": self.requests,
-            "status": self.status,
-            "estimate": self.estimate.to_dict() if self.estimate else None,
-            "actual_usd": self.actual_usd,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "unpriced": self.unpriced,
-        }
 
 
 @dataclass(slots=True, frozen=True)
@@ -253,16 +220,6 @@ class ErrorRow:
     custom_id: str | None
     message: str | None
     where: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "status": self.status,
-            "count": self.count,
-            "custom_id": self.custom_id,
-            "message": self.message,
-            "where": self.where,
-        }
 
 
 @dataclass(slots=True)
@@ -283,26 +240,10 @@ class ShardTimeline:
     batch_id: str | None = None
     deployment: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "clock": self.clock,
-            "phases": [{"phase": p, "start": s, "end": e} for p, s, e in self.phases],
-            "requests": self.requests,
-            "done": self.done,
-            "failed": self.failed,
-            "ended": self.ended,
-            "expires_at": self.expires_at,
-            "expected_end": self.expected_end,
-            "batch_id": self.batch_id,
-            "deployment": self.deployment,
-        }
-
 
 @dataclass(slots=True)
 class Report:
-    """Everything the HTML shows, aggregated; ``to_dict`` gives the same numbers as JSON."""
+    """Everything the HTML shows, aggregated (the user strings in it clipped)."""
 
     title: str
     generated_at: float
@@ -336,34 +277,9 @@ class Report:
         """The figures ``--format json`` prints next to where the report went."""
         return {
             "requests": self.requests,
-            "estimate_usd": self.estimate.to_dict()["cost_usd"] if self.estimate else None,
+            "estimate_usd": self.estimate.costs() if self.estimate else None,
             "actual_usd": self.actual_usd,
             "counts": dict(self.counts) if self.counts is not None else None,
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "title": self.title,
-            "generated_at": self.generated_at,
-            "version": self.version,
-            "inputs": [list(item) for item in self.inputs],
-            "prices": self.prices,
-            "settings": [list(item) for item in self.settings],
-            "estimate": self.estimate.to_dict() if self.estimate else None,
-            "actual_usd": self.actual_usd,
-            "usage": self.usage,
-            "models": [row.to_dict() for row in self.models],
-            "groups": [row.to_dict() for row in self.groups],
-            "group_kind": self.group_kind,
-            "histogram": [list(row) for row in self.histogram.rows()] if self.histogram else None,
-            "top": [item.to_dict() for item in self.top],
-            "counts": self.counts,
-            "counts_from": self.counts_from,
-            "errors": [row.to_dict() for row in self.errors],
-            "more_error_codes": self.more_error_codes,
-            "timeline": [shard.to_dict() for shard in self.timeline],
-            "as_of": self.as_of,
-            "notes": list(self.notes),
         }
 
 
@@ -491,57 +407,51 @@ class ReportBuilder:
                 self.note(text)
 
     def _merge_rows(self, merge: Mapping[str, Any]) -> None:
+        """The merge summary's figures; a field of the wrong type (a summary edited by hand)
+        is left out rather than trusted."""
         report = self.report
-        cost = merge.get("cost") or {}
-        report.actual_usd = cost.get("actual_usd")
-        report.usage = dict(merge.get("usage") or {}) or None
-        report.counts = dict(merge.get("counts") or {})
+        report.actual_usd = _number(_mapping(merge.get("cost")).get("actual_usd"))
+        usage = _mapping(merge.get("usage"))
+        report.usage = {k: v for k, v in usage.items() if type(v) is int} or None
+        counts = _mapping(merge.get("counts"))
+        report.counts = {str(k): v for k, v in counts.items() if type(v) is int}
         report.counts_from = "merge"
-        errors = list(merge.get("errors") or [])
-        report.errors = [
-            ErrorRow(
-                code=clip(stat.get("code")),
-                status=str(stat.get("status")),
-                count=int(stat.get("count") or 0),
-                custom_id=_clip_or_none(stat.get("example", {}).get("custom_id")),
-                message=_clip_or_none(stat.get("example", {}).get("message")),
-                where=_clip_or_none(stat.get("example", {}).get("where")),
+        errors = _items(merge.get("errors"))
+        for stat in errors[:MAX_ERROR_CODES]:
+            example = _mapping(stat.get("example"))
+            report.errors.append(
+                ErrorRow(
+                    code=clip(stat.get("code")),
+                    status=clip(stat.get("status")),
+                    count=int(_number(stat.get("count")) or 0),
+                    custom_id=_clip_or_none(example.get("custom_id")),
+                    message=_clip_or_none(example.get("message")),
+                    where=_clip_or_none(example.get("where")),
+                )
             )
-            for stat in errors[:MAX_ERROR_CODES]
-        ]
         report.more_error_codes = max(0, len(errors) - MAX_ERROR_CODES)
-        models = list(merge.get("models") or [])
+        models = _items(merge.get("models"))
         if not models and report.actual_usd is not None and len(report.models) == 1:
-            # a summary from before merge kept per-model costs: one model has it all
-            only = report.models[0]
-            only.actual_usd = report.actual_usd
-            only.prompt_tokens = (report.usage or {}).get("prompt_tokens")
-            only.completion_tokens = (report.usage or {}).get("completion_tokens")
+            # a summary from before merge kept per-model costs: its one model has it all
+            report.models[0].actual_usd = report.actual_usd
         for item in models:
             key = item.get("priced_as") or item.get("model") or "(no model)"
-            row = _row(report.models, key)
-            name = str(item.get("model"))
-            if name != key and name not in row.aliases:
-                row.aliases.append(clip(f"{name} (served)"))
-            usage = item.get("usage") or {}
-            row.prompt_tokens = (row.prompt_tokens or 0) + int(usage.get("prompt_tokens") or 0)
-            row.completion_tokens = (row.completion_tokens or 0) + int(
-                usage.get("completion_tokens") or 0
-            )
-            actual = (item.get("cost") or {}).get("actual_usd")
+            row = _row(report.models, str(key))
+            name = clip(f"{item.get('model')} (served)")
+            if str(item.get("model")) != row.name and name not in row.aliases:
+                row.aliases.append(name)
+            actual = _number(_mapping(item.get("cost")).get("actual_usd"))
             if actual is None:
                 row.unpriced = True
             else:
                 row.actual_usd = (row.actual_usd or 0.0) + actual
-        for shard in merge.get("shards") or []:
+        for shard in _items(merge.get("shards")):
             row = _row(report.groups, str(shard.get("name")))
-            row.actual_usd = (shard.get("cost") or {}).get("actual_usd")
-            row.requests = row.requests if row.requests is not None else shard.get("requests")
-            row.status = shard.get("shard_status") or row.status
-            usage = shard.get("usage") or {}
-            row.prompt_tokens = usage.get("prompt_tokens")
-            row.completion_tokens = usage.get("completion_tokens")
-        for text in [*(merge.get("warnings") or []), *(merge.get("notes") or [])]:
+            row.actual_usd = _number(_mapping(shard.get("cost")).get("actual_usd"))
+            if row.requests is None and type(shard.get("requests")) is int:
+                row.requests = shard["requests"]
+            row.status = _clip_or_none(shard.get("shard_status")) or row.status
+        for text in [*_strings(merge.get("warnings")), *_strings(merge.get("notes"))]:
             self.note(f"merge: {text}")
 
     def _job_counts(self, shards: Iterable[Any]) -> None:
@@ -603,6 +513,22 @@ def _sum_estimates(a: Estimate, b: Estimate) -> Estimate:
         add(a.expected, b.expected),
         add(a.high, b.high),
     )
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if type(value) in (int, float) else None
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: Any) -> list[Mapping[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _strings(value: Any) -> list[str]:
+    return [clip(item) for item in value] if isinstance(value, list) else []
 
 
 def _round(value: float | None) -> float | None:

@@ -237,7 +237,13 @@ def _cards(report: Report) -> str:
             )
         )
     if report.counts_from == "merge":
-        cards.append(("Actual cost", usd(report.actual_usd), "from the merged usage"))
+        usage = report.usage or {}
+        tokens = (
+            f"{usage['prompt_tokens']:,} input · {usage['completion_tokens']:,} output tokens"
+            if "prompt_tokens" in usage and "completion_tokens" in usage
+            else "from the merged usage"
+        )
+        cards.append(("Actual cost", usd(report.actual_usd), tokens))
     counts = report.counts
     if counts:
         total = sum(counts.values())
