@@ -367,7 +367,7 @@ def price_tallies(
                 summary.usage.add(tally.usage)
         for summary in summaries:
             summary.cost.actual_usd = summary.cost.actual_input_usd = None
-        return
+        return []
     if not tallies:
         return []
     prices = pricing.prices
