@@ -142,6 +142,29 @@ region_option = click.option(
     "whichever costs more where they differ; or one zone), or Azure Government.",
 )
 
+
+def output_assumption_options(func: F) -> F:
+    """What estimate assumes about output and caching (``estimate`` and ``report``):
+    ``--expected-output-tokens``, ``--output-ratio`` and ``--cached-fraction``."""
+    func = click.option(
+        "--cached-fraction",
+        type=click.FloatRange(0, 1),
+        default=0.0,
+        show_default=True,
+        help="Share of input tokens you expect to hit the prompt cache (used by the low figure).",
+    )(func)
+    func = click.option(
+        "--output-ratio",
+        type=click.FloatRange(min=0),
+        help="Expected output = R x input tokens per request (capped at the request's max).",
+    )(func)
+    return click.option(
+        "--expected-output-tokens",
+        type=click.IntRange(min=0),
+        help="Expected output tokens per request (capped at the request's max).",
+    )(func)
+
+
 fetch_image_sizes_option = click.option(
     "--fetch-image-sizes",
     is_flag=True,

@@ -21,6 +21,7 @@ from ._common import (
     format_option,
     handle_errors,
     max_line_bytes_option,
+    output_assumption_options,
     prices_option,
     progress_bar,
     read_deployment_map,
@@ -38,23 +39,7 @@ _SHOW_PROGRESS_AFTER_S = 1.0
 @deployment_map_options
 @prices_option
 @region_option
-@click.option(
-    "--expected-output-tokens",
-    type=click.IntRange(min=0),
-    help="Expected output tokens per request (capped at the request's max).",
-)
-@click.option(
-    "--output-ratio",
-    type=click.FloatRange(min=0),
-    help="Expected output = R x input tokens per request (capped at the request's max).",
-)
-@click.option(
-    "--cached-fraction",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of input tokens you expect to hit the prompt cache (used by the low figure).",
-)
+@output_assumption_options
 @click.option(
     "--enqueued-limit",
     type=click.IntRange(min=1),

@@ -14,6 +14,7 @@ from ._common import (
     format_option,
     handle_errors,
     max_line_bytes_option,
+    output_assumption_options,
     prices_option,
     progress_bar,
     read_deployment_map,
@@ -58,23 +59,7 @@ report_option = click.option(
 @region_option
 @deployment_map_options
 @prices_option
-@click.option(
-    "--expected-output-tokens",
-    type=click.IntRange(min=0),
-    help="Expected output tokens per request, for the estimate (as in estimate).",
-)
-@click.option(
-    "--output-ratio",
-    type=click.FloatRange(min=0),
-    help="Expected output = R x input tokens per request, for the estimate (as in estimate).",
-)
-@click.option(
-    "--cached-fraction",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of input tokens expected to hit the prompt cache (the low figure).",
-)
+@output_assumption_options
 @click.option(
     "--jobs",
     "-j",
