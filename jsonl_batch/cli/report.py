@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..formats import naming
-from ..report import Report, build_report, find_sources, write_report
 from ._common import (
     deployment_map_options,
     echo_json,
@@ -21,6 +21,11 @@ from ._common import (
     region_option,
 )
 
+if TYPE_CHECKING:
+    from ..report import Report
+
+# merge and estimate take --report too: the report package (and the tokenizer) is imported
+# only when a report is written, so `jsonl-batch merge` without it starts as before.
 report_option = click.option(
     "--report",
     "report_path",
@@ -111,6 +116,8 @@ def report(
         raise click.UsageError("use --expected-output-tokens or --output-ratio, not both")
     if target == "openai" and region != "global":
         raise click.UsageError("--region applies to Azure targets only")
+    from ..report import build_report, find_sources, write_report
+
     sources = find_sources(source, merge_summary=merge_summary)
     output = Path(output_path) if output_path else naming.report_path(sources.path)
     with progress_bar(None if no_estimate else sources.total_bytes, "reading") as advance:
