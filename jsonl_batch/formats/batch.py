@@ -18,7 +18,8 @@ LOCAL_STATUSES = ("pending", "uploading", "uploaded", "queued", "creating")
 _SPELLINGS = {"canceled": "cancelled", "canceling": "cancelling"}
 # The batch object's timestamps (Unix seconds on the service's clock), in the order a batch
 # meets them; ``expires_at`` is the end of its completion window. Source: the openai SDK's
-# ``types/batch.py`` (``Batch``) and Azure's batch REST reference, which share these names.
+# ``types/batch.py`` (``Batch``) and Azure's batch how-to (AZ-HOWTO in data/profiles.json),
+# which share these names (research/batch-api-spec.md, the batch object's fields).
 BATCH_TIMES = (
     "created_at",
     "in_progress_at",
