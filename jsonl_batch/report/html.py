@@ -486,8 +486,8 @@ def _histogram_section(report: Report) -> str:
     rows = histogram.rows()
     total_cost = sum(row[3] for row in rows)
     table = _table(
-        "Requests per input-token range (two ranges per doubling) and their share of the"
-        " expected cost.",
+        "Requests per input-token range (two ranges per doubling; empty ones left out) and"
+        " their share of the expected cost.",
         [
             ("input tokens", False),
             ("requests", True),
@@ -504,6 +504,7 @@ def _histogram_section(report: Report) -> str:
                 percent(cost, total_cost),
             ]
             for low, high, n, cost in rows
+            if n
         ),
     )
     return _histogram_chart(histogram.rows(at_least=MIN_CHART_BINS)) + table
@@ -520,7 +521,7 @@ def _histogram_chart(rows: list[tuple[int, int, int, float]]) -> str:
         f'<line x1="{left}" x2="{WIDTH - 10}" y1="{height - bottom}" y2="{height - bottom}" '
         'stroke="#868e96"/>'
     ]
-    for value in (0, most / 2, most):
+    for value in sorted({0, most // 2, most}):  # whole numbers, each at its true height
         y = height - bottom - plot_h * value / most
         parts.append(
             f'<text x="{left - 6}" y="{_num(y + 4)}" text-anchor="end">{count(round(value))}</text>'
