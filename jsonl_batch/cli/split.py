@@ -17,6 +17,8 @@ from ._common import (
     profile_target_option,
     progress_bar,
 )
+from ._format import count, number
+from ._tables import add_row, new_table, print_table
 from .validate import print_findings, print_summary
 
 
@@ -166,36 +168,26 @@ def split(
 
 
 def _print_table(manifest: Manifest, manifest_path: os.PathLike[str]) -> None:
-    with_tokens = manifest.limits.max_tokens is not None
-    headers = ["path", "model", "requests", "bytes"] + (["tokens"] if with_tokens else [])
-    rows = [
-        [shard.path, shard.model or "(none)", f"{shard.requests:,}", f"{shard.bytes:,}"]
-        + ([f"{shard.input_tokens:,}"] if with_tokens else [])
-        for shard in manifest.shards
-    ]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    numeric = {"requests", "bytes", "tokens"}
-
-    def fmt(cells: list[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if h in numeric else c.ljust(w)
-            for c, w, h in zip(cells, widths, headers, strict=True)
-        ).rstrip()
-
-    click.echo(fmt(headers))
-    for r in rows:
-        click.echo(fmt(r))
-    source = manifest.source
     limits = manifest.limits
+    with_tokens = limits.max_tokens is not None
+    headers = ["path", "model", "requests", "bytes"] + (["tokens"] if with_tokens else [])
+    table = new_table(*headers, numeric=("requests", "bytes", "tokens"))
+    for shard in manifest.shards:
+        cells = [shard.path, shard.model or "(none)", number(shard.requests), number(shard.bytes)]
+        add_row(table, cells + ([number(shard.input_tokens or 0)] if with_tokens else []))
+    print_table(table)
+    source = manifest.source
     token_text = ""
     if limits.max_tokens is not None:
-        token_text = f", {limits.max_tokens:,} tokens"
-        if limits.token_margin:
-            token_text += f" less {limits.token_margin:g}% margin"
-    blank = f" ({source.blank_lines} blank line(s) dropped)" if source.blank_lines else ""
+        budget = limits.token_budget or limits.max_tokens
+        token_text = f", {count(budget, 'estimated input token')}"
+        if budget != limits.max_tokens:
+            margin = f"{limits.token_margin:g}%"
+            token_text += f" (--max-tokens {number(limits.max_tokens)} less a {margin} margin)"
+    blank = f" ({count(source.blank_lines, 'blank line')} dropped)" if source.blank_lines else ""
     click.echo(
-        f"{source.requests:,} requests{blank} -> {len(manifest.shards)} shard(s) "
-        f"(limits per shard: {limits.max_requests:,} requests, {limits.max_bytes:,} bytes"
-        f"{token_text}; target {manifest.target})"
+        f"{count(source.requests, 'request')}{blank} -> {count(len(manifest.shards), 'shard')}"
+        f" (limits per shard: {count(limits.max_requests, 'request')},"
+        f" {count(limits.max_bytes, 'byte')}{token_text}; target {manifest.target})"
     )
     click.echo(f"manifest: {manifest_path}")
