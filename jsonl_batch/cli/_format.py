@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-# Ids longer than this are shortened in text (LiteLLM's encoded batch ids run to ~120
-# characters); JSON always carries them whole.
-ID_WIDTH = 28
+# Ids longer than this are shortened in text: Azure's and OpenAI's own ids (``batch_`` and a
+# UUID, 42 characters) stay whole to be copied, LiteLLM's encoded ones (~120) are cut. JSON
+# always carries them whole.
+ID_WIDTH = 48
 
 
 def number(value: int) -> str:

@@ -40,10 +40,17 @@ def new_table(*headers: str, numeric: Iterable[str] = ()) -> Table:
     return table
 
 
-def add_row(table: Table, cells: Iterable[str | Text], *, style: str | None = None) -> None:
-    """Cells as plain text (never rich markup: ``[completed]`` stays as written)."""
-    table.add_row(*(c if isinstance(c, Text) else Text(c) for c in cells), style=style)
+def add_row(table: Table, cells: Iterable[RenderableType], *, style: str | None = None) -> None:
+    """Strings go in as plain text, never rich markup: ``[completed]`` stays as written."""
+    table.add_row(*(Text(c) if isinstance(c, str) else c for c in cells), style=style)
 
 
 def print_table(renderable: RenderableType, *, err: bool = False) -> None:
-    console(err=err).print(renderable)
+    out = console(err=err)
+    if out.is_terminal:
+        out.print(renderable)
+        return
+    with out.capture() as captured:
+        out.print(renderable)
+    # a cell is padded to its column's width; a log has no use for the trailing blanks
+    out.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))

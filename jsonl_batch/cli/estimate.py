@@ -12,6 +12,7 @@ from rich.padding import Padding
 
 from ..estimate import EstimateResult, ModelRow, combine_results, estimate_file
 from ..jsonl import AtomicWriter
+from ..pricing import TARGETS as PRICED_TARGETS
 from ..pricing import PriceTable
 from ._common import (
     deployment_map_options,
@@ -19,6 +20,8 @@ from ._common import (
     fetch_image_sizes_option,
     format_option,
     handle_errors,
+    input_path,
+    jobs_option,
     max_line_bytes_option,
     prices_option,
     progress_bar,
@@ -33,8 +36,8 @@ _SHOW_PROGRESS_AFTER_S = 1.0
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
-@target_option
+@click.argument("files", nargs=-1, required=True, type=input_path(allow_dash=True))
+@target_option(PRICED_TARGETS)
 @deployment_map_options
 @prices_option
 @region_option
@@ -66,13 +69,7 @@ _SHOW_PROGRESS_AFTER_S = 1.0
     type=click.Path(dir_okay=False, writable=True),
     help="Write one JSON line per request (custom_id, model, tokens, cost) to this file.",
 )
-@click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Processes for large files [default: all cores].",
-)
+@jobs_option("all cores, for large files")
 @fetch_image_sizes_option
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @max_line_bytes_option

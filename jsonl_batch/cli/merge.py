@@ -14,41 +14,46 @@ from ._common import (
     echo_json,
     format_option,
     handle_errors,
+    input_path,
+    jobs_option,
     max_line_bytes_option,
+    output_dir_option,
     prices_option,
-    profile_target_option,
     progress_bar,
     read_deployment_map,
     region_option,
+    target_option,
 )
 
 
 @click.command("merge")
-@click.argument("job", required=False, type=click.Path(dir_okay=False))
+@click.argument("job", required=False, type=input_path())
 @click.option(
     "--input",
     "input_path",
-    type=click.Path(dir_okay=False),
+    type=input_path(),
     help="The request file or split manifest (instead of JOB).",
 )
 @click.option(
-    "--output",
+    "--output-file",
     "outputs",
     multiple=True,
-    type=click.Path(dir_okay=False),
-    help="A downloaded output file (repeatable; .gz works).",
+    type=input_path(),
+    metavar="FILE",
+    help="A batch output file you downloaded (repeatable; .gz works).",
 )
 @click.option(
+    "--error-file",
     "--errors",
     "errors",
     multiple=True,
-    type=click.Path(dir_okay=False),
-    help="A downloaded error file (repeatable; .gz works).",
+    type=input_path(),
+    metavar="FILE",
+    help="A batch error file you downloaded (repeatable; .gz works).",
 )
-@click.option(
-    "--out-dir",
-    type=click.Path(file_okay=False),
-    help="Where to write the results and retry files [default: next to the input].",
+@output_dir_option(
+    "Folder for the results, retry and summary files [default: next to the input].",
+    file_hint=" (the batch's own output file goes to --output-file)",
 )
 @click.option(
     "--results-format",
@@ -66,7 +71,7 @@ from ._common import (
     help="What goes into the retry file: failed, expired, cancelled, missing, all, an HTTP "
     "status (429) or class (4xx, 5xx), or an error code [default: all four statuses].",
 )
-@profile_target_option
+@target_option()
 @region_option
 @deployment_map_options
 @prices_option
@@ -84,14 +89,7 @@ from ._common import (
     help="Memory for the custom_id index; above it the index moves to a temporary SQLite "
     "file in the output folder.",
 )
-@click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Processes for the join of a large request file [default: up to 4 cores when it is "
-    "over 64 MB, on Linux].",
-)
+@jobs_option("up to 4 cores for a request file over 64 MB, on Linux")
 @max_line_bytes_option
 @format_option()
 @handle_errors
@@ -100,7 +98,7 @@ def merge_command(
     input_path: str | None,
     outputs: tuple[str, ...],
     errors: tuple[str, ...],
-    out_dir: str | None,
+    output_dir: str | None,
     results_format: str,
     include_request: bool,
     retry_on: tuple[str, ...],
@@ -118,8 +116,9 @@ def merge_command(
     """Join a finished batch's output and error files to its requests.
 
     JOB is a job file (*.job.json, from submit); or give the request file (or split manifest)
-    with --input and the downloaded files with --output / --errors. Writes, next to the input
-    (or in --out-dir), replacing earlier copies since they are derived files:
+    with --input and the downloaded files with --output-file / --error-file. Writes, next to
+    the input (or in the --output folder), replacing earlier copies since they are derived
+    files:
 
     \b
       <stem>.results.jsonl  one row per request, in input order: custom_id, status
@@ -135,9 +134,9 @@ def merge_command(
     \b
     Examples:
       jsonl-batch merge big.job.json
-      jsonl-batch merge --input batch.jsonl --output out.jsonl --errors err.jsonl
-      jsonl-batch merge --input batch.jsonl --output out.jsonl --retry-on 429,5xx,expired
-      jsonl-batch merge big.job.json --results-format csv --format json
+      jsonl-batch merge --input batch.jsonl --output-file out.jsonl --error-file err.jsonl
+      jsonl-batch merge --input batch.jsonl --output-file out.jsonl --retry-on 429,5xx,expired
+      jsonl-batch merge big.job.json -o merged/ --results-format csv --format json
 
     Exit status: 0 every request succeeded, 1 some did not (or bad output lines / unknown
     custom_ids), 2 usage error.
@@ -158,7 +157,7 @@ def merge_command(
             source,
             outputs,
             errors,
-            out_dir=out_dir,
+            out_dir=output_dir,
             results_format=results_format,
             include_request=include_request,
             retry_on=retry_on or ("failed", "expired", "cancelled", "missing"),
@@ -168,7 +167,7 @@ def merge_command(
             target=target,
             region=region,
             memory_mb=memory_mb,
-            workers=jobs,
+            workers=jobs,  # the library's name for it (jobs= once the API rename lands)
             max_line_bytes=max_line_bytes,
             on_progress=advance,
         )

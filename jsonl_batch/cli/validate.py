@@ -14,20 +14,21 @@ from ._common import (
     fetch_image_sizes_option,
     format_option,
     handle_errors,
+    input_path,
     max_line_bytes_option,
     prices_option,
-    profile_target_option,
     progress_bar,
     read_deployment_map,
     region_option,
+    target_option,
 )
 
 _COLORS = {"error": "red", "warning": "yellow"}
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
-@profile_target_option
+@click.argument("files", nargs=-1, required=True, type=input_path(allow_dash=True))
+@target_option()
 @format_option("github")
 @click.option(
     "--max-errors",
