@@ -198,8 +198,8 @@ def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
 
 def test_cli_missing_file_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["validate", str(tmp_path / "nope.jsonl")])
-    assert result.exit_code == 1
-    assert "no such file" in result.output
+    assert result.exit_code == 2  # a usage error, as the README says
+    assert "nope.jsonl' does not exist" in result.output
     assert "Traceback" not in result.output
 
 

@@ -70,9 +70,8 @@ def summary_line(job: Job) -> str:
 
 
 @dataclass
-class _Rate:
-    """Where a shard's observed rate starts: when its batch was first seen running (or
-    submitted, if it had already done some work by then) and how many requests were done."""
+class _Seen:
+    """When a shard's batch was first seen running, and how many requests it had done."""
 
     batch_id: str | None
     since: float
@@ -85,32 +84,33 @@ class ProgressState:
 
     clock: Callable[[], float] = time.monotonic
     uploads: dict[int, tuple[int, int]] = field(default_factory=dict)
-    rates: dict[int, _Rate] = field(default_factory=dict)
+    seen: dict[int, _Seen] = field(default_factory=dict)
 
     def observe(self, job: Job) -> None:
         now = self.clock()
         for row in job.iter_rows():
             done = row["completed"] + row["failed"]
-            rate = self.rates.get(row["index"])
-            if row["status"] != "in_progress":
-                continue
-            if rate is None or rate.batch_id != row["batch_id"] or done < rate.done:
-                elapsed = row["elapsed_seconds"]
-                if done and elapsed:  # first seen part-way: the rate since it was submitted
-                    self.rates[row["index"]] = _Rate(row["batch_id"], now - elapsed, 0)
-                else:
-                    self.rates[row["index"]] = _Rate(row["batch_id"], now, done)
+            seen = self.seen.get(row["index"])
+            if row["status"] == "in_progress" and (
+                seen is None or seen.batch_id != row["batch_id"] or done < seen.done
+            ):
+                self.seen[row["index"]] = _Seen(row["batch_id"], now, done)
 
     def eta(self, row: dict[str, Any]) -> float | None:
-        """Seconds left at the rate seen since the shard was first seen running."""
-        rate = self.rates.get(row["index"])
+        """Seconds left at the rate seen since the shard was first seen running; before that
+        rate shows, at the rate since it was submitted."""
+        if row["status"] != "in_progress":
+            return None
         done = row["completed"] + row["failed"]
-        if row["status"] != "in_progress" or rate is None or rate.batch_id != row["batch_id"]:
+        seen = self.seen.get(row["index"])
+        now = self.clock()
+        if seen is not None and seen.batch_id == row["batch_id"] and done > seen.done:
+            per_second = (done - seen.done) / max(now - seen.since, 1e-9)
+        elif done and row["elapsed_seconds"]:
+            per_second = done / row["elapsed_seconds"]
+        else:
             return None
-        seconds = self.clock() - rate.since
-        if done <= rate.done or seconds <= 0:
-            return None
-        return (row["total"] - done) / ((done - rate.done) / seconds)
+        return (row["total"] - done) / per_second
 
 
 def shard_table(job: Job, state: ProgressState | None = None) -> Table:
