@@ -211,7 +211,7 @@ def test_findings_are_kept_up_to_a_cap_per_code_and_counted_beyond(tmp_path: Pat
     assert report.omitted() == {"blank_line": 4900, "invalid_json_line": 2900}
     result = cli("validate", str(path))
     assert "... and 4,900 more blank_line" in result.output
-    assert "5000  warning  blank_line" in result.output
+    assert "5,000  warning  blank_line" in result.output
 
 
 def test_a_million_blank_lines_stay_in_bounded_memory(tmp_path: Path) -> None:

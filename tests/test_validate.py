@@ -150,7 +150,7 @@ def test_cli_text_output_is_compiler_like_with_summary() -> None:
     assert f"{SAMPLES / 'broken.jsonl'}:6: error[duplicate_custom_id]: " in result.output
     assert "already used on line 1" in result.output
     assert "--> body.messages[0].role" in result.output
-    assert "18 error(s), 7 warning(s)" in result.output
+    assert "18 errors, 7 warnings" in result.output
 
 
 def test_cli_json_output(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from ._common import (
     region_option,
     target_option,
 )
+from ._format import count, number, usd
 
 
 @click.command("merge")
@@ -179,22 +180,20 @@ def merge_command(
 
 
 def _usd(value: float | None) -> str:
-    if value is None:
-        return "unknown"
-    return f"${value:,.4f}" if value >= 0.01 or value == 0 else f"${value:.6f}"
+    return usd(value, unknown="unknown")
 
 
 def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "nothing"
+    return ", ".join(f"{number(n)} {status}" for status, n in counts.items() if n) or "nothing"
 
 
 def render_text(result: MergeResult) -> str:
     """The human report: counts, files, top errors, usage and cost, shards, problems."""
     total = result.total
-    lines = [f"{total.requests} requests: {_counts(total.counts)}"]
+    lines = [f"{count(total.requests, 'request')}: {_counts(total.counts)}"]
     lines.append(f"results: {result.results_path}")
     if result.retry_path is not None:
-        lines.append(f"retry:   {result.retry_path} ({result.retry_count} requests)")
+        lines.append(f"retry:   {result.retry_path} ({count(result.retry_count, 'request')})")
     else:
         lines.append("retry:   nothing to retry")
     if result.errors:
@@ -203,12 +202,13 @@ def render_text(result: MergeResult) -> str:
             message = (stat.example_message or "").replace("\n", " ")
             if len(message) > 100:
                 message = message[:97] + "..."
+            example = f"e.g. {stat.example_custom_id} at {stat.example_where}"
             lines.append(
-                f"  {stat.count:>8}  {stat.code} ({stat.status}), e.g. {stat.example_custom_id}"
-                f" at {stat.example_where}" + (f": {message}" if message else "")
+                f"  {number(stat.count):>8}  {stat.code} ({stat.status}), {example}"
+                + (f": {message}" if message else "")
             )
         if len(result.errors) > 10:
-            lines.append(f"  ... and {len(result.errors) - 10} more codes (--format json)")
+            lines.append(f"  ... and {count(len(result.errors) - 10, 'more code')} (--format json)")
     usage = total.usage
     lines.append(
         f"usage: {usage.prompt_tokens:,} prompt ({usage.cached_tokens:,} cached), "
@@ -220,17 +220,17 @@ def render_text(result: MergeResult) -> str:
     for shard in result.shards:
         status = f" [{shard.shard_status}]" if shard.shard_status else ""
         lines.append(
-            f"  {shard.name}{status}: {shard.requests} requests, {_counts(shard.counts)};"
+            f"  {shard.name}{status}: {count(shard.requests, 'request')}, {_counts(shard.counts)};"
             f" {_cost_text(shard.cost)}"
         )
-    for kind, count in result.problem_counts.items():
-        if not count:
+    for kind, found in result.problem_counts.items():
+        if not found:
             continue
-        lines.append(f"{kind.replace('_', ' ')}: {count}")
+        lines.append(f"{kind.replace('_', ' ')}: {number(found)}")
         for problem in (p for p in result.problems if p.kind == kind):
             subject = f"{problem.custom_id}: " if problem.custom_id else ""
             lines.append(f"  {problem.where}: {subject}{problem.message}")
-        if count > sum(1 for p in result.problems if p.kind == kind):
+        if found > sum(1 for p in result.problems if p.kind == kind):
             lines.append("  ... (first ones shown)")
     lines.extend(f"note: {note}" for note in result.notes)
     lines.extend(f"warning: {warning}" for warning in result.warnings)
