@@ -241,7 +241,8 @@ def _default(obj: Any) -> Any:
 
 @contextmanager
 def progress_bar(total_bytes: int | None, label: str) -> Iterator[Callable[[int], None]]:
-    """A byte-based progress bar on stderr, shown only on a terminal.
+    """A byte-based progress bar on stderr, shown only on a terminal (drawn by rich, like
+    the job view), gone when the work is done.
 
     Yields ``advance(n_bytes)``. Library functions take an ``on_progress`` callback; the
     CLI passes this in.
@@ -249,5 +250,25 @@ def progress_bar(total_bytes: int | None, label: str) -> Iterator[Callable[[int]
     if total_bytes is None or not sys.stderr.isatty():
         yield lambda _n: None
         return
-    with click.progressbar(length=total_bytes, label=label, file=sys.stderr, show_eta=True) as bar:
-        yield bar.update
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from ._tables import console
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console(err=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(label, total=total_bytes)
+        yield lambda n_bytes: progress.advance(task, n_bytes)
