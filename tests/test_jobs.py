@@ -4,7 +4,9 @@ real ``openai`` SDK (submit → wait → download, deployments, quota, faults, c
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -340,6 +342,11 @@ def test_list_follows_pages_and_filters_by_job(emu: Emulator, tmp_path: Path) ->
     result = run("list", "--job", str(tmp_path / "a.job.json"), "--limit", "4", "--format", "json")
     rows = json.loads(result.stdout)
     assert sorted(row["id"] for row in rows) == sorted(s.batch_id for s in job_a.shards)
+    # ISO 8601 with the offset, and the wall clock's date (the emulator's clock runs fast)
+    created = [datetime.fromisoformat(row["created"]) for row in rows]
+    assert all(
+        c.utcoffset() is not None and abs(c.timestamp() - time.time()) < 120 for c in created
+    )
     pages = [r for r in emu.state()["recent_requests"] if r["method"] == "GET"]
     assert [r["path"] for r in pages[-2:]] == ["/openai/batches"] * 2
     result = run("list", *azure_flags(emu), "--limit", "3")

@@ -202,6 +202,8 @@ class JobProgress:
         return Group(shard_table(job, self.state), Text(line, style="bold"))
 
     def _upload_view(self) -> RenderableType:
+        if not self.state.uploads:
+            return Text("")
         table = new_table("shard", "", "uploaded", numeric=("shard", "uploaded"))
         for index, (sent, total) in sorted(self.state.uploads.items()):
             bar = ProgressBar(total=max(total, 1), completed=sent, width=_BAR_WIDTH)

@@ -312,7 +312,6 @@ def _wait(
     max_poll: float | None,
     timeout: float | None,
 ) -> bool:
-    job.on_event = view.event
     try:
         return job.wait(
             poll_interval=poll_interval,
@@ -359,7 +358,11 @@ def wait(
     """
     with JobProgress(console(err=True)) as view:
         job = _open_job(
-            job_path, options, quota_retry_seconds=quota_retry_delay, on_event=view.event
+            job_path,
+            options,
+            quota_retry_seconds=quota_retry_delay,
+            on_event=view.event,
+            on_upload=view.upload,  # queued shards are uploaded while waiting
         )
         finished = _wait(job, view, poll_interval, max_poll_interval, timeout)
     _report(job, output_format)
