@@ -67,8 +67,8 @@ def run(tmpdir: Path) -> list[dict[str, Any]]:
                 )
             )
     for side, args in (
-        ("input", ["--input", "/dev/zero", "--output", one]),
-        ("output", ["--input", one, "--output", "/dev/zero"]),
+        ("input", ["--input", "/dev/zero", "--output-file", one]),
+        ("output", ["--input", one, "--output-file", "/dev/zero"]),
     ):
         cases.append(
             (

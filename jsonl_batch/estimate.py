@@ -37,7 +37,7 @@ from .jsonl import (
     read_lines,
     source_name,
 )
-from .pricing import REGIONS, TARGETS, ModelPrice, PriceTable, no_price_hint
+from .pricing import REGIONS, TARGETS, ModelPrice, PriceTable, no_price_hint, round_usd
 from .tokens import FLAG_NOT_COUNTABLE, FLAG_REMOTE_IMAGE, FLAG_UNKNOWN_MODEL, TokenCounter
 from .tokens.context import ImageSizeLookup
 
@@ -198,9 +198,9 @@ class ModelRow:
                 "max": self.max_output_tokens,
             },
             "cost_usd": {
-                "low": _round(self.cost_low, 6),
-                "expected": _round(self.cost_expected, 6),
-                "high": _round(self.cost_high, 6),
+                "low": round_usd(self.cost_low),
+                "expected": round_usd(self.cost_expected),
+                "high": round_usd(self.cost_high),
             }
             if priced
             else None,
@@ -208,10 +208,6 @@ class ModelRow:
             "maybe_over_context": self.maybe_over_context,
             "over_max_output": self.over_max_output,
         }
-
-
-def _round(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 @dataclass(slots=True)
@@ -437,10 +433,10 @@ class _Counter:
                 if price is None:
                     record["cost"] = record["cost_low"] = record["cost_high"] = None
                 else:
-                    record["cost"] = round(price.cost(input_tokens, expected), 8)
-                    record["cost_low"] = round(price.cost(low_input, expected, cached), 8)
-                    record["cost_high"] = round(
-                        price.cost(high_input, max_output, cache_write_tokens=writes), 8
+                    record["cost"] = round_usd(price.cost(input_tokens, expected))
+                    record["cost_low"] = round_usd(price.cost(low_input, expected, cached))
+                    record["cost_high"] = round_usd(
+                        price.cost(high_input, max_output, cache_write_tokens=writes)
                     )
                 if on_request is not None:
                     on_request(record)

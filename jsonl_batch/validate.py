@@ -66,7 +66,7 @@ RULES: dict[str, str] = {
     "missing_body": "add the request body as a JSON object",
     "missing_model": "set body.model (the deployment name on Azure)",
     "placeholder_model": "replace the placeholder with your deployment/model name",
-    "model_mismatch": "one model/deployment per file: use `jsonl-batch split --by-model`",
+    "model_mismatch": "one model/deployment per file: split it with `jsonl-batch split`",
     "invalid_body": "fix the field so it matches the endpoint's request schema",
     "stream_not_supported": "remove body.stream; batch requests cannot stream",
     "empty_file": "the file needs at least one request",

@@ -96,7 +96,7 @@ def main() -> None:
     )  # warnings (a retired model, say) print but exit 0; --strict would make them exit 1
 
     step("4. split into shards of at most 4 requests, with a manifest")
-    run("split", "out/questions.jsonl", "--out-dir", "out/shards", "--max-requests", "4")
+    run("split", "out/questions.jsonl", "-o", "out/shards", "--max-requests", "4")
 
     # One request in five fails inside the batch (seeded, so always the same ones): the
     # merge below then has something to put in the retry file.

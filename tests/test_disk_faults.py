@@ -114,7 +114,7 @@ def test_full_disk_in_merge_split_and_estimate(tmp_path: Path) -> None:
     old = b'{"custom_id":"old"}\n'
     script = f"""
 printf '%s' {shlex.quote(old.decode())} > {disk}/in.results.jsonl
-echo '# merge'; {JB} merge --input {source} --output {outputs} --out-dir {disk}; echo rc=$?
+echo '# merge'; {JB} merge --input {source} --output-file {outputs} -o {disk}; echo rc=$?
 echo '# split'; {JB} split {source} -o {disk}/shards --max-requests 500; echo rc=$?
 echo '# estimate'; {JB} estimate {source} --per-request {disk}/costs.jsonl; echo rc=$?
 echo '# left'; ls -A {disk}; cat {disk}/in.results.jsonl
@@ -132,8 +132,8 @@ def test_read_only_disk_is_a_clear_error(tmp_path: Path) -> None:
     outputs = write_jsonl(tmp_path / "out.jsonl", [answer(i) for i in range(10)])
     disk = tmp_path / "disk"
     script = f"""
-echo '# merge'; {JB} merge --input {source} --output {outputs} --out-dir {disk}/sub/m; echo rc=$?
-echo '# merge here'; {JB} merge --input {source} --output {outputs} --out-dir {disk}; echo rc=$?
+echo '# merge'; {JB} merge --input {source} --output-file {outputs} -o {disk}/sub/m; echo rc=$?
+echo '# merge here'; {JB} merge --input {source} --output-file {outputs} -o {disk}; echo rc=$?
 echo '# split'; {JB} split {source} -o {disk}/sub; echo rc=$?
 """
     output = on_small_disk(disk, "64k", script, read_only=True)
@@ -187,7 +187,7 @@ def test_no_permission_is_a_clear_error(
 
     monkeypatch.setattr("tempfile.mkdtemp", refused)
     args = {
-        "merge": ["merge", "--input", str(source), "--output", str(outputs)],
+        "merge": ["merge", "--input", str(source), "--output-file", str(outputs)],
         "split": ["split", str(source), "-o", str(tmp_path / "shards")],
     }[command]
     result = CliRunner().invoke(main, args)

@@ -446,7 +446,7 @@ def test_cli_warnings_exit_0_unless_strict(tmp_path: Path, clean_file: Path) -> 
     assert CliRunner().invoke(main, ["estimate", "--strict", str(clean_file)]).exit_code == 0
     both = ["estimate", str(clean_file), "--output-ratio", "1", "--expected-output-tokens", "5"]
     assert CliRunner().invoke(main, both).exit_code == 2
-    assert CliRunner().invoke(main, ["estimate", str(tmp_path / "missing.jsonl")]).exit_code == 1
+    assert CliRunner().invoke(main, ["estimate", str(tmp_path / "missing.jsonl")]).exit_code == 2
 
 
 def test_cli_bad_price_file_entries_are_warnings(tmp_path: Path, clean_file: Path) -> None:

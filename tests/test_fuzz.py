@@ -93,8 +93,8 @@ def _args(command: str, path: Path, folder: Path) -> list[str]:
         "validate": ["validate", str(path)],
         "estimate": ["estimate", str(path)],
         "split": ["split", str(path), "-o", out],
-        "merge-input": ["merge", "--input", str(path), "--output", str(good_outputs)],
-        "merge-output": ["merge", "--input", str(good_requests), "--output", str(path)],
+        "merge-input": ["merge", "--input", str(path), "--output-file", str(good_outputs)],
+        "merge-output": ["merge", "--input", str(good_requests), "--output-file", str(path)],
     }[command] + ["--max-line-bytes", MAX_LINE, *(["--out-dir", out] if "merge" in command else [])]
 
 

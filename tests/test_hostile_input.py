@@ -112,8 +112,24 @@ def test_a_broken_gzip_is_a_clear_error_in_every_command(tmp_path: Path, kind: s
         ["validate", broken],
         ["estimate", broken],
         ["split", broken, "--out-dir", str(tmp_path / "shards")],
-        ["merge", "--input", broken, "--output", str(outputs), "--out-dir", str(tmp_path / "a")],
-        ["merge", "--input", str(requests), "--output", broken, "--out-dir", str(tmp_path / "b")],
+        [
+            "merge",
+            "--input",
+            broken,
+            "--output-file",
+            str(outputs),
+            "--out-dir",
+            str(tmp_path / "a"),
+        ],
+        [
+            "merge",
+            "--input",
+            str(requests),
+            "--output-file",
+            broken,
+            "--out-dir",
+            str(tmp_path / "b"),
+        ],
     ):
         result = cli(*args)
         assert_clean_failure(result, broken)
@@ -169,8 +185,8 @@ def test_merge_skips_lines_over_the_cap_on_both_sides(tmp_path: Path) -> None:
     long_output["response"]["body"]["filler"] = "z" * 5000
     outputs.write_bytes(jsonl([long_output, output(1)]))
     result = cli(
-        "merge", "--input", str(requests), "--output", str(outputs), "--max-line-bytes", "1000",
-        "--format", "json",
+        "merge", "--input", str(requests), "--output-file", str(outputs),
+        "--max-line-bytes", "1000", "--format", "json",
     )  # fmt: skip
     assert result.exit_code == 1, result.output
     summary = json.loads(result.output)
@@ -195,7 +211,7 @@ def test_findings_are_kept_up_to_a_cap_per_code_and_counted_beyond(tmp_path: Pat
     assert report.omitted() == {"blank_line": 4900, "invalid_json_line": 2900}
     result = cli("validate", str(path))
     assert "... and 4,900 more blank_line" in result.output
-    assert "5000  warning  blank_line" in result.output
+    assert "5,000  warning  blank_line" in result.output
 
 
 def test_a_million_blank_lines_stay_in_bounded_memory(tmp_path: Path) -> None:
@@ -214,8 +230,24 @@ def test_a_million_blank_lines_stay_in_bounded_memory(tmp_path: Path) -> None:
         ["validate", "/dev/zero"],
         ["split", "/dev/zero", "-o", "{tmp}/s"],
         ["estimate", "/dev/zero"],
-        ["merge", "--input", "/dev/zero", "--output", "{tmp}/out.jsonl", "--out-dir", "{tmp}/m"],
-        ["merge", "--input", "{tmp}/in.jsonl", "--output", "/dev/zero", "--out-dir", "{tmp}/m"],
+        [
+            "merge",
+            "--input",
+            "/dev/zero",
+            "--output-file",
+            "{tmp}/out.jsonl",
+            "--out-dir",
+            "{tmp}/m",
+        ],
+        [
+            "merge",
+            "--input",
+            "{tmp}/in.jsonl",
+            "--output-file",
+            "/dev/zero",
+            "--out-dir",
+            "{tmp}/m",
+        ],
     ],
     ids=["validate", "split", "estimate", "merge-input", "merge-output"],
 )
@@ -274,7 +306,7 @@ def test_merge_reads_its_output_file_from_a_pipe(tmp_path: Path) -> None:
     requests.write_bytes(jsonl([request(i) for i in range(5)]))
     fifo = tmp_path / "out.jsonl"
     writer = _feed_fifo(fifo, jsonl([output(i) for i in range(5)]))
-    result = cli("merge", "--input", str(requests), "--output", str(fifo))
+    result = cli("merge", "--input", str(requests), "--output-file", str(fifo))
     writer.join(5)
     assert result.exit_code == 0, result.output  # was: OSError: Illegal seek
     assert "5 requests: 5 succeeded" in result.output
@@ -288,7 +320,10 @@ def test_a_folder_where_a_file_belongs_is_a_clear_error(tmp_path: Path) -> None:
         merge(requests, [tmp_path])
     with pytest.raises(InputError, match="is a directory"):
         split_file(tmp_path, tmp_path / "s")
-    for args in (["merge", "--input", str(requests), "--output", str(tmp_path)], ["validate", "."]):
+    for args in (
+        ["merge", "--input", str(requests), "--output-file", str(tmp_path)],
+        ["validate", "."],
+    ):
         result = cli(*args)
         assert result.exit_code in (1, 2) and "is a directory" in result.output
         assert isinstance(result.exception, SystemExit)

@@ -559,7 +559,7 @@ def test_the_sample_output_and_error_files_merge(tmp_path: Path) -> None:
 def test_cli_exit_codes_and_json_summary(batch) -> None:
     source, output, errors = batch
     runner = CliRunner()
-    args = ["merge", "--input", str(source), "--output", str(output), "--errors", str(errors)]
+    args = ["merge", "--input", str(source), "--output-file", str(output), "--errors", str(errors)]
     failed = runner.invoke(main, [*args, "--format", "json"])
     assert failed.exit_code == 1, failed.output
     summary = json.loads(failed.output)
@@ -569,11 +569,11 @@ def test_cli_exit_codes_and_json_summary(batch) -> None:
     assert "rate_limit_exceeded" in text.output
 
     good = write(source.parent / "good.jsonl", request("a"))
-    ok = runner.invoke(main, ["merge", "--input", str(good), "--output", str(output)])
+    ok = runner.invoke(main, ["merge", "--input", str(good), "--output-file", str(output)])
     assert ok.exit_code == 1  # b in the output is not in good.jsonl: reported
     assert "not in the input" in ok.output
     only_a = write(source.parent / "only-a.jsonl", success("a"))
-    clean = runner.invoke(main, ["merge", "--input", str(good), "--output", str(only_a)])
+    clean = runner.invoke(main, ["merge", "--input", str(good), "--output-file", str(only_a)])
     assert clean.exit_code == 0, clean.output
 
 
@@ -584,7 +584,8 @@ def test_cli_usage_errors_exit_2(batch) -> None:
     both = runner.invoke(main, ["merge", str(source), "--input", str(source)])
     assert both.exit_code == 2
     bad = runner.invoke(
-        main, ["merge", "--input", str(source), "--output", str(output), "--results-format", "x"]
+        main,
+        ["merge", "--input", str(source), "--output-file", str(output), "--results-format", "x"],
     )
     assert bad.exit_code == 2
 

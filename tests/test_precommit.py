@@ -71,5 +71,5 @@ def test_hook_passes_good_files_and_fails_bad_ones(tmp_path: Path) -> None:
     # capped at 20 per file
     assert "many.jsonl:20: error[invalid_json_line]" in bad.stdout
     assert "many.jsonl:21:" not in bad.stdout
-    assert "many.jsonl: ... and 10 more finding(s) not shown" in bad.stdout
+    assert "many.jsonl: ... and 10 more findings not shown" in bad.stdout
     assert "many.jsonl: FAILED: 30 requests" in bad.stdout

@@ -79,7 +79,7 @@ def test_vllm_target_on_the_command_line(tmp_path: Path) -> None:
     assert {"unsupported_url", "duplicate_custom_id"} <= codes
     shown = runner.invoke(main, ["validate", "--max-shown", "1", str(path)])
     assert shown.output.count(": error[") == 1
-    assert "more finding(s) not shown" in shown.output
+    assert "more findings not shown" in shown.output
 
 
 def test_vllm_split_needs_a_shard_size(tmp_path: Path) -> None:

@@ -178,7 +178,7 @@ def test_merge_killed_at_any_rename_never_mixes_two_runs(tmp_path: Path, step: s
     second = write_jsonl(
         tmp_path / "second.jsonl", [answer(i, 500 if i < 2 else 200) for i in range(6)]
     )
-    run_killed(["merge", "--input", str(source), "--output", str(second)], step)
+    run_killed(["merge", "--input", str(source), "--output-file", str(second)], step)
     settle(tmp_path, naming.merge_set(source))  # what the next merge does first
     summary = json.loads(naming.merge_summary_path(source, tmp_path).read_text())
     results = naming.results_path(source, tmp_path)

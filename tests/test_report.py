@@ -195,8 +195,8 @@ def test_report_numbers_equal_the_estimate_and_merge_summaries(
     )["total"]
     merged = json.loads(
         run(
-            "merge", "--input", source, "--output", str(merged_batch["output"]),
-            "--errors", str(merged_batch["errors"]), "--format", "json", code=1,
+            "merge", "--input", source, "--output-file", str(merged_batch["output"]),
+            "--error-file", str(merged_batch["errors"]), "--format", "json", code=1,
         ).stdout
     )  # fmt: skip
     out = tmp_path / "report.html"
@@ -269,8 +269,8 @@ def test_estimate_and_merge_write_the_report_too(
     merged = tmp_path / "merge.html"
     out = json.loads(
         run(
-            "merge", "--input", source, "--output", str(merged_batch["output"]),
-            "--errors", str(merged_batch["errors"]), "--out-dir", str(tmp_path / "m"),
+            "merge", "--input", source, "--output-file", str(merged_batch["output"]),
+            "--error-file", str(merged_batch["errors"]), "-o", str(tmp_path / "m"),
             "--report", str(merged), "--format", "json", code=1,
         ).stdout
     )  # fmt: skip
@@ -290,8 +290,8 @@ def test_estimate_and_merge_write_the_report_too(
 def test_usage_errors_and_unreadable_inputs_get_a_message_not_a_traceback(
     tmp_path: Path,
 ) -> None:
-    missing = run("report", str(tmp_path / "nope.job.json"), code=1)
-    assert "no such file" in missing.stderr and "Traceback" not in missing.output
+    missing = run("report", str(tmp_path / "nope.job.json"), code=2)
+    assert "does not exist" in missing.stderr and "Traceback" not in missing.output
     source = write_jsonl(tmp_path / "a.jsonl", [request("x", "gpt-4o", 3)])
     not_merge = write_jsonl(tmp_path / "other.json", [{"counts": 1}])
     bad = run("report", str(source), "--merged", str(not_merge), code=1)
@@ -314,7 +314,7 @@ def test_hostile_strings_are_escaped_and_cannot_hide_text(tmp_path: Path) -> Non
     source = write_jsonl(tmp_path / "hostile.jsonl", requests)
     outputs = [failure(name, name, f"message {name}") for name in HOSTILE]
     output = write_jsonl(tmp_path / "hostile.output.jsonl", outputs)
-    run("merge", "--input", str(source), "--output", str(output), code=1)
+    run("merge", "--input", str(source), "--output-file", str(output), code=1)
     out = tmp_path / "hostile.html"
     run("report", str(source), "-o", str(out))
 
@@ -419,7 +419,7 @@ def test_a_manifest_of_many_shards_gives_a_small_report(tmp_path: Path) -> None:
     source = write_jsonl(
         tmp_path / "many.jsonl", [request(f"id-{i}", "gpt-4o", 1 + i % 400) for i in range(3000)]
     )
-    run("split", str(source), "--out-dir", str(tmp_path / "split"), "--max-requests", "50")
+    run("split", str(source), "-o", str(tmp_path / "split"), "--max-requests", "50")
     out = tmp_path / "many.html"
     headline = json.loads(
         run(

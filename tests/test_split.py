@@ -534,7 +534,7 @@ def test_cli_prints_a_table_and_writes_the_shards(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["split", str(source), "--out-dir", str(out)])
     assert result.exit_code == 0, result.output
     assert "reqs.gpt-4o-batch.part-0001.jsonl" in result.output
-    assert "5 requests -> 2 shard(s)" in result.output
+    assert "5 requests -> 2 shards" in result.output
     assert (out / "reqs.manifest.json").exists()
 
 
@@ -588,7 +588,9 @@ def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
     bad = runner.invoke(main, ["split", str(source), "-o", str(tmp_path), "--max-bytes", "lots"])
     assert bad.exit_code == 2 and "200MB" in bad.output
     missing = runner.invoke(main, ["split", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path)])
-    assert missing.exit_code == 1 and "no such file" in missing.output
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    a_file = runner.invoke(main, ["split", str(source), "-o", str(source)])
+    assert a_file.exit_code == 2 and "is a file, not a folder" in a_file.output
 
 
 def test_cli_existing_manifest_exit_1_then_overwrite(tmp_path: Path) -> None:

@@ -150,7 +150,7 @@ def test_cli_text_output_is_compiler_like_with_summary() -> None:
     assert f"{SAMPLES / 'broken.jsonl'}:6: error[duplicate_custom_id]: " in result.output
     assert "already used on line 1" in result.output
     assert "--> body.messages[0].role" in result.output
-    assert "18 error(s), 7 warning(s)" in result.output
+    assert "18 errors, 7 warnings" in result.output
 
 
 def test_cli_json_output(tmp_path: Path) -> None:
@@ -198,8 +198,8 @@ def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
 
 def test_cli_missing_file_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["validate", str(tmp_path / "nope.jsonl")])
-    assert result.exit_code == 1
-    assert "no such file" in result.output
+    assert result.exit_code == 2  # a usage error, as the README says
+    assert "nope.jsonl' does not exist" in result.output
     assert "Traceback" not in result.output
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -35,21 +36,64 @@ def format_option(*choices: str, default: str = "text") -> Callable[[F], F]:
     )
 
 
-target_option = click.option(
-    "--target",
-    type=click.Choice(["azure", "openai", "litellm"]),
-    default="azure",
-    show_default=True,
-    help="Which service the file is for; decides limits, allowed urls and error codes.",
+TARGET_HELP = (
+    "Which service the file is for: its limits, allowed urls, error codes and prices"
+    " (vllm: vLLM's run-batch)."
 )
-profile_target_option = click.option(
-    "--target",
-    type=click.Choice(TARGETS),
-    default="azure",
-    show_default=True,
-    help="Which service the file is for (vllm: vLLM's run-batch); decides limits, allowed "
-    "urls, error codes and prices.",
-)
+
+
+def target_option(
+    choices: Sequence[str] = TARGETS, *, default: str | None = "azure", help: str = TARGET_HELP
+) -> Callable[[F], F]:
+    """``--target``: the same name, choices and wording on every command."""
+    return click.option(
+        "--target",
+        type=click.Choice(list(choices)),
+        default=default,
+        show_default=default is not None,
+        help=help,
+    )
+
+
+def input_path(*, allow_dash: bool = False) -> click.Path:
+    """An input file: a missing one (or a folder) is a usage error, exit 2."""
+    return click.Path(exists=True, dir_okay=False, allow_dash=allow_dash)
+
+
+def output_dir_option(
+    help: str, *, required: bool = False, file_hint: str = ""
+) -> Callable[[F], F]:
+    """``-o/--output DIR``: the folder a command writes its files into (split's shards,
+    merge's results); ``--out-dir`` stays as the older name."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None and os.path.exists(value) and not os.path.isdir(value):
+            raise click.BadParameter(f"{value!r} is a file, not a folder{file_hint}", ctx, param)
+        return value
+
+    return click.option(
+        "-o",
+        "--output",
+        "--out-dir",
+        "output_dir",
+        type=click.Path(),
+        required=required,
+        metavar="DIR",
+        callback=check,
+        help=help,
+    )
+
+
+def jobs_option(default: str) -> Callable[[F], F]:
+    """``-j/--jobs N``: worker processes, where a command has them."""
+    return click.option(
+        "-j",
+        "--jobs",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="N",
+        help=f"Worker processes [default: {default}].",
+    )
 
 
 _UNITS = {
@@ -92,7 +136,8 @@ def deployment_map_options(func: F) -> F:
     the command turns them into a dict with :func:`read_deployment_map`."""
     func = click.option(
         "--deployment-map-file",
-        type=click.Path(exists=True, dir_okay=False),
+        type=input_path(),
+        metavar="FILE",
         help="A file of NAME=MODEL lines or a JSON object {name: model}.",
     )(func)
     return click.option(
@@ -126,7 +171,8 @@ max_line_bytes_option = click.option(
 prices_option = click.option(
     "--prices",
     "prices_path",
-    type=click.Path(exists=True, dir_okay=False),
+    type=input_path(),
+    metavar="FILE",
     help="Price table: our prices.json format or LiteLLM's model_prices_and_context_window.json. "
     "Its prices win; models it lacks are priced from the bundled, dated table.",
 )
@@ -218,7 +264,8 @@ def _default(obj: Any) -> Any:
 
 @contextmanager
 def progress_bar(total_bytes: int | None, label: str) -> Iterator[Callable[[int], None]]:
-    """A byte-based progress bar on stderr, shown only on a terminal.
+    """A byte-based progress bar on stderr, shown only on a terminal (drawn by rich, like
+    the job view), gone when the work is done.
 
     Yields ``advance(n_bytes)``. Library functions take an ``on_progress`` callback; the
     CLI passes this in.
@@ -226,5 +273,25 @@ def progress_bar(total_bytes: int | None, label: str) -> Iterator[Callable[[int]
     if total_bytes is None or not sys.stderr.isatty():
         yield lambda _n: None
         return
-    with click.progressbar(length=total_bytes, label=label, file=sys.stderr, show_eta=True) as bar:
-        yield bar.update
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from ._tables import console
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console(err=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(label, total=total_bytes)
+        yield lambda n_bytes: progress.advance(task, n_bytes)

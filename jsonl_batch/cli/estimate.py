@@ -9,9 +9,11 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import click
+from rich.padding import Padding
 
 from ..estimate import EstimateResult, ModelRow, combine_results, estimate_file
 from ..jsonl import AtomicWriter
+from ..pricing import TARGETS as PRICED_TARGETS
 from ..pricing import PriceTable
 from ..report import ReportBuilder, write_report
 from ._common import (
@@ -20,6 +22,8 @@ from ._common import (
     fetch_image_sizes_option,
     format_option,
     handle_errors,
+    input_path,
+    jobs_option,
     max_line_bytes_option,
     output_assumption_options,
     prices_option,
@@ -28,14 +32,16 @@ from ._common import (
     region_option,
     target_option,
 )
+from ._format import count, number, size, usd
+from ._tables import add_row, new_table, print_table
 from .report import report_option, written_line
 
 _SHOW_PROGRESS_AFTER_S = 1.0
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
-@target_option
+@click.argument("files", nargs=-1, required=True, type=input_path(allow_dash=True))
+@target_option(PRICED_TARGETS)
 @deployment_map_options
 @prices_option
 @region_option
@@ -51,13 +57,7 @@ _SHOW_PROGRESS_AFTER_S = 1.0
     type=click.Path(dir_okay=False, writable=True),
     help="Write one JSON line per request (custom_id, model, tokens, cost) to this file.",
 )
-@click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Processes for large files [default: all cores].",
-)
+@jobs_option("all cores, for large files")
 @fetch_image_sizes_option
 @report_option
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
@@ -187,7 +187,7 @@ def estimate(
         click.echo(
             f"prices: {table.describe()}; target {target}"
             + (f", {region}" if target != "openai" else "")
-            + ", batch rates, USD"
+            + ", batch rates"
         )
         if per_request_path:
             click.echo(f"per-request costs written to {per_request_path}")
@@ -229,22 +229,24 @@ def _late_progress(total_bytes: int | None, label: str) -> Iterator[Callable[[in
         yield advance
 
 
-_HEADER = (
+_HEADERS = (
     "model",
     "priced as",
     "requests",
-    "input tok",
-    "out exp",
-    "out max",
-    "low $",
-    "expected $",
-    "high $",
+    "input tokens",
+    "output exp.",
+    "output max",
+    "low",
+    "expected",
+    "high",
 )
 
 
 def _print_result(result: EstimateResult) -> None:
-    bad = f", {result.bad_lines:,} bad line(s) skipped" if result.bad_lines else ""
-    click.echo(f"{result.path}: {result.total.requests:,} requests, {result.bytes:,} bytes{bad}")
+    bad = f", {count(result.bad_lines, 'bad line')} skipped" if result.bad_lines else ""
+    click.echo(
+        f"{result.path}: {count(result.total.requests, 'request')}, {size(result.bytes)}{bad}"
+    )
     if result.rows:
         _print_rows(result.rows, result.total)
     for warning in result.warnings:
@@ -256,40 +258,32 @@ def _print_result(result: EstimateResult) -> None:
 
 
 def _print_rows(rows: list[ModelRow], total: ModelRow) -> None:
-    table = [_HEADER, *(_cells(row) for row in rows)]
+    table = new_table(*_HEADERS, numeric=_HEADERS[2:])
+    for row in rows:
+        add_row(table, _cells(row))
     if len(rows) > 1:
-        table.append(_cells(total))
-    widths = [max(len(r[i]) for r in table) for i in range(len(_HEADER))]
-    for cells in table:
-        left = [cells[0].ljust(widths[0]), cells[1].ljust(widths[1])]
-        right = [c.rjust(w) for c, w in zip(cells[2:], widths[2:], strict=True)]
-        click.echo("  " + "  ".join(left + right))
+        add_row(table, _cells(total), style="bold")
+    print_table(Padding(table, (0, 0, 0, 2), expand=False))
     unpriced = sum(row.requests for row in rows if row.cost_low is None)
     if unpriced and len(rows) > 1:
-        click.echo(f"  (the cost totals leave out {unpriced:,} request(s) with no price)")
+        click.echo(f"  (the cost totals leave out {count(unpriced, 'request')} with no price)")
 
 
 def _cells(row: ModelRow) -> tuple[str, ...]:
-    input_tokens = f"{row.input_tokens:,}"
+    input_tokens = number(row.input_tokens)
     if row.input_tokens_low != row.input_tokens_high:
-        input_tokens = f"{row.input_tokens_low:,}-{row.input_tokens_high:,}"
+        input_tokens = f"{number(row.input_tokens_low)}-{number(row.input_tokens_high)}"
     return (
         row.model,
         "(no price)" if row.priced_as is None else row.priced_as,
-        f"{row.requests:,}",
+        number(row.requests),
         input_tokens,
-        f"{row.expected_output_tokens:,}",
-        f"{row.max_output_tokens:,}",
-        _usd(row.cost_low),
-        _usd(row.cost_expected),
-        _usd(row.cost_high),
+        number(row.expected_output_tokens),
+        number(row.max_output_tokens),
+        usd(row.cost_low),
+        usd(row.cost_expected),
+        usd(row.cost_high),
     )
-
-
-def _usd(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.2f}" if value >= 100 else f"{value:,.4f}"
 
 
 __all__ = ["estimate"]

@@ -6,20 +6,25 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from ..errors import JobError
+from ..formats.batch import timestamp_of
 from ..formats.jobfile import read_job_file
 from ..formats.naming import JOB_SUFFIX
+from ..profiles import TARGETS
 from ..service.connection import Connection, resolve_connection
 from ..service.job import Job
-from ._common import QUANTITY, echo_json, format_option, handle_errors
+from ._common import QUANTITY, echo_json, format_option, handle_errors, input_path, target_option
+from ._format import count, duration, iso_time, local_time, number, short_id, size
+from ._jobview import JobProgress, print_status
+from ._tables import add_row, console, new_table, print_table
 
 F = TypeVar("F", bound=Callable[..., Any])
+# vLLM's run-batch is offline: there is no service to submit to.
+SERVICE_TARGETS = tuple(target for target in TARGETS if target != "vllm")
 
 _CONNECTION_HELP = """
 \b
@@ -39,10 +44,11 @@ def connection_options(func: F) -> F:
         click.option("--base-url", help="OpenAI-compatible base URL: a LiteLLM proxy, OpenAI."),
         click.option("--api-key", help="API key (prefer the environment variables)."),
         click.option("--api-version", help="Azure api-version, e.g. 2025-04-01-preview."),
-        click.option(
-            "--target",
-            type=click.Choice(["azure", "openai", "litellm"]),
-            help="Profile for limits and url forms (default: guessed from the URL).",
+        target_option(
+            SERVICE_TARGETS,
+            default=None,
+            help="Which service the batches go to: its limits and url forms"
+            " [default: guessed from the URL].",
         ),
         click.option(
             "--auth",
@@ -86,13 +92,9 @@ def _say(message: str) -> None:
 
 def _open_job(path: str, options: dict[str, Any], **job_options: Any) -> Job:
     job_path = Path(path)
-    if not job_path.exists():
-        raise JobError(
-            f"{job_path}: no such job file",
-            hint="pass the <stem>.job.json that `jsonl-batch submit` wrote",
-        )
     saved = read_job_file(job_path).connection.model_dump()
-    return Job.load(job_path, _connection(options, saved), on_event=_say, **job_options)
+    job_options.setdefault("on_event", _say)
+    return Job.load(job_path, _connection(options, saved), **job_options)
 
 
 # --- submit --------------------------------------------------------------------------
@@ -143,7 +145,7 @@ def job_input_options(func: F) -> F:
 
 
 @click.command(epilog=_CONNECTION_HELP)
-@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False))
+@click.argument("input_path", metavar="INPUT", type=input_path())
 @connection_options
 @job_input_options
 @click.option("--description", help="Stored in each batch's metadata.")
@@ -189,31 +191,33 @@ def submit(
       jsonl-batch wait requests.job.json
     """
     connection = _connection(options)
-    job = Job.submit(
-        input_path,
-        connection,
-        job_path=job_path,
-        deployments=deployments,
-        enqueued_limit=enqueued_limit,
-        description=description,
-        split_limits={
-            "max_requests": max_requests,
-            "max_bytes": max_bytes,
-            "max_tokens": max_tokens,
-        },
-        reuse_existing=not ignore_existing,
-        on_event=_say,
-        quota_retry_seconds=quota_retry_delay,
-    )
-    if then_wait:
-        _wait(job, poll_interval, None, None)
+    with JobProgress(console(err=True)) as view:
+        job = Job.submit(
+            input_path,
+            connection,
+            job_path=job_path,
+            deployments=deployments,
+            enqueued_limit=enqueued_limit,
+            description=description,
+            split_limits={
+                "max_requests": max_requests,
+                "max_bytes": max_bytes,
+                "max_tokens": max_tokens,
+            },
+            reuse_existing=not ignore_existing,
+            on_event=view.event,
+            on_upload=view.upload,
+            quota_retry_seconds=quota_retry_delay,
+        )
+        if then_wait:
+            _wait(job, view, poll_interval, None, None)
     _report(job, output_format)
     if then_wait and not _all_completed(job):
         sys.exit(1)
 
 
 @click.command(epilog=_CONNECTION_HELP)
-@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False))
+@click.argument("input_path", metavar="INPUT", type=input_path())
 @connection_options
 @job_input_options
 @format_option()
@@ -262,56 +266,14 @@ def _report(job: Job, output_format: str) -> None:
     if output_format == "json":
         echo_json({"job_file": str(job.path), **job.summary(), "shards": list(job.iter_rows())})
         return
-    _print_table(job)
+    print_status(job)
 
 
 # --- status --------------------------------------------------------------------------
 
 
-def _elapsed(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
-
-
-def _print_table(job: Job) -> None:
-    rows = list(job.iter_rows())
-    header = ("SHARD", "DEPLOYMENT", "STATUS", "PROGRESS", "ELAPSED", "ERRORS", "BATCH")
-    table = [header]
-    for row in rows:
-        errors = str(row["failed"]) if row["failed"] else "0"
-        if row["errors"]:
-            errors += f" ({row['errors'][0]['code']})"
-        table.append(
-            (
-                str(row["index"]),
-                row["deployment"] or "-",
-                row["status"],
-                f"{row['completed'] + row['failed']}/{row['total']} {row['progress']:.0%}",
-                _elapsed(row["elapsed_seconds"]),
-                errors,
-                row["batch_id"] or "-",
-            )
-        )
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    for line in table:
-        cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
-        click.echo("  ".join(cells).rstrip())
-    summary = job.summary()
-    statuses = ", ".join(
-        f"{count} {status}" for status, count in sorted(summary["statuses"].items())
-    )
-    click.echo(
-        f"job {summary['job_id']}: {statuses}; {summary['completed']} ok,"
-        f" {summary['failed']} failed of {summary['requests']} requests"
-        + ("; all results downloaded" if summary["done"] else "")
-    )
-
-
 @click.command(epilog=_CONNECTION_HELP)
-@click.argument("job_path", metavar="JOB", type=click.Path(dir_okay=False))
+@click.argument("job_path", metavar="JOB", type=input_path())
 @connection_options
 @click.option(
     "--refresh/--no-refresh",
@@ -343,28 +305,22 @@ def _all_completed(job: Job) -> bool:
     return all(shard.status == "completed" for shard in job.shards)
 
 
-def _wait(job: Job, poll_interval: float, max_poll: float | None, timeout: float | None) -> bool:
-    last = [""]
-
-    def progress(current: Job) -> None:
-        summary = current.summary()
-        statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary["statuses"].items()))
-        line = (
-            f"[{datetime.now(UTC):%H:%M:%S}] {statuses}; {summary['completed']} ok,"
-            f" {summary['failed']} failed of {summary['requests']}"
-        )
-        if line[11:] != last[0]:
-            _say(line)
-            last[0] = line[11:]
-
+def _wait(
+    job: Job,
+    view: JobProgress,
+    poll_interval: float,
+    max_poll: float | None,
+    timeout: float | None,
+) -> bool:
     try:
         return job.wait(
             poll_interval=poll_interval,
             max_poll_interval=max_poll,
             timeout=timeout,
-            on_poll=progress,
+            on_poll=view.poll,
         )
     except KeyboardInterrupt:
+        view.__exit__(None, None, None)
         _say(
             "stopped waiting; nothing was cancelled."
             f" Run `jsonl-batch wait {job.path}` to continue."
@@ -373,7 +329,7 @@ def _wait(job: Job, poll_interval: float, max_poll: float | None, timeout: float
 
 
 @click.command(epilog=_CONNECTION_HELP)
-@click.argument("job_path", metavar="JOB", type=click.Path(dir_okay=False))
+@click.argument("job_path", metavar="JOB", type=input_path())
 @connection_options
 @poll_interval_option
 @click.option("--max-poll-interval", type=click.FloatRange(min=0), help="Default 10x interval.")
@@ -400,8 +356,15 @@ def wait(
     Example:
       jsonl-batch wait requests.job.json --poll-interval 60
     """
-    job = _open_job(job_path, options, quota_retry_seconds=quota_retry_delay)
-    finished = _wait(job, poll_interval, max_poll_interval, timeout)
+    with JobProgress(console(err=True)) as view:
+        job = _open_job(
+            job_path,
+            options,
+            quota_retry_seconds=quota_retry_delay,
+            on_event=view.event,
+            on_upload=view.upload,  # queued shards are uploaded while waiting
+        )
+        finished = _wait(job, view, poll_interval, max_poll_interval, timeout)
     _report(job, output_format)
     if not finished:
         _say(f"still running after {timeout:g}s; run `jsonl-batch wait {job_path}` again")
@@ -443,7 +406,10 @@ def cancel(what: str, output_format: str, **options: Any) -> None:
     if output_format == "json":
         echo_json(result)
     elif cancelled:
-        click.echo(f"cancel requested for {len(cancelled)} batch(es): {' '.join(cancelled)}")
+        click.echo(
+            f"cancel requested for {count(len(cancelled), 'batch', 'batches')}:"
+            f" {' '.join(cancelled)}"
+        )
     else:
         click.echo("nothing to cancel: every batch of the job has already finished")
 
@@ -453,7 +419,13 @@ def cancel(what: str, output_format: str, **options: Any) -> None:
 
 @click.command("list", epilog=_CONNECTION_HELP)
 @connection_options
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Show at most this many batches (the newest).",
+)
 @click.option("--job", "job_filter", help="Only batches of this job (job file or job id).")
 @format_option()
 @handle_errors
@@ -472,16 +444,20 @@ def list_batches(limit: int, job_filter: str | None, output_format: str, **optio
     connection = _connection(options, saved)
     rows = connection.call("listing batches", lambda: _collect_batches(connection, limit, job_id))
     if output_format == "json":
-        echo_json(rows)
+        echo_json([{**row, "created": iso_time(row["created"])} for row in rows])
         return
-    for row in rows:
-        click.echo(
-            f"{row['id']}  {row['status']:<11}  {row['created']}  "
-            f"{row['completed']}/{row['total']} ok  {row['failed']} failed"
-            + (f"  job {row['job_id']} shard {row['shard']}" if row["job_id"] else "")
-        )
     if not rows:
         click.echo("no batches" + (f" for job {job_id}" if job_id else ""))
+        return
+    table = new_table(
+        "batch", "status", "created", "done", "failed", "job", "shard", numeric=("done", "failed")
+    )
+    for row in rows:
+        done = f"{number(row['completed'] + row['failed'])}/{number(row['total'])}"
+        cells = [short_id(row["id"]), row["status"], local_time(row["created"]), done]
+        cells += [number(row["failed"]), short_id(row["job_id"]), row["shard"] or "-"]
+        add_row(table, cells)
+    print_table(table)
 
 
 def _collect_batches(
@@ -494,16 +470,11 @@ def _collect_batches(
         if job_id and metadata.get("jsonl_batch_job") != job_id:
             continue
         counts = batch.request_counts
-        created = batch.created_at
         rows.append(
             {
                 "id": batch.id,
                 "status": str(batch.status).lower(),
-                "created": (
-                    datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%d %H:%M:%S")
-                    if isinstance(created, int | float)
-                    else str(created)
-                ),
+                "created": timestamp_of(batch.created_at),
                 "total": (counts.total if counts else 0) or 0,
                 "completed": (counts.completed if counts else 0) or 0,
                 "failed": (counts.failed if counts else 0) or 0,
@@ -521,7 +492,7 @@ def _collect_batches(
 
 
 @click.command(epilog=_CONNECTION_HELP)
-@click.argument("job_path", metavar="JOB", type=click.Path(dir_okay=False))
+@click.argument("job_path", metavar="JOB", type=input_path())
 @connection_options
 @click.option("--force", is_flag=True, help="Download again files already on disk.")
 @format_option()
@@ -541,9 +512,10 @@ def download(job_path: str, force: bool, output_format: str, **options: Any) -> 
     if output_format == "json":
         echo_json({"job_id": job.data.job_id, "files": [str(p) for p in written]})
         return
-    size = sum(p.stat().st_size for p in written)
+    total = sum(p.stat().st_size for p in written)
     click.echo(
-        f"downloaded {len(written)} file(s), {size} bytes in {time.monotonic() - started:.1f}s"
+        f"downloaded {count(len(written), 'file')}, {size(total)}"
+        f" in {duration(time.monotonic() - started)}"
     )
     pending = [s.index for s in job.shards if not s.terminal]
     if pending:

@@ -14,42 +14,48 @@ from ._common import (
     echo_json,
     format_option,
     handle_errors,
+    input_path,
+    jobs_option,
     max_line_bytes_option,
+    output_dir_option,
     prices_option,
-    profile_target_option,
     progress_bar,
     read_deployment_map,
     region_option,
+    target_option,
 )
+from ._format import count, number, usd
 from .report import report_option, written_line
 
 
 @click.command("merge")
-@click.argument("job", required=False, type=click.Path(dir_okay=False))
+@click.argument("job", required=False, type=input_path())
 @click.option(
     "--input",
     "input_path",
-    type=click.Path(dir_okay=False),
+    type=input_path(),
     help="The request file or split manifest (instead of JOB).",
 )
 @click.option(
-    "--output",
+    "--output-file",
     "outputs",
     multiple=True,
-    type=click.Path(dir_okay=False),
-    help="A downloaded output file (repeatable; .gz works).",
+    type=input_path(),
+    metavar="FILE",
+    help="A batch output file you downloaded (repeatable; .gz works).",
 )
 @click.option(
+    "--error-file",
     "--errors",
     "errors",
     multiple=True,
-    type=click.Path(dir_okay=False),
-    help="A downloaded error file (repeatable; .gz works).",
+    type=input_path(),
+    metavar="FILE",
+    help="A batch error file you downloaded (repeatable; .gz works).",
 )
-@click.option(
-    "--out-dir",
-    type=click.Path(file_okay=False),
-    help="Where to write the results and retry files [default: next to the input].",
+@output_dir_option(
+    "Folder for the results, retry and summary files [default: next to the input].",
+    file_hint=" (the batch's own output file goes to --output-file)",
 )
 @click.option(
     "--results-format",
@@ -67,7 +73,7 @@ from .report import report_option, written_line
     help="What goes into the retry file: failed, expired, cancelled, missing, all, an HTTP "
     "status (429) or class (4xx, 5xx), or an error code [default: all four statuses].",
 )
-@profile_target_option
+@target_option()
 @region_option
 @deployment_map_options
 @prices_option
@@ -85,14 +91,7 @@ from .report import report_option, written_line
     help="Memory for the custom_id index; above it the index moves to a temporary SQLite "
     "file in the output folder.",
 )
-@click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Processes for the join of a large request file [default: up to 4 cores when it is "
-    "over 64 MB, on Linux].",
-)
+@jobs_option("up to 4 cores for a request file over 64 MB, on Linux")
 @report_option
 @max_line_bytes_option
 @format_option()
@@ -102,7 +101,7 @@ def merge_command(
     input_path: str | None,
     outputs: tuple[str, ...],
     errors: tuple[str, ...],
-    out_dir: str | None,
+    output_dir: str | None,
     results_format: str,
     include_request: bool,
     retry_on: tuple[str, ...],
@@ -121,8 +120,9 @@ def merge_command(
     """Join a finished batch's output and error files to its requests.
 
     JOB is a job file (*.job.json, from submit); or give the request file (or split manifest)
-    with --input and the downloaded files with --output / --errors. Writes, next to the input
-    (or in --out-dir), replacing earlier copies since they are derived files:
+    with --input and the downloaded files with --output-file / --error-file. Writes, next to
+    the input (or in the --output folder), replacing earlier copies since they are derived
+    files:
 
     \b
       <stem>.results.jsonl  one row per request, in input order: custom_id, status
@@ -138,9 +138,9 @@ def merge_command(
     \b
     Examples:
       jsonl-batch merge big.job.json
-      jsonl-batch merge --input batch.jsonl --output out.jsonl --errors err.jsonl
-      jsonl-batch merge --input batch.jsonl --output out.jsonl --retry-on 429,5xx,expired
-      jsonl-batch merge big.job.json --results-format csv --format json
+      jsonl-batch merge --input batch.jsonl --output-file out.jsonl --error-file err.jsonl
+      jsonl-batch merge --input batch.jsonl --output-file out.jsonl --retry-on 429,5xx,expired
+      jsonl-batch merge big.job.json -o merged/ --results-format csv --format json
       jsonl-batch merge big.job.json --report big.html   # also counts every request's tokens
 
     Exit status: 0 every request succeeded, 1 some did not (or bad output lines / unknown
@@ -162,7 +162,7 @@ def merge_command(
             source,
             outputs,
             errors,
-            out_dir=out_dir,
+            out_dir=output_dir,
             results_format=results_format,
             include_request=include_request,
             retry_on=retry_on or ("failed", "expired", "cancelled", "missing"),
@@ -172,7 +172,7 @@ def merge_command(
             target=target,
             region=region,
             memory_mb=memory_mb,
-            workers=jobs,
+            workers=jobs,  # the library's name for it (jobs= once the API rename lands)
             max_line_bytes=max_line_bytes,
             on_progress=advance,
         )
@@ -204,22 +204,20 @@ def merge_command(
 
 
 def _usd(value: float | None) -> str:
-    if value is None:
-        return "unknown"
-    return f"${value:,.4f}" if value >= 0.01 or value == 0 else f"${value:.6f}"
+    return usd(value, unknown="unknown")
 
 
 def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "nothing"
+    return ", ".join(f"{number(n)} {status}" for status, n in counts.items() if n) or "nothing"
 
 
 def render_text(result: MergeResult) -> str:
     """The human report: counts, files, top errors, usage and cost, shards, problems."""
     total = result.total
-    lines = [f"{total.requests} requests: {_counts(total.counts)}"]
+    lines = [f"{count(total.requests, 'request')}: {_counts(total.counts)}"]
     lines.append(f"results: {result.results_path}")
     if result.retry_path is not None:
-        lines.append(f"retry:   {result.retry_path} ({result.retry_count} requests)")
+        lines.append(f"retry:   {result.retry_path} ({count(result.retry_count, 'request')})")
     else:
         lines.append("retry:   nothing to retry")
     if result.errors:
@@ -228,12 +226,13 @@ def render_text(result: MergeResult) -> str:
             message = (stat.example_message or "").replace("\n", " ")
             if len(message) > 100:
                 message = message[:97] + "..."
+            example = f"e.g. {stat.example_custom_id} at {stat.example_where}"
             lines.append(
-                f"  {stat.count:>8}  {stat.code} ({stat.status}), e.g. {stat.example_custom_id}"
-                f" at {stat.example_where}" + (f": {message}" if message else "")
+                f"  {number(stat.count):>8}  {stat.code} ({stat.status}), {example}"
+                + (f": {message}" if message else "")
             )
         if len(result.errors) > 10:
-            lines.append(f"  ... and {len(result.errors) - 10} more codes (--format json)")
+            lines.append(f"  ... and {count(len(result.errors) - 10, 'more code')} (--format json)")
     usage = total.usage
     lines.append(
         f"usage: {usage.prompt_tokens:,} prompt ({usage.cached_tokens:,} cached), "
@@ -245,17 +244,17 @@ def render_text(result: MergeResult) -> str:
     for shard in result.shards:
         status = f" [{shard.shard_status}]" if shard.shard_status else ""
         lines.append(
-            f"  {shard.name}{status}: {shard.requests} requests, {_counts(shard.counts)};"
+            f"  {shard.name}{status}: {count(shard.requests, 'request')}, {_counts(shard.counts)};"
             f" {_cost_text(shard.cost)}"
         )
-    for kind, count in result.problem_counts.items():
-        if not count:
+    for kind, found in result.problem_counts.items():
+        if not found:
             continue
-        lines.append(f"{kind.replace('_', ' ')}: {count}")
+        lines.append(f"{kind.replace('_', ' ')}: {number(found)}")
         for problem in (p for p in result.problems if p.kind == kind):
             subject = f"{problem.custom_id}: " if problem.custom_id else ""
             lines.append(f"  {problem.where}: {subject}{problem.message}")
-        if count > sum(1 for p in result.problems if p.kind == kind):
+        if found > sum(1 for p in result.problems if p.kind == kind):
             lines.append("  ... (first ones shown)")
     lines.extend(f"note: {note}" for note in result.notes)
     lines.extend(f"warning: {warning}" for warning in result.warnings)

@@ -8,18 +8,23 @@ from typing import TYPE_CHECKING
 import click
 
 from ..formats import naming
+from ..pricing import TARGETS as PRICED_TARGETS
 from ._common import (
     deployment_map_options,
     echo_json,
     format_option,
     handle_errors,
+    input_path,
+    jobs_option,
     max_line_bytes_option,
     output_assumption_options,
     prices_option,
     progress_bar,
     read_deployment_map,
     region_option,
+    target_option,
 )
+from ._format import size as shown_size
 
 if TYPE_CHECKING:
     from ..report import Report
@@ -36,7 +41,7 @@ report_option = click.option(
 
 
 @click.command("report")
-@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("source", type=input_path())
 @click.option(
     "-o",
     "--output",
@@ -55,9 +60,8 @@ report_option = click.option(
     is_flag=True,
     help="Do not count tokens: no estimate, histogram or costliest requests, but quick.",
 )
-@click.option(
-    "--target",
-    type=click.Choice(["azure", "openai", "litellm"]),
+@target_option(
+    PRICED_TARGETS,
     default=None,
     help="Which service's prices [default: the job's target, else azure].",
 )
@@ -65,13 +69,7 @@ report_option = click.option(
 @deployment_map_options
 @prices_option
 @output_assumption_options
-@click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Processes for counting large files [default: all cores].",
-)
+@jobs_option("all cores, for large files")
 @max_line_bytes_option
 @format_option()
 @handle_errors
@@ -110,7 +108,8 @@ def report(
       jsonl-batch report big.job.json --no-estimate              # quick, while it runs
       jsonl-batch report out/big.merge.json --format json
 
-    Exit status: 0 written, 1 an input cannot be read, 2 usage error.
+    Exit status: 0 written, 1 an input cannot be read, 2 usage error (a missing SOURCE
+    included).
     """
     if expected_output_tokens is not None and output_ratio is not None:
         raise click.UsageError("use --expected-output-tokens or --output-ratio, not both")
@@ -148,7 +147,7 @@ def print_written(built: Report, output: Path, size: int, output_format: str) ->
 
 
 def written_line(output: str | Path, size: int) -> str:
-    return f"report written to {output} ({size:,} bytes)"
+    return f"report written to {output} ({shown_size(size)})"
 
 
 __all__ = ["print_written", "report", "report_option", "written_line"]

@@ -10,26 +10,28 @@ from ..formats.manifest import Manifest
 from ..split import SplitRefused, split_file
 from ._common import (
     QUANTITY,
+    deployment_map_options,
     echo_json,
     format_option,
     handle_errors,
+    input_path,
     max_line_bytes_option,
-    profile_target_option,
+    output_dir_option,
     progress_bar,
+    read_deployment_map,
+    target_option,
 )
+from ._format import count, number
+from ._tables import add_row, new_table, print_table
 from .validate import print_findings, print_summary
 
 
 @click.command()
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option(
-    "--out-dir",
-    "-o",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Folder for the shards and <stem>.manifest.json (created if missing).",
+@click.argument("file", type=input_path())
+@output_dir_option(
+    "Folder for the shards and <stem>.manifest.json (created if missing).", required=True
 )
-@profile_target_option
+@target_option()
 @click.option(
     "--max-requests",
     type=QUANTITY,
@@ -55,18 +57,7 @@ from .validate import print_findings, print_summary
     show_default=True,
     help="Safety margin in percent for --max-tokens: estimate x (1 + margin/100) <= max.",
 )
-@click.option(
-    "--by-model",
-    is_flag=True,
-    default=True,
-    help="One model/deployment (and one url) per shard. Always on: every target needs it.",
-)
-@click.option(
-    "--deployment-map",
-    multiple=True,
-    metavar="NAME=MODEL|FILE",
-    help="Azure deployment name -> model, for counting tokens (repeatable, or a file).",
-)
+@deployment_map_options
 @click.option("--no-validate", is_flag=True, help="Skip validation (faster; trust the file).")
 @click.option("--force", is_flag=True, help="Split even when the file has errors.")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier split's manifest and shards.")
@@ -82,14 +73,14 @@ from .validate import print_findings, print_summary
 @handle_errors
 def split(
     file: str,
-    out_dir: str,
+    output_dir: str,
     target: str,
     max_requests: int | None,
     max_bytes: int | None,
     max_tokens: int | None,
     token_margin: float,
-    by_model: bool,
-    deployment_map: tuple[str, ...],
+    deployment_items: tuple[str, ...],
+    deployment_map_file: str | None,
     no_validate: bool,
     force: bool,
     overwrite: bool,
@@ -102,13 +93,13 @@ def split(
     --max-requests requests, --max-bytes bytes and (optionally) --max-tokens estimated input
     tokens each. Lines are copied byte for byte in input order; blank lines are dropped.
     Writes <stem>.<model>.part-0001.jsonl ... and <stem>.manifest.json (read by submit and
-    merge) into --out-dir, all at once or not at all.
+    merge) into the --output folder, all at once or not at all.
 
     The file is validated in the same pass; a file with errors is not split unless --force.
 
     \b
     Examples:
-      jsonl-batch split requests.jsonl --out-dir shards/
+      jsonl-batch split requests.jsonl --output shards/
       jsonl-batch split requests.jsonl -o shards/ --target openai --max-bytes 100MB
       jsonl-batch split big.jsonl -o shards/ --max-tokens 5M --token-margin 10 \\
           --deployment-map my-gpt4o=gpt-4o-2024-08-06
@@ -117,21 +108,18 @@ def split(
     Exit status: 0 when split, 1 when the file has errors (nothing written) or a single
     request exceeds a limit, 2 on usage errors.
     """
-    from ..deployments import parse_deployment_map
-
-    mapping = parse_deployment_map(list(deployment_map)) if deployment_map else None
+    mapping = read_deployment_map(deployment_items, deployment_map_file) or None
     size = os.path.getsize(file) if os.path.isfile(file) else None
     try:
         with progress_bar(size, f"splitting {file}") as advance:
             result = split_file(
                 file,
-                out_dir,
+                output_dir,
                 target=target,
                 max_requests=max_requests,
                 max_bytes=max_bytes,
                 max_tokens=max_tokens,
                 token_margin=token_margin,
-                by_model=by_model,
                 validate=not no_validate,
                 force=force,
                 overwrite=overwrite,
@@ -155,7 +143,7 @@ def split(
         return
     report = result.report
     if result.reused:
-        click.echo(f"{file}: already split with these limits in {out_dir}; nothing written")
+        click.echo(f"{file}: already split with these limits in {output_dir}; nothing written")
     if report is not None and report.findings:
         if not quiet:
             print_findings(report)
@@ -166,36 +154,26 @@ def split(
 
 
 def _print_table(manifest: Manifest, manifest_path: os.PathLike[str]) -> None:
-    with_tokens = manifest.limits.max_tokens is not None
-    headers = ["path", "model", "requests", "bytes"] + (["tokens"] if with_tokens else [])
-    rows = [
-        [shard.path, shard.model or "(none)", f"{shard.requests:,}", f"{shard.bytes:,}"]
-        + ([f"{shard.input_tokens:,}"] if with_tokens else [])
-        for shard in manifest.shards
-    ]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    numeric = {"requests", "bytes", "tokens"}
-
-    def fmt(cells: list[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if h in numeric else c.ljust(w)
-            for c, w, h in zip(cells, widths, headers, strict=True)
-        ).rstrip()
-
-    click.echo(fmt(headers))
-    for r in rows:
-        click.echo(fmt(r))
-    source = manifest.source
     limits = manifest.limits
+    with_tokens = limits.max_tokens is not None
+    headers = ["path", "model", "requests", "bytes"] + (["tokens"] if with_tokens else [])
+    table = new_table(*headers, numeric=("requests", "bytes", "tokens"))
+    for shard in manifest.shards:
+        cells = [shard.path, shard.model or "(none)", number(shard.requests), number(shard.bytes)]
+        add_row(table, cells + ([number(shard.input_tokens or 0)] if with_tokens else []))
+    print_table(table)
+    source = manifest.source
     token_text = ""
     if limits.max_tokens is not None:
-        token_text = f", {limits.max_tokens:,} tokens"
-        if limits.token_margin:
-            token_text += f" less {limits.token_margin:g}% margin"
-    blank = f" ({source.blank_lines} blank line(s) dropped)" if source.blank_lines else ""
+        budget = limits.token_budget or limits.max_tokens
+        token_text = f", {count(budget, 'estimated input token')}"
+        if budget != limits.max_tokens:
+            margin = f"{limits.token_margin:g}%"
+            token_text += f" (--max-tokens {number(limits.max_tokens)} less a {margin} margin)"
+    blank = f" ({count(source.blank_lines, 'blank line')} dropped)" if source.blank_lines else ""
     click.echo(
-        f"{source.requests:,} requests{blank} -> {len(manifest.shards)} shard(s) "
-        f"(limits per shard: {limits.max_requests:,} requests, {limits.max_bytes:,} bytes"
-        f"{token_text}; target {manifest.target})"
+        f"{count(source.requests, 'request')}{blank} -> {count(len(manifest.shards), 'shard')}"
+        f" (limits per shard: {count(limits.max_requests, 'request')},"
+        f" {count(limits.max_bytes, 'byte')}{token_text}; target {manifest.target})"
     )
     click.echo(f"manifest: {manifest_path}")

@@ -14,20 +14,22 @@ from ._common import (
     fetch_image_sizes_option,
     format_option,
     handle_errors,
+    input_path,
     max_line_bytes_option,
     prices_option,
-    profile_target_option,
     progress_bar,
     read_deployment_map,
     region_option,
+    target_option,
 )
+from ._format import count, number
 
 _COLORS = {"error": "red", "warning": "yellow"}
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
-@profile_target_option
+@click.argument("files", nargs=-1, required=True, type=input_path(allow_dash=True))
+@target_option()
 @format_option("github")
 @click.option(
     "--max-errors",
@@ -168,7 +170,7 @@ def print_findings(report: ValidationReport, limit: int | None = None) -> None:
         click.echo(f"... and {n:,} more {code} (only the first {MAX_FINDINGS_PER_CODE} are listed)")
     if left:
         click.echo(
-            f"{report.file}: ... and {left} more finding(s) not shown "
+            f"{report.file}: ... and {count(left, 'more finding')} not shown "
             f"(run `jsonl-batch validate {report.file}` to see all)"
         )
 
@@ -180,11 +182,12 @@ def print_summary(report: ValidationReport) -> None:
         else click.style("FAILED", fg="red", bold=True)
     )
     click.echo(
-        f"{report.file}: {status}: {report.requests:,} requests, {report.bytes:,} bytes, "
-        f"{report.errors} error(s), {report.warnings} warning(s) (target {report.target})"
+        f"{report.file}: {status}: {count(report.requests, 'request')},"
+        f" {count(report.bytes, 'byte')}, {count(report.errors, 'error')},"
+        f" {count(report.warnings, 'warning')} (target {report.target})"
     )
     if report.truncated:
         click.echo("  stopped early at --max-errors; more problems may follow")
     counts = sorted((severity, code, n) for code, (severity, n) in report.counts_by_code().items())
     for severity, code, n in counts:
-        click.echo(f"  {n:>6}  {severity:<7}  {code}")
+        click.echo(f"  {number(n):>7}  {severity:<7}  {code}")

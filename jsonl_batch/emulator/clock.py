@@ -1,6 +1,8 @@
 """Simulated time: runs ``speed`` times faster than the wall clock, so a batch that would
-take minutes on Azure finishes in a fraction of a second while its timestamps still look
-like Azure's (a minute of ``validating``, ``expires_at`` a day after ``created_at``)."""
+take minutes on Azure finishes in a fraction of a second. It times the phases only (a minute
+of ``validating``, the 24 h window); the dates on files and batches are the wall clock's, so
+a client never sees a batch created in the future.
+"""
 
 from __future__ import annotations
 

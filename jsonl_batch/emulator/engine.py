@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -56,6 +57,14 @@ TOKEN_LIMIT_MESSAGE = (
     "deployment '{deployment}'. Please either increase the limit or try again once the "
     "current jobs have finished."
 )
+
+
+def _window_end(record: BatchRecord) -> float:
+    """Simulated time a batch's completion window closes (a state saved before the window
+    was kept apart from the dates: its ``expires_at``, then on the simulated clock too)."""
+    if record.window_ends_at is not None:
+        return record.window_ends_at
+    return float(record.obj["expires_at"])
 
 
 def short_number(value: int) -> str:
@@ -113,7 +122,7 @@ class BatchEngine:
         with self.lock:
             now = self.clock.now()
             for record in self.store.batches.values():
-                if record.status == "in_progress" and now + seconds >= record.obj["expires_at"]:
+                if record.status == "in_progress" and now + seconds >= _window_end(record):
                     record.done_fraction = self._progress(record, now)
                     record.expire = True
             self.clock.advance(seconds)
@@ -125,7 +134,8 @@ class BatchEngine:
             self.advance()
 
     def now(self) -> int:
-        return int(self.clock.now())
+        """The date objects carry: the wall clock (only durations are simulated)."""
+        return int(time.time())
 
     # --- files --------------------------------------------------------------------------
 
@@ -210,6 +220,7 @@ class BatchEngine:
                 },
                 flavor=flavor,
                 phase_ends_at=self.clock.now() + VALIDATING_SECONDS,
+                window_ends_at=self.clock.now() + COMPLETION_WINDOW_SECONDS,
                 expire=self._draw_expiry(),
             )
             output_expiry = params.get("output_expires_after")
@@ -320,7 +331,7 @@ class BatchEngine:
                 elif status == "in_progress":
                     record.done_fraction = self._progress(record, now)
                 record.obj["status"] = "cancelling"
-                record.obj["cancelling_at"] = int(now)
+                record.obj["cancelling_at"] = self.now()
                 record.phase_ends_at = now + CANCELLING_SECONDS
                 self.store.save(now)
             return record
@@ -367,11 +378,12 @@ class BatchEngine:
         if now < (record.phase_ends_at or 0.0):
             return False
         if record.validation["errors"]:
-            self._fail(record, record.validation["errors"], int(now))
+            self._fail(record, record.validation["errors"], self.now())
             return True
         total = record.validation["total"]
         record.obj["status"] = "in_progress"
-        record.obj["in_progress_at"] = int(now)
+        record.obj["in_progress_at"] = self.now()
+        record.started_at = now
         record.obj["request_counts"] = {"total": total, "completed": 0, "failed": 0}
         record.phase_ends_at = (
             now + IN_PROGRESS_BASE_SECONDS + IN_PROGRESS_SECONDS_PER_REQUEST * total
@@ -380,7 +392,7 @@ class BatchEngine:
 
     def _advance_in_progress(self, record: BatchRecord, now: float) -> bool:
         progress = self._progress(record, now)
-        window_over = now >= record.obj["expires_at"]
+        window_over = now >= _window_end(record)
         fault_expiry = record.expire and progress >= self.faults.expire_progress
         if window_over or fault_expiry:
             if record.done_fraction is None:
@@ -389,11 +401,11 @@ class BatchEngine:
             if record.results is None:
                 self._start(record, self._write_results)
                 return False
-            self._finish(record, "expired", int(now))
+            self._finish(record, "expired", self.now())
             return True
         if now >= (record.phase_ends_at or 0.0):
             record.obj["status"] = "finalizing"
-            record.obj["finalizing_at"] = int(now)
+            record.obj["finalizing_at"] = self.now()
             record.phase_ends_at = now + FINALIZING_SECONDS
             self._start(record, self._write_results)
             return True
@@ -411,12 +423,14 @@ class BatchEngine:
         if now < (record.phase_ends_at or 0.0):
             return False
         self._finish(
-            record, "completed" if record.status == "finalizing" else "cancelled", int(now)
+            record, "completed" if record.status == "finalizing" else "cancelled", self.now()
         )
         return True
 
     def _progress(self, record: BatchRecord, now: float) -> float:
-        started = record.obj["in_progress_at"]
+        started = (
+            record.started_at if record.started_at is not None else record.obj["in_progress_at"]
+        )
         ends = record.phase_ends_at
         if started is None or ends is None or ends <= started:
             return 0.0

@@ -62,6 +62,10 @@ class BatchRecord:
     input_tokens: int = 0
     phase_ends_at: float | None = None
     """Simulated time the current phase may end (validating, in_progress, finalizing...)."""
+    started_at: float | None = None
+    """Simulated time ``in_progress`` began (progress is measured from it)."""
+    window_ends_at: float | None = None
+    """Simulated time the completion window closes: the batch expires if still running."""
     expire: bool = False
     validation: dict[str, Any] | None = None
     """``{"errors": [...], "total": n}`` once the input file has been checked."""

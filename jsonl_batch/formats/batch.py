@@ -6,6 +6,7 @@ the American spellings Azure also uses folded to the ones OpenAI documents.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 # After these no more results come; a batch's output and error files are final.
@@ -44,3 +45,16 @@ def field_of(obj: Any, name: str) -> Any:
     if isinstance(obj, dict):
         return obj.get(name)
     return getattr(obj, name, None)
+
+
+def timestamp_of(value: Any) -> float | None:
+    """Unix seconds from a batch's ``*_at`` field: an int, or an ISO-8601 string (Azure's
+    REST samples use both)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

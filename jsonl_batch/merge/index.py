@@ -480,10 +480,13 @@ class ResultFiles:
         reported here and copied as empty lines (line numbers stay right), so the copy never
         grows with a line that does not end (``/dev/zero``)."""
         if not path.exists():
-            raise InputError(f"{path}: no such file", hint="check the --output/--errors paths")
+            raise InputError(
+                f"{path}: no such file", hint="check the --output-file/--error-file paths"
+            )
         if path.is_dir():
             raise InputError(
-                f"{path}: is a directory, not an output file", hint="check --output/--errors"
+                f"{path}: is a directory, not an output file",
+                hint="check --output-file/--error-file",
             )
         if not path.name.endswith(".gz") and is_regular_file(path):
             return path

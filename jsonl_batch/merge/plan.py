@@ -131,7 +131,7 @@ def plan_merge(
     if not plan.outputs and not plan.errors and not finished:
         raise InputError(
             f"{path}: no output or error files to merge",
-            hint="pass --output FILE and/or --errors FILE, or a job file with downloaded results",
+            hint="pass --output-file and/or --error-file, or a job file with downloaded results",
         )
     if not plan.outputs:
         plan.notes.append(

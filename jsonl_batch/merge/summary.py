@@ -19,6 +19,7 @@ from ..formats.output_lines import EXPIRED as EXPIRED
 from ..formats.output_lines import FAILED as FAILED
 from ..formats.output_lines import SUCCEEDED as SUCCEEDED
 from ..formats.output_lines import UNRECOGNIZED
+from ..pricing import round_usd
 
 MISSING = "missing"
 STATUSES = (SUCCEEDED, FAILED, EXPIRED, CANCELLED, MISSING)
@@ -71,16 +72,12 @@ class Cost:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "actual_usd": _round(self.actual_usd),
-            "actual_input_usd": _round(self.actual_input_usd),
-            "estimated_input_usd": _round(self.estimated_input_usd),
+            "actual_usd": round_usd(self.actual_usd),
+            "actual_input_usd": round_usd(self.actual_input_usd),
+            "estimated_input_usd": round_usd(self.estimated_input_usd),
             "estimated_input_tokens": self.estimated_input_tokens,
             "unpriced_models": sorted(self.unpriced_models),
         }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 9)
 
 
 @dataclass(slots=True)

@@ -21,6 +21,7 @@ from ..errors import InputError
 from ..estimate import estimate_file
 from ..formats import naming
 from ..jsonl import DEFAULT_MAX_LINE_BYTES, atomic_write_bytes, read_json
+from ..pricing import TARGETS as PRICED_TARGETS
 from ..pricing import PriceTable
 from .collect import Report, ReportBuilder
 from .html import render_html
@@ -181,6 +182,7 @@ def build_report(
     """
     job = sources.job
     target = target or (job.target if job is not None else None) or "azure"
+    priced = target in PRICED_TARGETS
     builder = ReportBuilder(
         f"jsonl-batch report: {naming.stem(sources.path)}",
         group_kind=sources.group_kind,
@@ -197,7 +199,9 @@ def build_report(
         total = sources.total_bytes
         shown = str(first) if len(sources.files) == 1 else f"{len(sources.files)} shard files"
         builder.add_input("requests", f"{shown} ({total:,} bytes)")
-    if estimate and sources.files:
+    if not priced and estimate and sources.files:
+        builder.note(f"target {target} has no prices: no estimate, histogram or costliest requests")
+    if priced and estimate and sources.files:
         table = prices if isinstance(prices, PriceTable) else PriceTable.load(prices)
         builder.report.prices = table.describe()
         for name, path in sources.files:
@@ -218,7 +222,7 @@ def build_report(
             )
             builder.add_estimate(result, name)
         builder.add_deployment_map(deployment_map)
-    elif sources.files:
+    elif sources.files and not estimate:
         builder.note("estimate skipped: no token counts, histogram or costliest requests")
     for text in sources.notes:
         builder.note(text)

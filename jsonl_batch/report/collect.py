@@ -20,6 +20,7 @@ from typing import Any
 from .._version import __version__
 from ..estimate import EstimateResult, ModelRow, combine_results
 from ..merge.summary import STATUSES
+from ..pricing import round_usd
 
 TOP_REQUESTS = 20
 MAX_NOTES = 40
@@ -191,9 +192,9 @@ class Estimate:
     def costs(self) -> dict[str, float | None]:
         """The cost range, rounded as estimate's JSON rounds it."""
         return {
-            "low": _round(self.low),
-            "expected": _round(self.expected),
-            "high": _round(self.high),
+            "low": round_usd(self.low),
+            "expected": round_usd(self.expected),
+            "high": round_usd(self.high),
         }
 
 
@@ -529,10 +530,6 @@ def _items(value: Any) -> list[Mapping[str, Any]]:
 
 def _strings(value: Any) -> list[str]:
     return [clip(item) for item in value] if isinstance(value, list) else []
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 6)
 
 
 def _clip_or_none(value: Any) -> str | None:

@@ -20,21 +20,21 @@ of steps (see :data:`CRASH_STEPS`).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import random
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..crash import CRASH_ENV as CRASH_ENV
 from ..crash import CRASH_EXIT_CODE as CRASH_EXIT_CODE
 from ..crash import crash_point
 from ..errors import InputError, JobError, ServiceError
 from ..formats import naming
-from ..formats.batch import BATCH_TIMES, field_of, normalize_status
+from ..formats.batch import BATCH_TIMES, field_of, normalize_status, timestamp_of
 from ..formats.jobfile import (
     BatchErrorInfo,
     ConnectionInfo,
@@ -81,6 +81,41 @@ _NOT_REUSED = frozenset({"failed", "expired", "cancelled", "cancelling"})
 _CHUNK = 1 << 20
 
 EventHandler = Callable[[str], None]
+UploadProgress = Callable[[int, int, int], None]
+"""``(shard index, bytes sent, bytes in the shard)`` as an upload streams."""
+
+
+class _ProgressReader(io.RawIOBase):
+    """A shard file as the SDK reads it for the upload, reporting how far it got.
+
+    It keeps ``fileno``/``seek``/``tell`` so the HTTP client still sends a
+    Content-Length, and a retried upload (which seeks back to 0) reports from the start."""
+
+    def __init__(self, raw: BinaryIO, report: Callable[[int], None]) -> None:
+        super().__init__()
+        self._raw = raw
+        self._report = report
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        if n:
+            self._report(self._raw.tell())
+        return n or 0
 
 
 def _sha256_of(path: Path) -> str:
@@ -93,18 +128,6 @@ def _sha256_of(path: Path) -> str:
 
 def _rel(path: Path, base: Path) -> str:
     return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
-
-
-def _timestamp(value: Any) -> float | None:
-    """Unix seconds from an int or an ISO-8601 string (Azure's REST samples use both)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def _id_or_none(value: Any) -> str | None:
@@ -138,6 +161,7 @@ class Job:
         connection: Connection | None = None,
         *,
         on_event: EventHandler | None = None,
+        on_upload: UploadProgress | None = None,
         quota_retry_seconds: float = 5.0,
         quota_retry_max_seconds: float = 300.0,
         quota_max_attempts: int = 10,
@@ -149,6 +173,7 @@ class Job:
         self.data = data
         self._connection = connection
         self.on_event = on_event or (lambda _message: None)
+        self.on_upload = on_upload
         self.quota_retry_seconds = quota_retry_seconds
         self.quota_retry_max_seconds = quota_retry_max_seconds
         self.quota_max_attempts = quota_max_attempts
@@ -365,7 +390,7 @@ class Job:
                 status = normalize_status(field_of(batch, "status"))
                 if sha256 in hashes and sha256 not in found and status not in _NOT_REUSED:
                     found[sha256] = batch
-            created = [_timestamp(field_of(b, "created_at")) for b in data]
+            created = [timestamp_of(field_of(b, "created_at")) for b in data]
             if len(found) == len(hashes) or not data or not page.has_next_page():
                 return found
             if all(c is not None and c < since for c in created):
@@ -492,7 +517,11 @@ class Job:
             # LiteLLM's model-based routing (not with --custom-llm-provider, which routes by
             # provider instead): the proxy encodes the model group in the file id
             kwargs["extra_headers"] = {"x-litellm-model": shard.deployment}
-        with open(self.resolve(shard.upload_path), "rb") as stream:
+        with open(self.resolve(shard.upload_path), "rb") as raw:
+            stream: BinaryIO = raw
+            if self.on_upload is not None:
+                on_upload, index, size = self.on_upload, shard.index, shard.bytes
+                stream = _ProgressReader(raw, lambda sent: on_upload(index, sent, size))  # type: ignore[assignment]
             uploaded = connection.call(
                 f"uploading shard {shard.index} ({shard.upload_path})",
                 connection.client.files.create,
@@ -672,7 +701,7 @@ class Job:
                     and batch.id not in shard.previous_batch_ids
                 ):
                     return batch
-            created = [_timestamp(field_of(b, "created_at")) for b in data]
+            created = [timestamp_of(field_of(b, "created_at")) for b in data]
             if not data or all(c is not None and c < since for c in created):
                 return None
             if not page.has_next_page():
@@ -722,7 +751,7 @@ class Job:
         shard.errors = batch_errors(batch)
         shard.output_file_id = _id_or_none(field_of(batch, "output_file_id"))
         shard.error_file_id = _id_or_none(field_of(batch, "error_file_id"))
-        times = ((name, _timestamp(field_of(batch, name))) for name in BATCH_TIMES)
+        times = ((name, timestamp_of(field_of(batch, name))) for name in BATCH_TIMES)
         shard.batch_times = {name: value for name, value in times if value is not None}
         if shard.terminal and shard.finished_at is None:
             shard.finished_at = self.clock()  # local clock, like submitted_at: elapsed is honest
