@@ -300,9 +300,11 @@ def test_usage_errors_and_unreadable_inputs_get_a_message_not_a_traceback(
         "report", str(source), "--output-ratio", "1", "--expected-output-tokens", "5", code=2
     )
     assert "not both" in both.stderr
-    # without -o it lands next to the input, named after its stem
+    # without -o it lands next to the input, named after its stem; -o DIR puts it there
     assert "a.report.html" in run("report", str(source)).stdout
     assert (tmp_path / "a.report.html").is_file()
+    run("report", str(source), "-o", str(tmp_path / "pages") + "/")
+    assert (tmp_path / "pages" / "a.report.html").is_file()
 
 
 # --- user strings --------------------------------------------------------------------------

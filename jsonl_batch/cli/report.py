@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,9 +46,12 @@ report_option = click.option(
 @click.option(
     "-o",
     "--output",
-    "output_path",
-    type=click.Path(dir_okay=False, writable=True),
-    help="Where to write the HTML [default: <stem>.report.html next to SOURCE].",
+    "--out-dir",
+    "output_dir",
+    type=click.Path(),
+    metavar="FILE|DIR",
+    help="Where to write the page: a file (report.html), or a folder to write "
+    "<stem>.report.html into [default: next to SOURCE].",
 )
 @click.option(
     "--merged",
@@ -75,7 +79,7 @@ report_option = click.option(
 @handle_errors
 def report(
     source: str,
-    output_path: str | None,
+    output_dir: str | None,
     merge_summary: str | None,
     no_estimate: bool,
     target: str | None,
@@ -106,7 +110,7 @@ def report(
       jsonl-batch report big.job.json -o big.html --deployment-map prod-4o=gpt-4o
       jsonl-batch report requests.jsonl --output-ratio 0.5       # before submitting
       jsonl-batch report big.job.json --no-estimate              # quick, while it runs
-      jsonl-batch report out/big.merge.json --format json
+      jsonl-batch report out/big.merge.json -o reports/ --format json
 
     Exit status: 0 written, 1 an input cannot be read, 2 usage error (a missing SOURCE
     included).
@@ -118,7 +122,10 @@ def report(
     from ..report import build_report, find_sources, write_report
 
     sources = find_sources(source, merge_summary=merge_summary)
-    output = Path(output_path) if output_path else naming.report_path(sources.path)
+    output = naming.report_path(sources.path)
+    if output_dir is not None:  # a folder (as -o is on every command) or the page itself
+        folder = os.path.isdir(output_dir) or output_dir.endswith(os.sep)
+        output = Path(output_dir) / output.name if folder else Path(output_dir)
     with progress_bar(None if no_estimate else sources.total_bytes, "reading") as advance:
         built = build_report(
             sources,
