@@ -417,6 +417,25 @@ def test_job_report_shows_statuses_errors_and_the_timeline(tmp_path: Path) -> No
     assert svg.count("<rect") >= 4 and "stroke-dasharray" in svg  # phases and the expected end
 
 
+def test_timestamps_in_the_same_second_keep_the_batch_order() -> None:
+    from jsonl_batch.report.collect import _timeline
+
+    t = 1_790_000_000.0
+    shard = ShardState(
+        index=1, path="p", upload_path="p", sha256="0" * 64, requests=1, bytes=1,
+        url="/v1/chat/completions", endpoint="/chat/completions", status="completed",
+        batch_times={"created_at": t, "in_progress_at": t, "finalizing_at": t + 1,
+                     "completed_at": t + 1},
+    )  # fmt: skip
+    timeline = _timeline(shard, True, t + 5)
+    assert [phase for phase, _, _ in timeline.phases] == [
+        "validating",
+        "in_progress",
+        "finalizing",
+    ]
+    assert timeline.ended == t + 1
+
+
 def test_a_manifest_of_many_shards_gives_a_small_report(tmp_path: Path) -> None:
     source = write_jsonl(
         tmp_path / "many.jsonl", [request(f"id-{i}", "gpt-4o", 1 + i % 400) for i in range(3000)]

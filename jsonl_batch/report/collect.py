@@ -19,6 +19,7 @@ from typing import Any
 
 from .._version import __version__
 from ..estimate import EstimateResult, ModelRow, combine_results
+from ..formats.batch import BATCH_TIMES
 from ..merge.summary import STATUSES
 from ..pricing import round_usd
 
@@ -554,10 +555,13 @@ def _timeline(shard: Any, service: bool, now: float) -> ShardTimeline:
     if service:
         times = dict(shard.batch_times)
         timeline.expires_at = times.pop("expires_at", None)
+        # in time order, and where two share a second, in the order a batch meets them
         events = sorted(
-            (t, name) for name, t in times.items() if name in PHASE_OF or name in END_OF
+            (t, BATCH_TIMES.index(name), name)
+            for name, t in times.items()
+            if name in PHASE_OF or name in END_OF
         )
-        for i, (start, name) in enumerate(events):
+        for i, (start, _, name) in enumerate(events):
             if name in END_OF:
                 timeline.ended = start
                 break

@@ -789,9 +789,10 @@ def _timeline_chart(shards: list[ShardTimeline], as_of: float) -> str:
     while tick <= end:
         tx = x(tick)
         label = when(tick).strftime(pattern)  # type: ignore[union-attr]
+        anchor = "end" if tx > x1 - 40 else "middle"  # the last label stays inside the chart
         parts.append(
             f'<line x1="{_num(tx)}" x2="{_num(tx)}" y1="{axis_y - 4}" y2="{height - 4}" '
-            f'stroke="#e9ecef"/><text x="{_num(tx)}" y="{axis_y - 8}" text-anchor="middle">'
+            f'stroke="#e9ecef"/><text x="{_num(tx)}" y="{axis_y - 8}" text-anchor="{anchor}">'
             f"{label}</text>"
         )
         tick += step
