@@ -15,6 +15,7 @@ from ..jsonl import AtomicWriter
 from ..pricing import TARGETS as PRICED_TARGETS
 from ..pricing import PriceTable
 from ._common import (
+    cli_terms,
     deployment_map_options,
     echo_json,
     fetch_image_sizes_option,
@@ -236,9 +237,9 @@ def _print_result(result: EstimateResult) -> None:
         _print_rows(result.rows, result.total)
     for warning in result.warnings:
         label = click.style(f"  warning[{warning.code}]: ", fg="yellow", bold=True)
-        click.echo(label + warning.message)
+        click.echo(label + cli_terms(warning.message))
     for note in result.notes:
-        click.echo(f"  note: {note}")
+        click.echo(f"  note: {cli_terms(note)}")
     click.echo()
 
 
