@@ -24,7 +24,7 @@ from .formats.wire import (
     ENDPOINT_RESPONSES,
 )
 from .jsonl import AtomicWriter
-from .profiles import Profile, load_profile
+from .profiles import Profile, as_profile
 
 
 class BuildError(JsonlBatchError):
@@ -47,7 +47,7 @@ class RequestFileBuilder:
         id_prefix: str = "request-",
         overwrite: bool = True,
     ) -> None:
-        self.profile = load_profile(target) if isinstance(target, str) else target
+        self.profile = as_profile(target)
         self.model = model
         self.id_prefix = id_prefix
         self.path = os.fspath(path)
@@ -161,7 +161,7 @@ class RequestFileBuilder:
             raise BuildError(
                 f"target {self.profile.name!r} allows {self.profile.max_requests:,} "
                 "requests per file",
-                hint="write to several files, or build one and `jsonl-batch split` it",
+                hint="write to several files, or build one and split it (split_file)",
             )
         self._writer.write({"custom_id": custom_id, "method": "POST", "url": url, "body": body})
         self._ids.add(custom_id)

@@ -35,7 +35,7 @@ def parse_deployment_map(
         if isinstance(item, Path) or ("=" not in str(item) and path.is_file()):
             result.update(_read_deployment_file(path))
             continue
-        result.update(_parse_item(str(item), "--deployment-map"))
+        result.update(_parse_item(str(item), "deployment map item"))
     return result
 
 

@@ -71,7 +71,7 @@ _STORAGE_HINTS = {
     errno.ENOSPC: "the disk is full: free some space (or write somewhere else) and run the"
     " same command again",
     errno.EDQUOT: "the disk quota is used up: free some space and run the same command again",
-    errno.EROFS: "that file system is read-only: write somewhere else (e.g. --out-dir DIR)",
+    errno.EROFS: "that file system is read-only: write somewhere else (e.g. out_dir=DIR)",
     errno.EACCES: "no permission: check the owner and mode of the file and its folder,"
     " or write somewhere else",
     errno.EPERM: "not permitted: check the owner and mode of the file and its folder",

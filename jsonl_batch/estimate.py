@@ -38,6 +38,7 @@ from .jsonl import (
     source_name,
 )
 from .pricing import REGIONS, TARGETS, ModelPrice, PriceTable, no_price_hint, round_usd
+from .profiles import Profile, as_profile
 from .tokens import FLAG_NOT_COUNTABLE, FLAG_REMOTE_IMAGE, FLAG_UNKNOWN_MODEL, TokenCounter
 from .tokens.context import ImageSizeLookup
 
@@ -545,9 +546,9 @@ def estimate_file(
     path: str | os.PathLike[str],
     *,
     counter: TokenCounter | None = None,
-    prices: PriceTable | None = None,
+    prices: PriceTable | str | os.PathLike[str] | None = None,
     deployment_map: Mapping[str, str] | None = None,
-    target: str = "azure",
+    target: Profile | str = "azure",
     region: str = "global",
     expected_output_tokens: int | None = None,
     output_ratio: float | None = None,
@@ -570,10 +571,15 @@ def estimate_file(
     ``warnings``. Raises :class:`InputError` when the file cannot be read.
     """
     options = EstimateOptions(
-        target, region, expected_output_tokens, output_ratio, cached_fraction, max_line_bytes
+        as_profile(target).name,
+        region,
+        expected_output_tokens,
+        output_ratio,
+        cached_fraction,
+        max_line_bytes,
     )
     options.check()
-    table = prices if prices is not None else PriceTable.load()
+    table = prices if isinstance(prices, PriceTable) else PriceTable.load(prices)
     if deployment_map is None and counter is not None:
         deployment_map = counter.deployment_map
     name = source_name(path)
@@ -649,8 +655,8 @@ def estimate_file(
 
 def estimate_files(paths: Iterable[str | os.PathLike[str]], **kwargs: Any) -> list[EstimateResult]:
     """:func:`estimate_file` on each path with the same options and one price table."""
-    if kwargs.get("prices") is None:
-        kwargs["prices"] = PriceTable.load()
+    if not isinstance(kwargs.get("prices"), PriceTable):
+        kwargs["prices"] = PriceTable.load(kwargs.get("prices"))
     return [estimate_file(path, **kwargs) for path in paths]
 
 
@@ -739,7 +745,7 @@ def _findings(
             hint = no_price_hint(row.model)
             if row.mapped_to is not None:
                 name = f"{row.mapped_to!r} (what the deployment map makes of {row.model!r})"
-                hint = "check the deployment map's model name, or pass --prices FILE"
+                hint = "check the deployment map's model name, or pass prices=FILE"
             warn(
                 "no_price",
                 f"no price for model {name} ({row.requests:,} request(s), first on line "
@@ -789,7 +795,7 @@ def _findings(
         warn(
             "enqueued_limit_exceeded",
             f"{result.total.input_tokens:,} input tokens exceed the enqueued limit of "
-            f"{enqueued_limit:,}; split the file (jsonl-batch split) or submit it in turns",
+            f"{enqueued_limit:,}; split the file (split_file) or submit it in turns",
         )
     prices = result.models.values()
     reasoning = sorted({p.priced_as for p in prices if p.is_reasoning})
@@ -813,14 +819,14 @@ def _findings(
     if not result.options.has_expected_output and result.total.requests:
         notes.append(
             "no expected output given: low and expected count input only; pass "
-            "--expected-output-tokens N or --output-ratio R"
+            "expected_output_tokens=N or output_ratio=R"
         )
     if result.options.cached_fraction > 0:
         same = sorted({p.priced_as for p in prices if p.batch_cached_input >= p.batch_input})
         if same:
             notes.append(
                 f"{', '.join(same)}: cached input costs the same as batch input in a Batch job, "
-                "so --cached-fraction does not lower the estimate"
+                "so cached_fraction does not lower the estimate"
             )
     if merged.no_max_output:
         notes.append(
@@ -831,14 +837,14 @@ def _findings(
         notes.append(
             f"{merged.ranged} request(s) have an input count that is a range (a remote "
             "image's size or server-side text is unknown offline): low uses the least, high "
-            "the most; --fetch-image-sizes reads remote image sizes"
+            "the most; fetch_image_sizes=True reads remote image sizes"
         )
     for flag, count in sorted(merged.flags.items()):
         if flag == FLAG_REMOTE_IMAGE:
             if not merged.ranged:
                 notes.append(
                     f"{count} request(s) point at remote images whose size is unknown offline "
-                    "and were counted at the model's largest image; --fetch-image-sizes reads "
+                    "and were counted at the model's largest image; fetch_image_sizes=True reads "
                     "their sizes"
                 )
             continue
@@ -856,100 +862,4 @@ __all__ = [
     "estimate_file",
     "estimate_files",
     "line_ranges",
-    "token_limit_check",
 ]
-
-
-def token_limit_check(
-    counter: TokenCounter | None = None,
-    prices: PriceTable | None = None,
-    *,
-    region: str = "global",
-    target: str = "azure",
-) -> Callable[[Line, str, dict[str, Any]], list[tuple[str, str, str]]]:
-    """A per-request check for :class:`jsonl_batch.validate.Validator` (``validate --tokens``).
-
-    Finds requests over the model's context window (``context_window_exceeded``) and output
-    caps above the model's maximum output (``max_tokens_too_large``), flags counts that are
-    ranges or estimates (``token_count_approximate``), and names a model with no price (so
-    no known limits) once (``no_price``). Make one check per file.
-    """
-    tokens = counter if counter is not None else TokenCounter()
-    table = prices if prices is not None else PriceTable.load()
-    limits: dict[str, ModelPrice | None] = {}
-
-    def check(line: Line, endpoint: str, body: dict[str, Any]) -> list[tuple[str, str, str]]:
-        count = tokens.count_body(endpoint, body)
-        found: list[tuple[str, str, str]] = []
-        if count.model not in limits:
-            try:
-                limits[count.model] = table.lookup(count.model, region=region, target=target)
-            except PriceNotFound:
-                limits[count.model] = None
-                found.append(
-                    (
-                        "no_price",
-                        "body.model",
-                        f"no price or limits for model {count.model!r}: its requests are "
-                        f"counted but not checked against a context window; "
-                        f"{no_price_hint(count.model)}",
-                    )
-                )
-        price = limits[count.model]
-        low = high = count.input_tokens
-        if count.input_tokens_range is not None:
-            low, high = count.input_tokens_range
-        limit = price.max_input_tokens if price is not None else None
-        if count.input_tokens_range is not None:
-            over = (
-                f"; may exceed {count.model}'s {limit:,}" if limit and high > limit >= low else ""
-            )
-            found.append(
-                (
-                    "token_count_approximate",
-                    "body",
-                    f"between {low:,} and {high:,} input tokens (a remote image's size or "
-                    f"server-side text is unknown offline; --fetch-image-sizes reads image "
-                    f"sizes){over}",
-                )
-            )
-        elif FLAG_REMOTE_IMAGE in count.flags:
-            found.append(
-                (
-                    "token_count_approximate",
-                    "body",
-                    "an image URL's size is unknown offline; counted at the model's maximum "
-                    "(--fetch-image-sizes reads image sizes)",
-                )
-            )
-        if price is None:
-            return found
-        if limit and low > limit:
-            found.append(
-                (
-                    "context_window_exceeded",
-                    "body",
-                    f"{low:,} input tokens; {count.model} takes {limit:,}",
-                )
-            )
-        cap = count.max_output_tokens
-        if cap is not None and price.max_output_tokens and cap > price.max_output_tokens:
-            field_name = next(
-                (
-                    k
-                    for k in ("max_completion_tokens", "max_tokens", "max_output_tokens")
-                    if k in body
-                ),
-                "max_tokens",
-            )
-            found.append(
-                (
-                    "max_tokens_too_large",
-                    f"body.{field_name}",
-                    f"asks for up to {cap:,} output tokens; {count.model} writes at most "
-                    f"{price.max_output_tokens:,}",
-                )
-            )
-        return found
-
-    return check

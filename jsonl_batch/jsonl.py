@@ -372,7 +372,7 @@ def _too_long(number: int, offset: int, size: int, max_line_bytes: int) -> Line:
         b"",
         None,
         f"line is {size:,} bytes, longer than the {max_line_bytes:,} bytes read per line"
-        " (--max-line-bytes)",
+        " (max_line_bytes)",
         (LINE_TOO_LONG,),
         size,
     )
@@ -501,7 +501,9 @@ class AtomicWriter:
         # the path errors name: the final one when ``path`` is in a staging folder
         self.shown_as = Path(shown_as) if shown_as is not None else self.path
         if not overwrite and self.path.exists():
-            raise InputError(f"{self.path}: already exists", hint="pass --overwrite to replace it")
+            raise InputError(
+                f"{self.path}: already exists", hint="pass overwrite=True to replace it"
+            )
         self.lines = 0
         self.bytes = 0
         self._tmp_path: Path | None = None

@@ -24,11 +24,11 @@ The rules (shared research prices.md §2, §5):
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -486,7 +486,9 @@ class PriceTable:
     # -- loading --
 
     @classmethod
-    def load(cls, path: str | Path | None = None, *, fallback: bool = True) -> PriceTable:
+    def load(
+        cls, path: str | os.PathLike[str] | None = None, *, fallback: bool = True
+    ) -> PriceTable:
         """The bundled table (``None``), or a file in our format or LiteLLM's price format.
 
         A file's table falls back to the bundled one for the models it lacks (unless
@@ -498,7 +500,7 @@ class PriceTable:
         try:
             data = read_json(path)
         except InputError as exc:
-            raise ConfigError(exc.message, hint="--prices takes a JSON price file") from None
+            raise ConfigError(exc.message, hint="prices=PATH takes a JSON price file") from None
         if not isinstance(data, dict):
             raise ConfigError(
                 f"{path}: not a price table (expected a JSON object)",
@@ -743,7 +745,7 @@ class PriceTable:
                 scope, row = max(chosen, key=lambda c: self._rank(c[1]))
                 notes.append(
                     f"the {' and '.join(s for s, _ in chosen)} prices of {entry.name} differ: "
-                    f"priced at the higher ({scope}); choose one with --region"
+                    f"priced at the higher ({scope}); choose one with region=NAME"
                 )
         else:
             row, multiplier, note = self._fallback_row(entry, scopes)
@@ -814,8 +816,8 @@ class PriceTable:
 
 def no_price_hint(model: str) -> str:
     return (
-        f"if {model!r} is an Azure deployment name, map it with --deployment-map "
-        f"{model}=<model, e.g. gpt-4o>; otherwise pass --prices FILE (our prices.json "
+        f"if {model!r} is an Azure deployment name, map it with deployment_map="
+        f'{{"{model}": "<model, e.g. gpt-4o>"}}; otherwise pass prices=FILE (our prices.json '
         "format or LiteLLM's model_prices_and_context_window.json)"
     )
 

@@ -81,6 +81,11 @@ def _raw_profiles() -> dict[str, Any]:
     return orjson.loads(data)
 
 
+def as_profile(target: Profile | str) -> Profile:
+    """``target`` as a profile: a name is loaded, a profile is kept (every step takes both)."""
+    return load_profile(target) if isinstance(target, str) else target
+
+
 @functools.cache
 def load_profile(name: str) -> Profile:
     """Load a bundled target profile by name (``azure``, ``openai``, ``litellm``, ``vllm``)."""

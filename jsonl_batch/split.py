@@ -58,7 +58,7 @@ from .jsonl import (
     open_binary,
     read_lines,
 )
-from .profiles import Profile, load_profile
+from .profiles import Profile, as_profile
 from .publish import FileSet, sha256_file
 from .validate import ValidationReport, Validator
 
@@ -109,7 +109,7 @@ def resolve_limits(
     if requests is None or size is None:
         raise ConfigError(
             f"target {profile.name!r} has no per-file limit to split under",
-            hint="give the shard size: --max-requests N and --max-bytes SIZE",
+            hint="give the shard size: max_requests=N and max_bytes=SIZE",
         )
     if requests < 1:
         raise ConfigError(f"max requests per shard must be at least 1, not {requests}")
@@ -118,12 +118,12 @@ def resolve_limits(
     if not 0 <= token_margin < 1000 or math.isnan(token_margin):
         raise ConfigError(
             f"token margin must be a percentage from 0 to 1000, not {token_margin}",
-            hint="e.g. --token-margin 10 keeps 10% headroom under --max-tokens",
+            hint="e.g. token_margin=10 keeps 10% headroom under max_tokens",
         )
     if not by_model:
         raise ConfigError(
             f"target {profile.name!r} takes one model per file; shards are always split by model",
-            hint="drop the option that turned --by-model off",
+            hint="pass by_model=True",
         )
     budget = None
     if max_tokens is not None:
@@ -132,8 +132,8 @@ def resolve_limits(
         budget = math.floor(max_tokens / (1 + token_margin / 100))
         if budget < 1:
             raise ConfigError(
-                f"--max-tokens {max_tokens} with a {token_margin}% margin leaves no room",
-                hint="raise --max-tokens or lower --token-margin",
+                f"max_tokens={max_tokens} with a {token_margin}% margin leaves no room",
+                hint="raise max_tokens or lower token_margin",
             )
     return SplitLimits(
         max_requests=requests,
@@ -155,7 +155,7 @@ class SplitRefused(SplitError):
     def __init__(self, report: ValidationReport) -> None:
         super().__init__(
             f"{report.file}: {report.errors} error(s); not split, nothing written",
-            hint="fix the errors (see above) or pass --force to split anyway",
+            hint="fix the errors (in the report) or pass force=True to split anyway",
         )
         self.report = report
 
@@ -429,7 +429,7 @@ def split_file(
     request alone exceeds a limit, and :class:`InputError` when the manifest exists and
     ``overwrite`` is false. On any error nothing is left in ``out_dir``.
     """
-    profile = load_profile(target) if isinstance(target, str) else target
+    profile = as_profile(target)
     limits = resolve_limits(
         profile,
         max_requests=max_requests,
@@ -466,7 +466,7 @@ def split_file(
                 return SplitResult(same, manifest_path, None, reused=True)
             raise InputError(
                 f"{manifest_path}: already exists (a previous split of {source.name})",
-                hint="pass --overwrite to replace it and its shards, or choose another --out-dir",
+                hint="pass overwrite=True to replace it and its shards, or choose another out_dir",
             )
         old_shards = _old_shard_names(manifest_path) if overwrite else []
         source_info = _stream(
@@ -543,14 +543,14 @@ def _stream(
             raise SplitError(
                 f"{source}:{number}: this line is {size:,} bytes, longer than the"
                 f" {max_line_bytes:,} bytes read per line ({LINE_TOO_LONG}); it cannot be copied",
-                hint="raise --max-line-bytes, or remove the line",
+                hint="raise max_line_bytes, or remove the line",
             )
         model, url, custom_id = _route(obj)
         if size > max_bytes:
             raise SplitError(
                 f"{source}:{number}: this request alone is {size:,} bytes, more than "
                 f"the {max_bytes:,} bytes allowed per shard",
-                hint="raise --max-bytes or shorten the request",
+                hint="raise max_bytes or shorten the request",
             )
         tokens = 0
         if counter is not None and type(obj) is dict:
@@ -560,11 +560,11 @@ def _stream(
                     f"{source}:{number}: this request alone has about {tokens:,} input "
                     f"tokens, more than the {budget:,} allowed per shard"
                     + (
-                        f" (--max-tokens less {limits.token_margin:g}%)"
+                        f" (max_tokens less {limits.token_margin:g}%)"
                         if limits.token_margin
                         else ""
                     ),
-                    hint="raise --max-tokens, lower --token-margin or shorten the request",
+                    hint="raise max_tokens, lower token_margin or shorten the request",
                 )
         inputs = 0
         if max_inputs is not None and embedding_urls and url in embedding_urls:
@@ -660,11 +660,11 @@ def _publish(
         if final.resolve() == source_resolved:
             raise SplitError(
                 f"{final}: a shard would replace the input file",
-                hint="choose another --out-dir",
+                hint="choose another out_dir",
             )
         if final.exists() and not overwrite:
             raise InputError(
-                f"{final}: already exists", hint="pass --overwrite or choose another --out-dir"
+                f"{final}: already exists", hint="pass overwrite=True or choose another out_dir"
             )
         files.publish(path.name, final.name)
         names.add(final.name)

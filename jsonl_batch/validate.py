@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from .errors import PriceNotFound
 from .formats.wire import BODY_MODELS, endpoint_of, model_required
 from .jsonl import (
     BLANK,
@@ -33,8 +34,12 @@ from .jsonl import (
     read_lines,
     source_name,
 )
-from .profiles import Profile, load_profile
+from .profiles import Profile, as_profile
 from .quickcheck import quick_check
+
+if TYPE_CHECKING:  # the tokenizer loads only when tokens are counted
+    from .pricing import ModelPrice, PriceTable
+    from .tokens import TokenCounter
 
 Severity = Literal["error", "warning"]
 
@@ -46,7 +51,7 @@ Severity = Literal["error", "warning"]
 RULES: dict[str, str] = {
     "invalid_json_line": "each line must be one complete JSON object",
     "line_too_long": "no service takes a line longer than its whole input file (200 MB); shorten"
-    " the request, or raise --max-line-bytes for Azure's 1 GB bring-your-own-storage files",
+    " the request, or raise max_line_bytes for Azure's 1 GB bring-your-own-storage files",
     "invalid_utf8": "save the file as UTF-8",
     "not_an_object": "each line must be a JSON object {...}, not an array or value",
     "duplicate_key": "remove the repeated key; the service keeps only one of the values",
@@ -61,22 +66,22 @@ RULES: dict[str, str] = {
     "duplicate_custom_id": "give every request a unique custom_id",
     "invalid_method": 'set "method": "POST"',
     "missing_url": 'add "url", e.g. "/v1/chat/completions"',
-    "unsupported_url": "use one of the target's endpoints (see --target)",
+    "unsupported_url": "use a url the target accepts, or the target the file is for (target=NAME)",
     "url_mismatch": "every line of one file must use the same url; split the file",
     "missing_body": "add the request body as a JSON object",
     "missing_model": "set body.model (the deployment name on Azure)",
     "placeholder_model": "replace the placeholder with your deployment/model name",
-    "model_mismatch": "one model/deployment per file: split it with `jsonl-batch split`",
+    "model_mismatch": "one model/deployment per file: split the file by model (split_file)",
     "invalid_body": "fix the field so it matches the endpoint's request schema",
     "stream_not_supported": "remove body.stream; batch requests cannot stream",
     "empty_file": "the file needs at least one request",
-    "too_many_tasks": "split the file: `jsonl-batch split FILE --out-dir DIR`",
-    "file_too_large": "split the file: `jsonl-batch split FILE --out-dir DIR`",
+    "too_many_tasks": "split the file (split_file)",
+    "file_too_large": "split the file (split_file)",
     "too_many_embedding_inputs": "split the file into smaller batches",
     "context_window_exceeded": "shorten the prompt or use a model with more context",
-    "max_tokens_too_large": "lower max_tokens to the model's maximum output",
+    "max_tokens_too_large": "lower body.max_tokens to the model's maximum output",
     "token_count_approximate": "the count for this request is an estimate",
-    "no_price": "map the deployment with --deployment-map NAME=MODEL or pass --prices FILE",
+    "no_price": 'map the deployment with deployment_map={"NAME": "MODEL"} or pass prices=FILE',
 }
 
 MAX_FINDINGS_PER_CODE = 100  # kept with their line; the rest of a code is only counted
@@ -203,7 +208,7 @@ class Validator:
         token_check: TokenCheck | None = None,
         ignore_codes: Iterable[str] = (),
     ) -> None:
-        self.profile = load_profile(profile) if isinstance(profile, str) else profile
+        self.profile = as_profile(profile)
         self.ignore_codes = frozenset(ignore_codes)
         self.report = ValidationReport(file=file, target=self.profile.name)
         self.max_errors = max_errors
@@ -572,22 +577,44 @@ class Validator:
 
 
 def validate_file(
-    source: str | os.PathLike[str] | IO[bytes],
+    path: str | os.PathLike[str] | IO[bytes],
     *,
     target: Profile | str = "azure",
     max_errors: int | None = None,
-    token_check: TokenCheck | None = None,
+    tokens: bool = False,
+    deployment_map: Mapping[str, str] | None = None,
+    prices: PriceTable | str | os.PathLike[str] | None = None,
+    region: str = "global",
+    counter: TokenCounter | None = None,
+    fetch_image_sizes: bool = False,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     on_progress: Callable[[int], None] | None = None,
 ) -> ValidationReport:
     """Validate one file (a path, a ``.jsonl.gz``, ``-`` for stdin, or a binary stream).
 
-    A line over ``max_line_bytes`` is one ``line_too_long`` error, and reading goes on."""
-    validator = Validator(
-        source_name(source), target, max_errors=max_errors, token_check=token_check
-    )
+    A line over ``max_line_bytes`` is one ``line_too_long`` error, and reading goes on.
+    ``tokens=True`` also counts every request's tokens: requests over the model's context
+    window, output caps above its maximum and models with no known limits are findings.
+    The model is ``body.model`` through ``deployment_map``; its limits come from ``prices``
+    (a table or a price file; the bundled table by default) for ``region``. ``counter``
+    counts (one shared by several files saves loading the tokenizer again);
+    ``fetch_image_sizes`` reads remote image sizes over the network so they count exactly.
+    """
+    token_check = None
+    if tokens:
+        from .pricing import PriceTable
+        from .tokens import RemoteImageSizes, TokenCounter
+
+        if counter is None:
+            sizes = RemoteImageSizes() if fetch_image_sizes else None
+            counter = TokenCounter(deployment_map, image_size=sizes)
+        table = prices if isinstance(prices, PriceTable) else PriceTable.load(prices)
+        token_check = token_limit_check(
+            counter, table, region=region, target=as_profile(target).name
+        )
+    validator = Validator(source_name(path), target, max_errors=max_errors, token_check=token_check)
     pending = 0  # bytes not yet reported to on_progress (reported per MiB, not per line)
-    for line in read_lines(source, max_line_bytes=max_line_bytes):
+    for line in read_lines(path, max_line_bytes=max_line_bytes):
         validator.check(line)
         if on_progress is not None:
             pending += len(line.raw) or line.dropped
@@ -600,6 +627,104 @@ def validate_file(
     if on_progress is not None and pending:
         on_progress(pending)
     return validator.finish()
+
+
+def token_limit_check(
+    counter: TokenCounter | None = None,
+    prices: PriceTable | None = None,
+    *,
+    region: str = "global",
+    target: str = "azure",
+) -> TokenCheck:
+    """A per-request check for :class:`Validator` (``validate_file(tokens=True)``).
+
+    Finds requests over the model's context window (``context_window_exceeded``) and output
+    caps above the model's maximum output (``max_tokens_too_large``), flags counts that are
+    ranges or estimates (``token_count_approximate``), and names a model with no price (so
+    no known limits) once (``no_price``). Make one check per file.
+    """
+    from .pricing import PriceTable, no_price_hint
+    from .tokens import FLAG_REMOTE_IMAGE, TokenCounter
+
+    tokens = counter if counter is not None else TokenCounter()
+    table = prices if prices is not None else PriceTable.load()
+    limits: dict[str, ModelPrice | None] = {}
+
+    def check(line: Line, endpoint: str, body: dict[str, Any]) -> list[tuple[str, str, str]]:
+        count = tokens.count_body(endpoint, body)
+        found: list[tuple[str, str, str]] = []
+        if count.model not in limits:
+            try:
+                limits[count.model] = table.lookup(count.model, region=region, target=target)
+            except PriceNotFound:
+                limits[count.model] = None
+                found.append(
+                    (
+                        "no_price",
+                        "body.model",
+                        f"no price or limits for model {count.model!r}: its requests are "
+                        f"counted but not checked against a context window; "
+                        f"{no_price_hint(count.model)}",
+                    )
+                )
+        price = limits[count.model]
+        low = high = count.input_tokens
+        if count.input_tokens_range is not None:
+            low, high = count.input_tokens_range
+        limit = price.max_input_tokens if price is not None else None
+        if count.input_tokens_range is not None:
+            over = (
+                f"; may exceed {count.model}'s {limit:,}" if limit and high > limit >= low else ""
+            )
+            found.append(
+                (
+                    "token_count_approximate",
+                    "body",
+                    f"between {low:,} and {high:,} input tokens (a remote image's size or "
+                    f"server-side text is unknown offline; fetch_image_sizes=True reads image "
+                    f"sizes){over}",
+                )
+            )
+        elif FLAG_REMOTE_IMAGE in count.flags:
+            found.append(
+                (
+                    "token_count_approximate",
+                    "body",
+                    "an image URL's size is unknown offline; counted at the model's maximum "
+                    "(fetch_image_sizes=True reads image sizes)",
+                )
+            )
+        if price is None:
+            return found
+        if limit and low > limit:
+            found.append(
+                (
+                    "context_window_exceeded",
+                    "body",
+                    f"{low:,} input tokens; {count.model} takes {limit:,}",
+                )
+            )
+        cap = count.max_output_tokens
+        if cap is not None and price.max_output_tokens and cap > price.max_output_tokens:
+            field_name = next(
+                (
+                    k
+                    for k in ("max_completion_tokens", "max_tokens", "max_output_tokens")
+                    if k in body
+                ),
+                "max_tokens",
+            )
+            found.append(
+                (
+                    "max_tokens_too_large",
+                    f"body.{field_name}",
+                    f"asks for up to {cap:,} output tokens; {count.model} writes at most "
+                    f"{price.max_output_tokens:,}",
+                )
+            )
+        return found
+
+    return check
 
 
 def _lax_bool(value: Any) -> bool | None:

@@ -263,8 +263,8 @@ def test_unpriced_models_are_counted_everywhere(tmp_path: Path, table: PriceTabl
     assert len(unpriced) == 30 and unpriced[0]["cost"] is None and unpriced[0]["input_tokens"]
     no_price = [w for w in report["warnings"] if w["code"] == "no_price"]
     assert len(no_price) == 2
-    assert "'my-model'" in no_price[0]["message"] and "--deployment-map" in no_price[0]["message"]
-    assert "first on line 2" in no_price[0]["message"] and "--prices" in no_price[0]["message"]
+    assert "'my-model'" in no_price[0]["message"] and "deployment_map=" in no_price[0]["message"]
+    assert "first on line 2" in no_price[0]["message"] and "prices=" in no_price[0]["message"]
 
 
 def test_input_ranges_carry_into_low_and_high(tmp_path: Path, table: PriceTable) -> None:
@@ -576,8 +576,8 @@ def test_validate_tokens_warns_once_per_file_about_unpriced_models(tmp_path: Pat
 
 
 def test_validate_tokens_reports_ranges(tmp_path: Path, table: PriceTable) -> None:
-    from jsonl_batch.estimate import token_limit_check
     from jsonl_batch.jsonl import read_lines
+    from jsonl_batch.validate import token_limit_check
 
     path = _write(tmp_path / "r.jsonl", [_chat("a", "gpt-4", "word " * 7700, max_tokens=10)])
     check = token_limit_check(_RangeCounter(), table)

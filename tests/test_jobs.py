@@ -401,7 +401,7 @@ def test_missing_key_and_entra_without_azure_identity(tmp_path: Path) -> None:
         import azure.identity  # noqa: F401
     except ImportError:
         assert result.exit_code == 2
-        assert "jsonl-batch[entra]" in result.stderr
+        assert "pip install azure-identity" in result.stderr
 
 
 def test_litellm_style_base_url_with_custom_provider(emu: Emulator, tmp_path: Path) -> None:

@@ -795,8 +795,8 @@ def test_parallel_workers_write_exactly_what_a_serial_run_writes(
     output = write(tmp_path / "out.jsonl", *reversed(outputs))
     errors = write(tmp_path / "err.jsonl", batch_error(ids[2]), http_error(ids[0], 500))
     common = {"results_format": results_format, "estimate": True}
-    serial = merge(source, [output], [errors], workers=1, out_dir=tmp_path / "s", **common)
-    forked = merge(source, [output], [errors], workers=3, out_dir=tmp_path / "p", **common)
+    serial = merge(source, [output], [errors], jobs=1, out_dir=tmp_path / "s", **common)
+    forked = merge(source, [output], [errors], jobs=3, out_dir=tmp_path / "p", **common)
     assert len(forks) == 2  # the first of 3 parts is joined in-process
     name = serial.results_path.name
     assert (tmp_path / "p" / name).read_bytes() == (tmp_path / "s" / name).read_bytes()
@@ -823,12 +823,12 @@ def test_reads_shorter_than_a_line_give_the_same_results(
     outputs = [success(i, text="y" * (n * 53 % 1800)) for n, i in enumerate(ids[::2])]
     output = write(tmp_path / "out.jsonl", *reversed(outputs), b"{broken\n")
     errors = write(tmp_path / "err.jsonl", *(http_error(i) for i in ids[1::4]))
-    expected = merge(source, [output], [errors], workers=1, out_dir=tmp_path / "a")
+    expected = merge(source, [output], [errors], jobs=1, out_dir=tmp_path / "a")
     monkeypatch.setattr(join, "_CHUNK", read_size)
     monkeypatch.setattr(index, "_READ", read_size)
     monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)  # pass 1 in two parts as well
     for workers in (1, 2):
-        got = merge(source, [output], [errors], workers=workers, out_dir=tmp_path / f"{workers}")
+        got = merge(source, [output], [errors], jobs=workers, out_dir=tmp_path / f"{workers}")
         for name in ("in.results.jsonl", "in.retry.jsonl"):
             assert (tmp_path / f"{workers}" / name).read_bytes() == (
                 tmp_path / "a" / name

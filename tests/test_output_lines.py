@@ -252,9 +252,7 @@ def test_merge_keeps_every_request_once_with_its_status(
     (folder / "out.jsonl").write_bytes(b"".join(outputs))
     (folder / "err.jsonl").write_bytes(b"".join(errors))
 
-    result = merge(
-        source, [folder / "out.jsonl"], [folder / "err.jsonl"], out_dir=folder, workers=1
-    )
+    result = merge(source, [folder / "out.jsonl"], [folder / "err.jsonl"], out_dir=folder, jobs=1)
 
     rows = [orjson.loads(line) for line in result.results_path.read_bytes().splitlines()]
     assert [row["custom_id"] for row in rows] == [cid for cid, _ in batch["plan"]]

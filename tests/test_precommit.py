@@ -8,6 +8,7 @@ and the test points pip there with ``--no-index``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -73,3 +74,43 @@ def test_hook_passes_good_files_and_fails_bad_ones(tmp_path: Path) -> None:
     assert "many.jsonl:21:" not in bad.stdout
     assert "many.jsonl: ... and 10 more findings not shown" in bad.stdout
     assert "many.jsonl: FAILED: 30 requests" in bad.stdout
+
+
+def test_the_readme_snippet_blocks_bad_files_and_skips_results(tmp_path: Path) -> None:
+    """The ``.pre-commit-config.yaml`` the README shows, as written, in a fresh repository
+    (``language: system``: the jsonl-batch on PATH, here the one of this checkout)."""
+    readme = (ROOT / "README.md").read_text()
+    snippet = re.search(r"```yaml\n(# \.pre-commit-config\.yaml\n.*?)```", readme, re.S)
+    assert snippet is not None
+    repo = tmp_path / "dataset"
+    (repo / "results").mkdir(parents=True)
+    git(repo, "init", "-q")
+    (repo / ".pre-commit-config.yaml").write_text(snippet.group(1))
+    shutil.copy(SAMPLES / "azure-chat.jsonl", repo / "good.jsonl")
+    shutil.copy(SAMPLES / "broken.jsonl", repo / "results" / "kept-out.jsonl")
+    git(repo, "add", ".")
+    env = {
+        **os.environ,
+        "PATH": f"{PRE_COMMIT.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
+    }
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(PRE_COMMIT), "run", "--all-files"],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    passed = run()
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    shutil.copy(SAMPLES / "broken.jsonl", repo / "bad.jsonl")
+    git(repo, "add", "bad.jsonl")
+    blocked = run()
+    assert blocked.returncode == 1, blocked.stdout + blocked.stderr
+    assert "bad.jsonl:6: error[duplicate_custom_id]: " in blocked.stdout
+    assert "kept-out.jsonl" not in blocked.stdout

@@ -13,6 +13,7 @@ from types import ModuleType
 
 import pytest
 
+from jsonl_batch.cli._common import cli_terms
 from jsonl_batch.errors import ConfigError, PriceNotFound
 from jsonl_batch.pricing import PriceFile, PriceTable, split_litellm_key, usage_cost, usage_tokens
 
@@ -222,8 +223,11 @@ def test_missing_model_is_a_clear_error(table: PriceTable) -> None:
     with pytest.raises(PriceNotFound) as info:
         table.lookup("my-gpt4o-deployment")
     assert "my-gpt4o-deployment" in info.value.message
-    assert "--deployment-map" in (info.value.hint or "")
-    assert "--prices" in (info.value.hint or "")
+    # the library names its parameters; the command line shows the flags that set them
+    hint = info.value.hint or ""
+    assert 'deployment_map={"my-gpt4o-deployment": ' in hint and "prices=FILE" in hint
+    shown = cli_terms(hint)
+    assert "--deployment-map my-gpt4o-deployment=<model" in shown and "--prices FILE" in shown
 
 
 def test_reasoning_models_are_marked(table: PriceTable) -> None:

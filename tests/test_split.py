@@ -611,7 +611,7 @@ def test_embedding_inputs_are_capped_per_shard_for_openai(tmp_path: Path) -> Non
         return {"custom_id": f"e{i}", "method": "POST", "url": "/v1/embeddings", "body": body}
 
     source = write_lines(tmp_path / "e.jsonl", [line_of(embedding(i, 3)) for i in range(5)])
-    profile = split_module.load_profile("openai")
+    profile = split_module.as_profile("openai")
     small_cap = dataclasses.replace(profile, max_embedding_inputs=7)
     manifest = split_file(source, tmp_path / "out", target=small_cap).manifest
     assert [s.embedding_inputs for s in manifest.shards] == [6, 6, 3]

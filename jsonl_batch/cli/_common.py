@@ -219,6 +219,79 @@ fetch_image_sizes_option = click.option(
 )
 
 
+# The library names its own functions and parameters in messages and hints ("pass
+# overwrite=True", "raise max_line_bytes"); the command line shows its commands and flags.
+_COMMANDS = {
+    "split_file": "`jsonl-batch split`",
+    "validate_file": "`jsonl-batch validate`",
+    "Job.submit": "`jsonl-batch submit`",
+}
+_FLAGS = {
+    name: "--" + name.replace("_", "-")
+    for name in (
+        "api_key",
+        "api_version",
+        "auth",
+        "base_url",
+        "cached_fraction",
+        "deployment_map",
+        "endpoint",
+        "enqueued_limit",
+        "expected_output_tokens",
+        "fetch_image_sizes",
+        "force",
+        "max_bytes",
+        "max_line_bytes",
+        "max_requests",
+        "max_tokens",
+        "output_ratio",
+        "overwrite",
+        "port",
+        "prices",
+        "region",
+        "retry_on",
+        "target",
+        "token_margin",
+    )
+} | {
+    "job_path": "--job",
+    "out_dir": "--output",
+    "outputs": "--output-file",
+    "errors": "--error-file",
+    "deployments": "--deployment",
+}
+_TERM = re.compile(
+    r"(?<![\w.-])(?P<command>" + "|".join(map(re.escape, _COMMANDS)) + r")(?!\w)"
+    r"|(?<![\w.-])(?P<name>" + "|".join(_FLAGS) + r")"
+    r"(?:=(?:(?P<true>True)\b|\[(?P<item>[^\]]*)\]|\"(?P<quoted>[^\"]*)\""
+    r"|\{\"(?P<key>[^\"]*)\": \"(?P<value>[^\"]*)\"\}|(?P<plain>))|(?!\w))"
+)
+
+
+def _flag(match: re.Match[str]) -> str:
+    if match["command"]:
+        return _COMMANDS[match["command"]]
+    name, flag = match["name"], _FLAGS[match["name"]]
+    if match["true"]:
+        return flag
+    for part in ("item", "quoted"):
+        if match[part] is not None:
+            return f"{flag} {match[part]}"
+    if match["key"] is not None:
+        return f"{flag} {match['key']}={match['value']}"
+    if match["plain"] is not None:
+        return f"{flag} "
+    return flag if "_" in name else name  # a plain word ("force", "prices") stays a word
+
+
+def cli_terms(text: str) -> str:
+    """A library message or hint in command-line terms: ``pass overwrite=True`` → ``pass
+    --overwrite``, ``out_dir=DIR`` → ``--out-dir DIR``, ``max_line_bytes`` →
+    ``--max-line-bytes``, ``deployment_map={"NAME": "MODEL"}`` → ``--deployment-map
+    NAME=MODEL``, ``split_file`` → ``jsonl-batch split``."""
+    return _TERM.sub(_flag, text)
+
+
 def handle_errors(func: F) -> F:
     """Turn a JsonlBatchError into a one-line message and its exit code, never a traceback.
 
@@ -241,9 +314,9 @@ def handle_errors(func: F) -> F:
 
 
 def _fail(exc: JsonlBatchError) -> NoReturn:
-    click.secho(f"error: {exc.message}", fg="red", err=True)
+    click.secho(f"error: {cli_terms(exc.message)}", fg="red", err=True)
     if exc.hint:
-        click.echo(f"hint: {exc.hint}", err=True)
+        click.echo(f"hint: {cli_terms(exc.hint)}", err=True)
     sys.exit(exc.exit_code)
 
 

@@ -17,6 +17,7 @@ from ..pricing import TARGETS as PRICED_TARGETS
 from ..pricing import PriceTable
 from ..report import ReportBuilder, write_report
 from ._common import (
+    cli_terms,
     deployment_map_options,
     echo_json,
     fetch_image_sizes_option,
@@ -123,7 +124,7 @@ def estimate(
         counter = TokenCounter(deployment_map, image_size=RemoteImageSizes())
 
     results: list[EstimateResult] = []
-    report = ReportBuilder(f"jsonl-batch estimate: {', '.join(files)}") if report_path else None
+    report = ReportBuilder(f"Batch estimate: {', '.join(files)}") if report_path else None
     with ExitStack() as stack:
         callbacks: list[Callable[[Any], None]] = [report.request] if report else []
         if per_request_path:
@@ -251,9 +252,9 @@ def _print_result(result: EstimateResult) -> None:
         _print_rows(result.rows, result.total)
     for warning in result.warnings:
         label = click.style(f"  warning[{warning.code}]: ", fg="yellow", bold=True)
-        click.echo(label + warning.message)
+        click.echo(label + cli_terms(warning.message))
     for note in result.notes:
-        click.echo(f"  note: {note}")
+        click.echo(f"  note: {cli_terms(note)}")
     click.echo()
 
 

@@ -10,6 +10,7 @@ import click
 
 from ..merge import DEFAULT_MEMORY_MB, RESULTS_FORMATS, Cost, MergeResult, merge, plan_merge
 from ._common import (
+    cli_terms,
     deployment_map_options,
     echo_json,
     format_option,
@@ -172,7 +173,7 @@ def merge_command(
             target=target,
             region=region,
             memory_mb=memory_mb,
-            workers=jobs,  # the library's name for it (jobs= once the API rename lands)
+            jobs=jobs,
             max_line_bytes=max_line_bytes,
             on_progress=advance,
         )
@@ -253,11 +254,11 @@ def render_text(result: MergeResult) -> str:
         lines.append(f"{kind.replace('_', ' ')}: {number(found)}")
         for problem in (p for p in result.problems if p.kind == kind):
             subject = f"{problem.custom_id}: " if problem.custom_id else ""
-            lines.append(f"  {problem.where}: {subject}{problem.message}")
+            lines.append(f"  {problem.where}: {subject}{cli_terms(problem.message)}")
         if found > sum(1 for p in result.problems if p.kind == kind):
             lines.append("  ... (first ones shown)")
-    lines.extend(f"note: {note}" for note in result.notes)
-    lines.extend(f"warning: {warning}" for warning in result.warnings)
+    lines.extend(f"note: {cli_terms(note)}" for note in result.notes)
+    lines.extend(f"warning: {cli_terms(warning)}" for warning in result.warnings)
     if result.index_spilled:
         lines.append("note: the custom_id index outgrew --memory-mb and used a SQLite file")
     return "\n".join(lines)

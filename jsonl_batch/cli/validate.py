@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from typing import Any
 
 import click
 
-from ..validate import MAX_FINDINGS_PER_CODE, TokenCheck, ValidationReport, validate_file
+from ..validate import MAX_FINDINGS_PER_CODE, ValidationReport, validate_file
 from ._common import (
+    cli_terms,
     deployment_map_options,
     echo_json,
     fetch_image_sizes_option,
@@ -91,10 +92,9 @@ def validate(
     Exit status: 0 when clean, 1 when a file has errors (or warnings with --strict),
     2 on usage errors.
     """
-    make_token_check: Callable[[], TokenCheck] | None = None
+    counter = table = None
     price_problems: list[str] = []
-    if check_tokens:
-        from ..estimate import token_limit_check
+    if check_tokens:  # one counter and one table for every file
         from ..pricing import PriceTable
         from ..tokens import RemoteImageSizes, TokenCounter
 
@@ -104,10 +104,6 @@ def validate(
         )
         table = PriceTable.load(prices_path)
         price_problems = table.problems
-
-        def make_token_check() -> TokenCheck:  # one per file: no_price is said once per file
-            return token_limit_check(counter, table, region=region, target=target)
-
     elif fetch_image_sizes:
         raise click.UsageError("--fetch-image-sizes needs --tokens")
     for problem in price_problems:
@@ -121,21 +117,24 @@ def validate(
                     path,
                     target=target,
                     max_errors=max_errors,
-                    token_check=make_token_check() if make_token_check else None,
+                    tokens=check_tokens,
+                    counter=counter,
+                    prices=table,
+                    region=region,
                     max_line_bytes=max_line_bytes,
                     on_progress=advance,
                 )
             )
 
     if output_format == "json":
-        echo_json({"target": target, "files": [r.to_dict() for r in reports]})
+        echo_json({"target": target, "files": [_in_cli_terms(r.to_dict()) for r in reports]})
     elif output_format == "github":
         for report in reports:
             for f in report.findings:
                 line = f",line={f.line}" if f.line else ""
                 click.echo(
-                    f"::{f.severity} file={f.file}{line},title={f.code}::{f.message}"
-                    + (f" ({f.hint})" if f.hint else "")
+                    f"::{f.severity} file={f.file}{line},title={f.code}::{cli_terms(f.message)}"
+                    + (f" ({cli_terms(f.hint)})" if f.hint else "")
                 )
     else:
         for report in reports:
@@ -161,11 +160,11 @@ def print_findings(report: ValidationReport, limit: int | None = None) -> None:
         left = 0
     for f in findings:
         label = click.style(f"{f.severity}[{f.code}]", fg=_COLORS[f.severity], bold=True)
-        click.echo(f"{f.location()}: {label}: {f.message}")
+        click.echo(f"{f.location()}: {label}: {cli_terms(f.message)}")
         if f.path:
             click.echo(f"    --> {f.path}")
         if f.hint:
-            click.echo(f"    = hint: {f.hint}")
+            click.echo(f"    = hint: {cli_terms(f.hint)}")
     for code, n in report.omitted().items():
         click.echo(f"... and {n:,} more {code} (only the first {MAX_FINDINGS_PER_CODE} are listed)")
     if left:
@@ -173,6 +172,15 @@ def print_findings(report: ValidationReport, limit: int | None = None) -> None:
             f"{report.file}: ... and {count(left, 'more finding')} not shown "
             f"(run `jsonl-batch validate {report.file}` to see all)"
         )
+
+
+def _in_cli_terms(report: dict[str, Any]) -> dict[str, Any]:
+    """A report's JSON with the findings' messages and hints naming flags, not parameters."""
+    for finding in report["findings"]:
+        for key in ("message", "hint"):
+            if finding.get(key):
+                finding[key] = cli_terms(finding[key])
+    return report
 
 
 def print_summary(report: ValidationReport) -> None:

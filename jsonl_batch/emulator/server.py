@@ -110,7 +110,7 @@ class Emulator:
             self.engine.close()
             raise ConfigError(
                 f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror}",
-                hint="pick another --port, or --port 0 for a free one",
+                hint="pick another port, or port=0 for a free one",
             ) from None
         self._server = server
         self._thread = threading.Thread(

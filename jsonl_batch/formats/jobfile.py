@@ -137,7 +137,7 @@ def read_job_file(path: str | os.PathLike[str]) -> JobFile:
     if not path.exists():
         raise JobError(
             f"{path}: no such job file",
-            hint="pass the <stem>.job.json that `jsonl-batch submit` wrote",
+            hint="pass the <stem>.job.json that Job.submit wrote",
         )
     data = read_json(path)
     try:
@@ -145,7 +145,7 @@ def read_job_file(path: str | os.PathLike[str]) -> JobFile:
     except ValidationError as exc:
         raise JobError(
             f"{path}: not a valid job file ({first_problem(exc)})",
-            hint="pass the <stem>.job.json written by `jsonl-batch submit`",
+            hint="pass the <stem>.job.json written by Job.submit",
         ) from None
 
 

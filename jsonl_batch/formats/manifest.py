@@ -65,7 +65,7 @@ class ShardInfo(_Documented):
     path: str
     """Relative to the manifest's folder."""
     model: str
-    """``body.model`` of every line ("" when the lines have none; only with ``--force``)."""
+    """``body.model`` of every line ("" when they have none: only a ``force`` split)."""
     url: str
     requests: int
     bytes: int
@@ -137,20 +137,20 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
     if not isinstance(data, dict) or "shards" not in data:
         raise InputError(
             f"{manifest_path}: not a split manifest (no 'shards' list)",
-            hint="pass the <stem>.manifest.json that `jsonl-batch split` wrote",
+            hint="pass the <stem>.manifest.json that split_file wrote",
         )
     if data.get("version") != MANIFEST_VERSION:
         raise InputError(
             f"{manifest_path}: manifest version {data.get('version')!r} is not supported "
             f"(this jsonl-batch reads version {MANIFEST_VERSION})",
-            hint="re-run `jsonl-batch split` with this version",
+            hint="split again with this version (split_file)",
         )
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
         raise InputError(
             f"{manifest_path}: invalid manifest: {first_problem(exc)}",
-            hint="the file was edited or truncated; re-run `jsonl-batch split --overwrite`",
+            hint="the file was edited or truncated; split again with overwrite=True (split_file)",
         ) from None
     return manifest.located_in(manifest_path.parent)
 

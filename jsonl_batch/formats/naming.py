@@ -134,6 +134,13 @@ def results_path(input_path: PathLike, out_dir: PathLike, results_format: str = 
     return Path(out_dir) / f"{stem(input_path)}{suffix}"
 
 
+def results_paths(input_path: PathLike, out_dir: PathLike) -> list[Path]:
+    """Every name a results file of ``input_path`` can have (one per suffix), so that a merge
+    in one format removes the results of another."""
+    suffixes = dict.fromkeys((DEFAULT_RESULTS_SUFFIX, *RESULTS_SUFFIXES.values()))
+    return [Path(out_dir) / f"{stem(input_path)}{suffix}" for suffix in suffixes]
+
+
 def retry_path(input_path: PathLike, out_dir: PathLike) -> Path:
     """Merge's requests to send again, byte for byte."""
     return Path(out_dir) / f"{stem(input_path)}{RETRY_SUFFIX}"

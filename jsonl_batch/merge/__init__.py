@@ -23,19 +23,20 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import MergeError
 from ..formats import naming
 from ..formats.output_lines import Outcome, classify
+from ..formats.response_body import embedding_of, text_of, usage_of
 from ..jsonl import DEFAULT_MAX_LINE_BYTES, AtomicWriter, atomic_write_json
-from ..profiles import load_profile
+from ..profiles import Profile, as_profile
 from ..publish import FileSet, describe
 from .index import ResultFiles
 from .join import Join, Options, shard_ranges
-from .outcome import embedding_of, text_of, usage_of
 from .parallel import default_workers, index_result_files, input_spans, run_parallel
 from .plan import MergePlan, ShardRef, plan_merge, retry_selector
+from .read import read_results
 from .summary import (
     CANCELLED,
     DEFAULT_MEMORY_MB,
@@ -57,9 +58,12 @@ from .summary import (
     load_pricing,
 )
 
+if TYPE_CHECKING:
+    from ..pricing import PriceTable
+
 
 def merge(
-    input_path: str | os.PathLike[str],
+    path: str | os.PathLike[str],
     outputs: Sequence[str | os.PathLike[str]] = (),
     errors: Sequence[str | os.PathLike[str]] = (),
     *,
@@ -68,25 +72,26 @@ def merge(
     include_request: bool = False,
     retry_on: Sequence[str] = DEFAULT_RETRY_ON,
     deployment_map: Mapping[str, str] | None = None,
-    prices: Any = None,
+    prices: PriceTable | str | os.PathLike[str] | None = None,
     estimate: bool = False,
-    target: str = "azure",
+    target: Profile | str = "azure",
     region: str = "global",
     memory_mb: float = DEFAULT_MEMORY_MB,
-    workers: int | None = None,
+    jobs: int | None = None,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     on_progress: Callable[[int], None] | None = None,
 ) -> MergeResult:
     """Join outputs and errors to the input requests; write results and a retry file.
 
-    ``input_path`` is a job file (``*.job.json``), a split manifest (``*.manifest.json``) or
+    ``path`` is a job file (``*.job.json``), a split manifest (``*.manifest.json``) or
     the request file itself. Writes ``<stem>.results.jsonl`` (``.results.csv`` for
     ``results_format="csv"``) and ``<stem>.retry.jsonl`` next to the input or in
-    ``out_dir``, replacing earlier ones (they are derived files). ``prices`` is a
+    ``out_dir``, replacing earlier ones (they are derived files; a results file of the other
+    suffix is removed, so one merge leaves one results file). ``prices`` is a
     ``PriceTable``, a path to a price file, or None for the bundled table; ``target`` and
     ``region`` choose the price row as in ``estimate``. ``estimate`` counts the input tokens
     of every request that came back with usage, to put an estimate next to the actual cost.
-    ``workers`` processes share pass 2 (default: ``default_workers``; 1 = no fork). Lines
+    ``jobs`` processes share both passes (default: ``default_workers``; 1 = no fork). Lines
     longer than ``max_line_bytes`` are skipped and reported.
     """
     if results_format not in RESULTS_FORMATS:
@@ -94,18 +99,18 @@ def merge(
             f"unknown results format {results_format!r}",
             hint="use one of " + ", ".join(RESULTS_FORMATS),
         )
-    profile = load_profile(target)
+    profile = as_profile(target)
     options = Options(
         results_format=results_format,
         include_request=include_request,
         should_retry=retry_selector(retry_on),
         deployment_map=dict(deployment_map or {}),
-        pricing=load_pricing(prices, target, region, estimate, priced=profile.priced),
+        pricing=load_pricing(prices, profile.name, region, estimate, priced=profile.priced),
         max_line_bytes=max_line_bytes,
     )
-    plan = plan_merge(input_path, outputs, errors)
+    plan = plan_merge(path, outputs, errors)
     if not profile.priced:
-        plan.notes.append(f"target {target!r} has no batch prices: costs are left out")
+        plan.notes.append(f"target {profile.name!r} has no batch prices: costs are left out")
     target_dir = Path(out_dir) if out_dir is not None else plan.stem_path.parent
     results_path = naming.results_path(plan.stem_path, target_dir, results_format)
     retry_path = naming.retry_path(plan.stem_path, target_dir)
@@ -124,12 +129,15 @@ def merge(
         staged_results = files.path(results_path.name)
         try:
             result = _join(
-                plan, found, problems, options, workers, progress, staged_results, target_dir
+                plan, found, problems, options, jobs, progress, staged_results, target_dir
             )
         finally:
             found.close()
         staged_retry = files.path(retry_path.name) if result.retry_count else None
         result.results_path = files.publish(results_path.name)
+        for stale in naming.results_paths(plan.stem_path, target_dir):
+            if stale != results_path:
+                files.remove(stale.name)  # one merge, one results file: never an older format
         if staged_retry is None:
             files.remove(retry_path.name)  # no stale retry file from an earlier merge
         else:
@@ -223,6 +231,7 @@ __all__ = [
     "embedding_of",
     "merge",
     "plan_merge",
+    "read_results",
     "retry_selector",
     "text_of",
     "usage_of",

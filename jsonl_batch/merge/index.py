@@ -68,6 +68,7 @@ from .summary import EXAMPLES, Problem, Problems
 ENTRY_BYTES = 125
 _READ = 1 << 22  # bytes of output read at once
 _SPLIT = 1 << 48  # SQLite integers are 64-bit: store packed as (hi, lo)
+_CHECK_PATHS = "check the paths of the output and error files"
 
 NOT_A_REQUEST = "not a request line (no string custom_id); not joined, not retried"
 
@@ -480,14 +481,9 @@ class ResultFiles:
         reported here and copied as empty lines (line numbers stay right), so the copy never
         grows with a line that does not end (``/dev/zero``)."""
         if not path.exists():
-            raise InputError(
-                f"{path}: no such file", hint="check the --output-file/--error-file paths"
-            )
+            raise InputError(f"{path}: no such file", hint=_CHECK_PATHS)
         if path.is_dir():
-            raise InputError(
-                f"{path}: is a directory, not an output file",
-                hint="check --output-file/--error-file",
-            )
+            raise InputError(f"{path}: is a directory, not an output file", hint=_CHECK_PATHS)
         if not path.name.endswith(".gz") and is_regular_file(path):
             return path
         try:
@@ -513,7 +509,7 @@ class ResultFiles:
     def _too_long(self, path: Path, number: int) -> None:
         self.problems.add(
             "invalid_output_line",
-            f"line is longer than {self.max_line_bytes:,} bytes (--max-line-bytes); skipped",
+            f"line is longer than {self.max_line_bytes:,} bytes (max_line_bytes); skipped",
             where=f"{path}:{number}",
         )
 

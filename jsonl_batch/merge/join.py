@@ -15,7 +15,6 @@ ends) is copied as it is rather than reported.
 from __future__ import annotations
 
 import bisect
-import csv
 import io
 import itertools
 import os
@@ -30,9 +29,10 @@ from typing import Any
 import orjson
 
 from ..formats.output_lines import PLAIN_END, UNRECOGNIZED, classify
+from ..formats.response_body import add_usage, request_model
+from ..formats.results import PLAIN_ROW, RowEncoder
 from ..jsonl import BOM, DEFAULT_MAX_LINE_BYTES, AtomicWriter, open_binary, skip_line
 from .index import NOT_A_REQUEST, ResultFiles, parse_request_key, request_keys, text_of_key
-from .outcome import add_usage, embedding_of, request_model, text_of, usage_of
 from .packed import (
     FIELD16,
     FILE_BITS,
@@ -85,23 +85,6 @@ _CHAT_USAGE = re.compile(
 )
 # Bytes a custom_id may not hold to go into a row as it is (else the row is serialised).
 _UNSAFE_ID = re.compile(rb'["\\\x00-\x1f]')
-# A success row, filled with the custom_id, the line number, the usage and the body as they are
-_ROW = (
-    b'{"custom_id":"%b","status":"succeeded","line":%d,"status_code":200,"error":null,'
-    b'"usage":%b,"response":%b}\n'
-)
-CSV_COLUMNS = (
-    "custom_id",
-    "status",
-    "status_code",
-    "error_code",
-    "error_message",
-    "output",
-    "prompt_tokens",
-    "cached_tokens",
-    "completion_tokens",
-    "reasoning_tokens",
-)
 
 
 @dataclass(slots=True)
@@ -194,8 +177,7 @@ class Join:
         self.first_uses = 0  # outputs claimed by this join, and the sum of their keys' hashes
         self.first_use_hash = 0
         self.all_outputs_used = False  # set by a parallel run when the sums prove it
-        self.csv_buffer = io.StringIO()
-        self.csv_writer = csv.writer(self.csv_buffer, lineterminator="\n")
+        self.encoder = RowEncoder(options.results_format, include_request=options.include_request)
 
     def _shard_of(self, number: int, raw: bytes) -> int | None:
         """The shard a source line went to, from the manifest's line ranges (and the model,
@@ -218,10 +200,11 @@ class Join:
     def run(self, results: Any, retry: Any, span: Span | None = None) -> None:
         """Join every request (or those in ``span`` of the source), writing rows to
         ``results`` and lines to ``retry``."""
-        if self.options.results_format == "csv" and (span is None or span[0] == 0):
-            self.csv_writer.writerow(CSV_COLUMNS)
         plan = self.plan
         behind = _WriteBehind(results)
+        header = self.encoder.header()
+        if header and (span is None or span[0] == 0):
+            behind.write_raw(header)
         try:
             if plan.source is not None:
                 self._join_file(plan.source, None, behind, retry, span)
@@ -399,7 +382,7 @@ class Join:
                             group = groups[shard]
                             group.requests += 1
                             group.counts[SUCCEEDED] += 1
-                        rows.append(_ROW % (key, number, usage.group(), data[body:_BODY_END]))
+                        rows.append(PLAIN_ROW % (key, number, usage.group(), data[body:_BODY_END]))
                         pos = line_end
                         continue
             self._join_slow(key, chunk[pos:line_end], number, path, packed, shard, rows, retries)
@@ -433,8 +416,7 @@ class Join:
     def _too_long(self, path: Path, number: int) -> None:
         self.problems.add(
             "invalid_input_line",
-            f"line is longer than {self.options.max_line_bytes:,} bytes (--max-line-bytes);"
-            " skipped",
+            f"line is longer than {self.options.max_line_bytes:,} bytes (max_line_bytes); skipped",
             where=f"{path}:{number}",
         )
 
@@ -530,21 +512,8 @@ class Join:
             retries.append(raw if raw.endswith(b"\n") else raw + b"\n")
         if self.options.include_request and request is None:
             request = _request_of(raw)
-        if self.options.results_format == "full":
-            row: dict[str, Any] = {
-                "custom_id": cid,
-                "status": status,
-                "line": number,
-                "status_code": http_status,
-                "error": None if code is None else {"code": code, "message": message},
-                "usage": usage,
-                "response": body if status == SUCCEEDED else None,
-            }
-            if self.options.include_request:
-                row["request"] = request
-            rows.append(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
-        else:
-            rows.append(self._row(cid, status, http_status, code, message, body, usage, request))
+        encode = self.encoder.encode
+        rows.append(encode(cid, status, number, http_status, code, message, body, usage, request))
 
     def _note_unrecognized(self, packed: int, key: bytes, line: bytes) -> None:
         self.problems.counts[UNRECOGNIZED] += 1
@@ -567,59 +536,6 @@ class Join:
             return
         self.error_stats[code] = ErrorStat(code, 1, status, cid, message, "")
         self.error_where[code] = packed if packed else input_where
-
-    def _row(
-        self,
-        cid: str,
-        status: str,
-        http_status: int | None,
-        code: str | None,
-        message: str | None,
-        body: Any,
-        usage: dict[str, Any] | None,
-        request: Any,
-    ) -> bytes:
-        """A results row in the text, embedding or csv format."""
-        results_format = self.options.results_format
-        succeeded = status == SUCCEEDED
-        if results_format == "csv":
-            content = text_of(body) if succeeded else None
-            if succeeded and content is None and (vector := embedding_of(body)) is not None:
-                content = orjson.dumps(vector).decode()
-            numbers = usage_of(body) if usage is not None else None
-            self.csv_writer.writerow(
-                (
-                    cid,
-                    status,
-                    "" if http_status is None else http_status,
-                    code or "",
-                    message or "",
-                    "" if content is None else content,
-                    *(
-                        (
-                            numbers.prompt_tokens,
-                            numbers.cached_tokens,
-                            numbers.completion_tokens,
-                            numbers.reasoning_tokens,
-                        )
-                        if numbers is not None
-                        else ("", "", "", "")
-                    ),
-                )
-            )
-            text = self.csv_buffer.getvalue()
-            self.csv_buffer.seek(0)
-            self.csv_buffer.truncate()
-            return text.encode("utf-8")
-        row: dict[str, Any] = {"custom_id": cid, "status": status}
-        if results_format == "text":
-            row["text"] = text_of(body) if succeeded else None
-        else:
-            row["embedding"] = embedding_of(body) if succeeded else None
-        row["error"] = None if code is None else {"code": code, "message": message}
-        if request is not None:
-            row["request"] = request
-        return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
 
     # --- several processes: a worker's join hands its counts to this one --------------
 

@@ -131,7 +131,7 @@ def plan_merge(
     if not plan.outputs and not plan.errors and not finished:
         raise InputError(
             f"{path}: no output or error files to merge",
-            hint="pass --output-file and/or --error-file, or a job file with downloaded results",
+            hint="pass outputs=[FILE] and/or errors=[FILE], or a job file with downloaded results",
         )
     if not plan.outputs:
         plan.notes.append(
@@ -163,7 +163,7 @@ def retry_selector(values: Sequence[str]) -> Callable[[str, int | None, str | No
                 statuses.update(NOT_SUCCEEDED)
             elif lower == SUCCEEDED:
                 raise MergeError(
-                    "--retry-on succeeded makes no sense: the retry file holds requests to send"
+                    "retry_on with succeeded makes no sense: the retry file holds requests to send"
                     " again",
                     hint="use failed, expired, cancelled, missing, 4xx, 5xx, 429 or error codes",
                 )

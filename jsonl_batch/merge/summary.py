@@ -19,45 +19,17 @@ from ..formats.output_lines import EXPIRED as EXPIRED
 from ..formats.output_lines import FAILED as FAILED
 from ..formats.output_lines import SUCCEEDED as SUCCEEDED
 from ..formats.output_lines import UNRECOGNIZED
+from ..formats.response_body import Usage as Usage
+from ..formats.results import MISSING as MISSING
+from ..formats.results import RESULTS_FORMATS as RESULTS_FORMATS
+from ..formats.results import STATUSES as STATUSES
 from ..pricing import round_usd
 
-MISSING = "missing"
-STATUSES = (SUCCEEDED, FAILED, EXPIRED, CANCELLED, MISSING)
 NOT_SUCCEEDED = (FAILED, EXPIRED, CANCELLED, MISSING)
 
-RESULTS_FORMATS = ("full", "text", "embedding", "csv")
 DEFAULT_RETRY_ON = NOT_SUCCEEDED
 DEFAULT_MEMORY_MB = 160
 EXAMPLES = 20  # examples kept per kind of problem; counts are always exact
-
-
-@dataclass(slots=True)
-class Usage:
-    """Token totals; reasoning tokens are part of completion tokens, as the API counts them."""
-
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
-    completion_tokens: int = 0
-    reasoning_tokens: int = 0
-
-    def add(self, other: Usage) -> None:
-        self.prompt_tokens += other.prompt_tokens
-        self.cached_tokens += other.cached_tokens
-        self.completion_tokens += other.completion_tokens
-        self.reasoning_tokens += other.reasoning_tokens
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def to_dict(self) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "cached_tokens": self.cached_tokens,
-            "completion_tokens": self.completion_tokens,
-            "reasoning_tokens": self.reasoning_tokens,
-            "total_tokens": self.total_tokens,
-        }
 
 
 @dataclass(slots=True)

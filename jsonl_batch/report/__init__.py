@@ -151,7 +151,7 @@ def read_merge_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("counts"), dict):
         raise InputError(
             f"{path}: not a merge summary",
-            hint="pass the <stem>.merge.json that `jsonl-batch merge` wrote",
+            hint="pass the <stem>.merge.json that merge wrote",
         )
     return data
 
@@ -184,7 +184,7 @@ def build_report(
     target = target or (job.target if job is not None else None) or "azure"
     priced = target in PRICED_TARGETS
     builder = ReportBuilder(
-        f"jsonl-batch report: {naming.stem(sources.path)}",
+        f"Batch report: {naming.stem(sources.path)}",
         group_kind=sources.group_kind,
         now=now,
     )

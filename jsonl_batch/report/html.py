@@ -50,33 +50,32 @@ _UNSAFE = re.compile(
 )
 
 _CSS = """
-:root{--ink:#212529;--muted:#495057;--line:#dee2e6;--soft:#f8f9fa;--accent:#1864ab}
 *{box-sizing:border-box}
 body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Liberation Sans",
-sans-serif;color:var(--ink);background:#fff}
+sans-serif;color:#212529;background:#fff}
 main{max-width:1120px;margin:0 auto;padding:24px 28px 48px}
 h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.25em;margin:36px 0 8px;padding-top:8px;
-border-top:1px solid var(--line)}h3{font-size:1.05em;margin:20px 0 6px}
-p.sub,.muted{color:var(--muted)}p.sub{margin:0 0 16px}
+border-top:1px solid #dee2e6}h3{font-size:1.05em;margin:20px 0 6px}
+p.sub,.muted{color:#495057}p.sub{margin:0 0 16px}
 nav ul{list-style:none;padding:0;margin:12px 0;display:flex;flex-wrap:wrap;gap:6px 18px}
-a{color:var(--accent)}
+a{color:#1864ab}
 .cards{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}
-.card{flex:1 1 180px;border:1px solid var(--line);border-radius:8px;padding:10px 14px;
-background:var(--soft)}
-.card .label{display:block;color:var(--muted);font-size:.85em}
+.card{flex:1 1 180px;border:1px solid #dee2e6;border-radius:8px;padding:10px 14px;
+background:#f8f9fa}
+.card .label{display:block;color:#495057;font-size:.85em}
 .card .value{display:block;font-size:1.45em;font-weight:600;font-variant-numeric:tabular-nums}
-.card .detail{display:block;color:var(--muted);font-size:.85em}
+.card .detail{display:block;color:#495057;font-size:.85em}
 table{border-collapse:collapse;width:100%;margin:8px 0 4px;font-size:.92em}
-caption{text-align:left;color:var(--muted);padding:2px 0 6px;font-size:.95em}
-th,td{padding:5px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
-th{background:var(--soft);font-weight:600}
+caption{text-align:left;color:#495057;padding:2px 0 6px;font-size:.95em}
+th,td{padding:5px 8px;border-bottom:1px solid #dee2e6;text-align:left;vertical-align:top}
+th{background:#f8f9fa;font-weight:600}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.id,td.code{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:.92em}
 td.id{overflow-wrap:anywhere;max-width:28em}
 td.msg{overflow-wrap:anywhere;max-width:34em}
 td.nowrap{white-space:nowrap}
 tbody tr:nth-child(even){background:#fcfcfd}
-tr.total td{font-weight:600;border-top:2px solid var(--line)}
+tr.total td{font-weight:600;border-top:2px solid #dee2e6}
 svg{display:block;width:100%;max-width:980px;height:auto;margin:8px 0}
 .scroll{overflow-x:auto}
 svg text{font:12px system-ui,-apple-system,"Segoe UI",Roboto,"Liberation Sans",sans-serif;
@@ -86,10 +85,10 @@ font-size:.9em}
 .swatch{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:5px;
 vertical-align:-1px}
 td.share{width:100px;min-width:100px}
-.bar{display:inline-block;height:8px;background:var(--accent);border-radius:2px;
+.bar{display:inline-block;height:8px;background:#1864ab;border-radius:2px;
 min-width:1px;vertical-align:middle}
-.empty{color:var(--muted);font-style:italic}
-footer{margin-top:40px;color:var(--muted);font-size:.85em}
+.empty{color:#495057;font-style:italic}
+footer{margin-top:40px;color:#495057;font-size:.85em}
 @media print{main{padding:0}h2{break-after:avoid}svg,table{break-inside:avoid}}
 """
 

@@ -150,8 +150,8 @@ def resolve_connection(
     else:
         raise ConfigError(
             "no service to talk to: no endpoint or base URL given",
-            hint="pass --endpoint https://NAME.openai.azure.com (or set AZURE_OPENAI_ENDPOINT),"
-            " or --base-url http://localhost:4000 for a LiteLLM proxy",
+            hint="pass endpoint=https://NAME.openai.azure.com (or set AZURE_OPENAI_ENDPOINT),"
+            " or base_url=http://localhost:4000 for a LiteLLM proxy",
         )
     url, url_secret = strip_credentials(url.strip())
     url = url.rstrip("/")
@@ -180,8 +180,8 @@ def resolve_connection(
         if not key:
             raise ConfigError(
                 f"no API key for {url}",
-                hint=f"pass --api-key or set {' or '.join(names)}"
-                + (" (or use --auth entra)" if kind == "azure" else ""),
+                hint=f"pass api_key=KEY or set {' or '.join(names)}"
+                + (' (or sign in with auth="entra")' if kind == "azure" else ""),
             )
     return ConnectionSettings(
         kind=kind,
@@ -205,7 +205,7 @@ def _entra_token_provider() -> Callable[[], str]:
     except ImportError:
         raise ConfigError(
             "Microsoft Entra ID sign-in needs the azure-identity package, which is not installed",
-            hint="pip install 'jsonl-batch[entra]', or use an API key (--api-key)",
+            hint="pip install azure-identity, or use an API key (api_key=KEY)",
         ) from None
     provider: Callable[[], str] = get_bearer_token_provider(DefaultAzureCredential(), ENTRA_SCOPE)
     return provider
@@ -314,11 +314,11 @@ def translate_error(
             check = "sign in (az login) with an identity that has 'Cognitive Services OpenAI User'"
         elif settings.kind == "azure":
             check = (
-                "check the key belongs to this resource (--api-key, AZURE_OPENAI_API_KEY or"
+                "check the key belongs to this resource (api_key, AZURE_OPENAI_API_KEY or"
                 " AZURE_API_KEY) and the endpoint is the resource's own"
             )
         else:
-            check = "check --api-key (OPENAI_API_KEY / LITELLM_API_KEY) is valid for this URL"
+            check = "check api_key (OPENAI_API_KEY / LITELLM_API_KEY) is valid for this URL"
         return ServiceError(
             f"{where} refused the credentials while {action}"
             f" (HTTP {exc.status_code}: {_service_message(exc)})",
@@ -329,7 +329,7 @@ def translate_error(
             check = (
                 "check the endpoint is https://NAME.openai.azure.com (no /openai/deployments"
                 f" path) and that api-version {settings.api_version} supports batch"
-                " (--api-version or OPENAI_API_VERSION, e.g. 2024-10-21 or 2025-04-01-preview)"
+                " (api_version or OPENAI_API_VERSION, e.g. 2024-10-21 or 2025-04-01-preview)"
             )
         else:
             check = (
@@ -345,33 +345,131 @@ def translate_error(
         if "deployment" in lowered or "model_not_found" in lowered or "model" in lowered:
             check = (
                 "check body.model names a Global Batch (or Data Zone Batch) deployment of this"
-                " resource, or pass --deployment NAME"
+                " resource, or pass deployments=[NAME]"
             )
         elif "api-version" in lowered or "api version" in lowered:
-            check = "use an api-version that supports batch, e.g. --api-version 2025-04-01-preview"
+            check = "use an api-version that supports batch, e.g. api_version=2025-04-01-preview"
         else:
-            check = "check the request file with `jsonl-batch validate` for this --target"
+            check = "check the request file with validate_file for this target"
         return ServiceError(f"{where} rejected {action}: {text}", hint=check)
     if isinstance(exc, openai.APIConnectionError):
         return ServiceError(
             f"cannot reach {where} while {action}: {exc.message}",
-            hint="check the URL, the network, or that the proxy is running; rerun the same"
-            " command to resume",
+            hint="check the URL, the network, or that the proxy is running; run the same step"
+            " again to resume",
         )
     if isinstance(exc, openai.APIStatusError):
         return ServiceError(
             f"{where} failed while {action} (HTTP {exc.status_code}: {_service_message(exc)})",
-            hint="the service is busy or failing; rerun the same command later to resume",
+            hint="the service is busy or failing; run the same step again later to resume",
         )
     return ServiceError(f"{where}: {action} failed: {exc}")
 
 
+def connect(
+    endpoint: str | None = None,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    api_version: str | None = None,
+    target: str | None = None,
+    auth: Auth | None = None,
+    custom_llm_provider: str | None = None,
+    max_retries: int | None = None,
+    client: openai.OpenAI | None = None,
+) -> Connection:
+    """A :class:`Connection` in one call: from the arguments, else the environment.
+
+    ``endpoint`` is an Azure OpenAI resource (``https://NAME.openai.azure.com``, or
+    ``AZURE_OPENAI_ENDPOINT``); ``base_url`` any OpenAI-compatible URL (OpenAI, a LiteLLM
+    proxy, Azure's ``.../openai/v1``; or ``OPENAI_BASE_URL``). The key is ``api_key``, else
+    ``AZURE_OPENAI_API_KEY`` / ``OPENAI_API_KEY`` (see :func:`resolve_connection`).
+    ``client`` hands over an ``openai.OpenAI`` or ``AzureOpenAI`` client you already have
+    instead (see :meth:`Connection.from_client`).
+
+    >>> connection = connect("https://NAME.openai.azure.com", api_key="...")  # doctest: +SKIP
+    """
+    if client is not None:
+        return Connection.from_client(
+            client, target=target, custom_llm_provider=custom_llm_provider
+        )
+    settings = resolve_connection(
+        endpoint=endpoint,
+        base_url=base_url,
+        api_key=api_key,
+        api_version=api_version,
+        target=target,
+        auth=auth,
+        custom_llm_provider=custom_llm_provider,
+        max_retries=max_retries,
+    )
+    return Connection(settings)
+
+
+def as_connection(
+    value: Connection | openai.OpenAI | None, saved: Mapping[str, Any] | None = None
+) -> Connection:
+    """What every ``connection`` parameter takes: a :class:`Connection`, an SDK client, or
+    None for :func:`connect` from the environment (and a job file's ``saved`` connection)."""
+    if isinstance(value, Connection):
+        return value
+    if value is not None:
+        saved = saved or {}
+        return Connection.from_client(
+            value, target=saved.get("target"), custom_llm_provider=saved.get("custom_llm_provider")
+        )
+    return Connection(resolve_connection(saved=saved))
+
+
 class Connection:
-    """A client plus its settings; every call goes through :meth:`call` for clear errors."""
+    """A client plus its settings; every call goes through :meth:`call` for clear errors.
+
+    Make one with :func:`connect` (from arguments or the environment) or
+    :meth:`from_client` (around an ``openai.OpenAI`` / ``AzureOpenAI`` you already have).
+    """
 
     def __init__(self, settings: ConnectionSettings, client: openai.OpenAI | None = None) -> None:
         self.settings = settings
         self._client = client
+
+    @classmethod
+    def from_client(
+        cls,
+        client: openai.OpenAI,
+        *,
+        target: str | None = None,
+        custom_llm_provider: str | None = None,
+    ) -> Connection:
+        """Use an existing SDK client as it is (its key, retries, timeouts, HTTP client).
+
+        Its endpoint, api-version and sign-in are read from it, for messages and for the job
+        file (which never holds the key). ``target`` defaults as in :func:`resolve_connection`.
+        """
+        import openai
+
+        url, _secret = strip_credentials(str(client.base_url))
+        url = url.rstrip("/")
+        kind: Kind = "openai"
+        version = None
+        auth: Auth = "api_key"
+        if isinstance(client, openai.AzureOpenAI):
+            from openai.lib.azure import API_KEY_SENTINEL
+
+            kind = "azure"
+            url = url.split("/openai", 1)[0]  # {endpoint}/openai[/deployments/NAME]
+            query_version = client.default_query.get("api-version")
+            version = query_version if isinstance(query_version, str) else None
+            auth = "entra" if client.api_key == API_KEY_SENTINEL else "api_key"
+        settings = ConnectionSettings(
+            kind=kind,
+            endpoint=url,
+            target=target or _guess_target(kind, url, custom_llm_provider),
+            api_version=version,
+            auth=auth,
+            custom_llm_provider=custom_llm_provider,
+            max_retries=client.max_retries,
+        )
+        return cls(settings, client)
 
     @property
     def client(self) -> openai.OpenAI:

@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..crash import CRASH_ENV as CRASH_ENV
 from ..crash import CRASH_EXIT_CODE as CRASH_EXIT_CODE
@@ -51,11 +51,15 @@ from ..profiles import load_profile
 from ..publish import FileSet
 from .connection import (
     Connection,
+    as_connection,
     is_token_limit_error,
     is_transient,
     retry_after_seconds,
     translate_error,
 )
+
+if TYPE_CHECKING:  # the SDK loads only when a job talks to a service
+    import openai
 
 CRASH_STEPS = (
     "split",  # manifest written, no job file yet
@@ -147,10 +151,12 @@ def _backoff(attempt: int, base: float, cap: float) -> float:
 class Job:
     """One job file and the service it talks to.
 
-    Library use::
+    Library use (``connection`` is a :class:`Connection`, an ``openai.OpenAI`` /
+    ``AzureOpenAI`` client, or None to connect from the environment)::
 
-        job = Job.submit("data.jsonl", connection)   # split, upload, create (resumable)
-        job.wait(poll_interval=60)                     # refresh, submit queued, download
+        job = Job.submit("data.jsonl", AzureOpenAI(...))  # split, upload, create (resumable)
+        job.wait(poll_interval=60)                          # refresh, submit queued, download
+        job = Job.load("data.job.json")                     # later: the saved endpoint + key
         job.cancel(); job.refresh(); job.download()
     """
 
@@ -158,7 +164,7 @@ class Job:
         self,
         path: Path,
         data: JobFile,
-        connection: Connection | None = None,
+        connection: Connection | openai.OpenAI | None = None,
         *,
         on_event: EventHandler | None = None,
         on_upload: UploadProgress | None = None,
@@ -193,11 +199,11 @@ class Job:
 
     @property
     def connection(self) -> Connection:
-        if self._connection is None:
-            raise JobError(
-                f"{self.path}: no connection to the service was given",
-                hint="pass the endpoint/base URL and key (flags or environment)",
-            )
+        """The connection given, else one to the endpoint saved in the job file, with the key
+        from the environment (made when first needed)."""
+        if not isinstance(self._connection, Connection):
+            saved = self.data.connection.model_dump()
+            self._connection = as_connection(self._connection, saved)
         return self._connection
 
     def save(self) -> None:
@@ -207,9 +213,13 @@ class Job:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], connection: Connection | None = None, **options: Any
+        cls,
+        path: str | os.PathLike[str],
+        connection: Connection | openai.OpenAI | None = None,
+        **options: Any,
     ) -> Job:
-        """Open an existing job file."""
+        """Open an existing job file; without ``connection`` it connects to the endpoint the
+        job file names when it first talks to the service."""
         job_path = Path(path)
         return cls(job_path, read_job_file(job_path), connection, **options)
 
@@ -221,8 +231,8 @@ class Job:
     @classmethod
     def submit(
         cls,
-        input_path: str | os.PathLike[str],
-        connection: Connection,
+        path: str | os.PathLike[str],
+        connection: Connection | openai.OpenAI | None = None,
         *,
         job_path: str | os.PathLike[str] | None = None,
         deployments: Sequence[str] = (),
@@ -234,23 +244,25 @@ class Job:
     ) -> Job:
         """Split (if needed), upload and create a batch per shard; resume an existing job.
 
-        ``input_path`` is a request file or a split manifest. Shards that do not fit under
+        ``path`` is a request file or a split manifest; ``connection`` a :class:`Connection`,
+        an ``openai.OpenAI`` / ``AzureOpenAI`` client, or None for :func:`connect` from the
+        environment. Shards that do not fit under
         ``enqueued_limit`` (input tokens per deployment) stay ``queued``; :meth:`wait` submits
         them as earlier ones finish. A new job first takes over the batches and uploads the
         service already has for the same shard content (:meth:`reconcile`), unless
         ``reuse_existing`` is False.
         """
-        source = Path(input_path)
-        path = Path(job_path) if job_path else naming.job_path(source)
-        if path.exists():
-            job = cls.load(path, connection, **options)
+        source = Path(path)
+        job_file = Path(job_path) if job_path else naming.job_path(source)
+        if job_file.exists():
+            job = cls.load(job_file, connection, **options)
             job._check_same_job(source, deployments, enqueued_limit)
-            job.on_event(f"resuming {path}")
+            job.on_event(f"resuming {job_file}")
         else:
             job = cls._create(
                 source,
-                path,
-                connection,
+                job_file,
+                as_connection(connection),
                 deployments,
                 enqueued_limit,
                 description,
@@ -265,8 +277,8 @@ class Job:
     @classmethod
     def recover(
         cls,
-        input_path: str | os.PathLike[str],
-        connection: Connection,
+        path: str | os.PathLike[str],
+        connection: Connection | openai.OpenAI | None = None,
         *,
         job_path: str | os.PathLike[str] | None = None,
         deployments: Sequence[str] = (),
@@ -277,16 +289,23 @@ class Job:
         """Rebuild a lost job file from the service: split the input as ``submit`` did, then
         take over the batches and uploads of the same shard content. Creates nothing remote;
         ``submit`` or ``wait`` carries on from the job file it writes."""
-        source = Path(input_path)
-        path = Path(job_path) if job_path else naming.job_path(source)
-        if path.exists():
+        source = Path(path)
+        job_file = Path(job_path) if job_path else naming.job_path(source)
+        if job_file.exists():
             raise JobError(
-                f"{path}: already exists",
-                hint="`jsonl-batch wait` or `submit` resume from it; move it away first to"
-                " rebuild it from the service",
+                f"{job_file}: already exists",
+                hint="wait or submit resume from it; move it away first to rebuild it from the"
+                " service",
             )
         job = cls._create(
-            source, path, connection, deployments, enqueued_limit, None, split_limits or {}, options
+            source,
+            job_file,
+            as_connection(connection),
+            deployments,
+            enqueued_limit,
+            None,
+            split_limits or {},
+            options,
         )
         job.reconcile()
         return job
@@ -404,13 +423,13 @@ class Job:
         if _rel(source, self.folder) not in known:
             raise JobError(
                 f"{self.path} belongs to another input ({', '.join(sorted(known))}), not {source}",
-                hint="pass --job NEW.job.json to start a separate job",
+                hint="pass job_path=NEW.job.json to start a separate job",
             )
         if deployments and list(deployments) != self.data.deployments:
             raise JobError(
                 f"{self.path} was submitted with deployments {self.data.deployments},"
                 f" not {list(deployments)}",
-                hint="rerun without --deployment to resume, or pass --job NEW.job.json",
+                hint="resume with the same deployments (or none), or pass job_path=NEW.job.json",
             )
         if enqueued_limit is not None and enqueued_limit != self.data.enqueued_limit:
             self.data.enqueued_limit = enqueued_limit
@@ -444,8 +463,7 @@ class Job:
             raise JobError(
                 f"shard {shard.index} ({shard_path}) has {tokens} input tokens, more than the"
                 f" enqueued-token limit {limit}: it could never be submitted",
-                hint="split again with a token limit (jsonl-batch split --max-tokens)"
-                " or raise --enqueued-limit",
+                hint="split again with a token limit (max_tokens) or raise enqueued_limit",
             )
         return ShardState(
             index=shard.index,
@@ -559,7 +577,7 @@ class Job:
                 raise ServiceError(
                     f"the service could not read the upload of shard {shard.index}"
                     f" ({shard.upload_path}, {shard.file_id}): {status}: {details}",
-                    hint="validate the shard (jsonl-batch validate), then rerun submit",
+                    hint="validate the shard (validate_file), then submit again",
                 )
             if status not in ("pending", "uploaded", "running"):
                 shard.file_status = status
@@ -568,7 +586,7 @@ class Job:
             self.sleep(min(10.0, 0.5 * attempt))
         raise ServiceError(
             f"the upload of shard {shard.index} ({shard.file_id}) is still being processed",
-            hint="rerun the same command later: it continues from here",
+            hint="run the same step again later: it continues from here",
         )
 
     def _find_uploads(self, names: set[str]) -> dict[str, tuple[str, str | None]]:
@@ -1007,7 +1025,7 @@ def _rewrite_model(source: Path, target: Path, deployment: str) -> tuple[str, in
             if not line.ok or not isinstance(line.obj.get("body"), dict):
                 raise InputError(
                     f"{source}:{line.number}: not a request line with a body",
-                    hint="validate the file first: jsonl-batch validate",
+                    hint="validate the file first (validate_file)",
                 )
             line.obj["body"]["model"] = deployment
             raw = dumps_line(line.obj)

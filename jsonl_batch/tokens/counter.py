@@ -49,7 +49,7 @@ class TokenCounter:
     ) -> None:
         self.deployment_map = dict(deployment_map or {})
         self.image_size = image_size
-        """Sizes remote images (``--fetch-image-sizes``); without it they count as a range."""
+        """Sizes remote images (``RemoteImageSizes``); without it they count as a range."""
         self.cache_size = max(0, cache_size)
         self._caches: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
         self._resolved: dict[str, tuple[str, tuple[str, ...]]] = {}

@@ -1,15 +1,44 @@
 """What a response body holds: usage, assistant text, embedding.
 
 The status and error of an output line are read by :mod:`jsonl_batch.formats.output_lines`;
-these read the body it hands back. The merge's fast path reads the usual shapes from bytes
-instead (see ``join``) and falls back to these for everything else.
+these read the body it hands back (merge when it joins, :mod:`.results` when it reads merge's
+rows back). The merge's fast path reads the usual shapes from bytes instead (see
+``merge/join``) and falls back to these for everything else.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from .summary import Usage
+
+@dataclass(slots=True)
+class Usage:
+    """Token totals; reasoning tokens are part of completion tokens, as the API counts them."""
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    def add(self, other: Usage) -> None:
+        self.prompt_tokens += other.prompt_tokens
+        self.cached_tokens += other.cached_tokens
+        self.completion_tokens += other.completion_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "cached_tokens": self.cached_tokens,
+            "completion_tokens": self.completion_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "total_tokens": self.total_tokens,
+        }
 
 
 def usage_of(body: Any) -> Usage | None:
