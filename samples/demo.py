@@ -101,7 +101,7 @@ def main() -> None:
     # One request in five fails inside the batch (seeded, so always the same ones): the
     # merge below then has something to put in the retry file.
     config = EmulatorConfig(
-        speed=5000,
+        speed=50,  # a batch takes ~3 s: the report's timeline shows each of its phases
         deployments={"gpt-4o-batch": "gpt-4o-2024-08-06"},
         faults=Faults(request_failure_rate=0.2, request_failure_statuses=[429]),
     )
