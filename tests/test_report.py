@@ -408,7 +408,7 @@ def test_job_report_shows_statuses_errors_and_the_timeline(tmp_path: Path) -> No
 
     timeline = page.table("timeline")
     assert [row[0] for row in timeline[1:]] == shards
-    assert page.row("timeline", "shard 1")["took"] == "31m 40s"
+    assert page.row("timeline", "shard 1")["took"] == "31m40s"
     # a running shard gets an expected end from its pace: 4 of 10 in 900 s
     assert page.row("timeline", "shard 2")["expected end"] != "—"
     times = [attrs["datetime"] for name, attrs in page.tags if name == "time"]
@@ -500,22 +500,6 @@ def test_top_requests_and_histogram_match_sorting_everything(
     assert sum(n for _, _, n, _ in rows) == len(items)
     for tokens, _ in items:
         assert any(low <= tokens <= high and n for low, high, n, _ in rows)
-
-
-@given(st.floats(min_value=1e-12, max_value=1e9))
-def test_money_never_rounds_a_cost_to_zero(value: float) -> None:
-    shown = usd(value)
-    assert shown.startswith("$") and re.search(r"[1-9]", shown)
-    if value >= 1000:
-        assert "," in shown
-
-
-def test_money_formats() -> None:
-    assert usd(0.000947) == "$0.000947"
-    assert usd(0.5) == "$0.50"
-    assert usd(1234.5) == "$1,234.50"
-    assert usd(0) == "$0.00"
-    assert usd(None) == "—"
 
 
 def test_a_summary_from_before_per_model_costs_gives_its_one_model_the_total(

@@ -25,9 +25,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from ..display import clock_time, count, duration, number, percent, short_id, size
 from ..formats.batch import TERMINAL_STATUSES
 from ..service.job import Job
-from ._format import clock_time, count, duration, number, percent, short_id, size
 from ._tables import add_row, new_table, print_table
 
 _STATUS_STYLES = {

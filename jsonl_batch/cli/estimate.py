@@ -11,6 +11,7 @@ from typing import Any
 import click
 from rich.padding import Padding
 
+from ..display import count, number, size, usd
 from ..estimate import EstimateResult, ModelRow, combine_results, estimate_file
 from ..jsonl import AtomicWriter
 from ..pricing import TARGETS as PRICED_TARGETS
@@ -33,7 +34,6 @@ from ._common import (
     region_option,
     target_option,
 )
-from ._format import count, number, size, usd
 from ._tables import add_row, new_table, print_table
 from .report import report_option, written_line
 

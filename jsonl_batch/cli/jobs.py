@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ..display import count, duration, iso_time, local_time, number, short_id, size
 from ..formats.batch import timestamp_of
 from ..formats.jobfile import read_job_file
 from ..formats.naming import JOB_SUFFIX
@@ -18,7 +19,6 @@ from ..profiles import TARGETS
 from ..service.connection import Connection, resolve_connection
 from ..service.job import Job
 from ._common import QUANTITY, echo_json, format_option, handle_errors, input_path, target_option
-from ._format import count, duration, iso_time, local_time, number, short_id, size
 from ._jobview import JobProgress, print_status
 from ._tables import add_row, console, new_table, print_table
 

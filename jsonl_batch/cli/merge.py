@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from ..display import count, number, usd
 from ..merge import DEFAULT_MEMORY_MB, RESULTS_FORMATS, Cost, MergeResult, merge, plan_merge
 from ._common import (
     cli_terms,
@@ -25,7 +26,6 @@ from ._common import (
     region_option,
     target_option,
 )
-from ._format import count, number, usd
 from .report import report_option, written_line
 
 

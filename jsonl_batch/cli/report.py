@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..display import size as shown_size
 from ..formats import naming
 from ..pricing import TARGETS as PRICED_TARGETS
 from ._common import (
@@ -25,7 +26,6 @@ from ._common import (
     region_option,
     target_option,
 )
-from ._format import size as shown_size
 
 if TYPE_CHECKING:
     from ..report import Report

@@ -6,6 +6,7 @@ import os
 
 import click
 
+from ..display import count, number
 from ..formats.manifest import Manifest
 from ..split import SplitRefused, split_file
 from ._common import (
@@ -21,7 +22,6 @@ from ._common import (
     read_deployment_map,
     target_option,
 )
-from ._format import count, number
 from ._tables import add_row, new_table, print_table
 from .validate import print_findings, print_summary
 

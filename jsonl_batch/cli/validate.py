@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ..display import count, number
 from ..validate import MAX_FINDINGS_PER_CODE, ValidationReport, validate_file
 from ._common import (
     cli_terms,
@@ -23,7 +24,6 @@ from ._common import (
     region_option,
     target_option,
 )
-from ._format import count, number
 
 _COLORS = {"error": "red", "warning": "yellow"}
 

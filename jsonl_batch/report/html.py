@@ -10,12 +10,14 @@ could disguise it (control characters, bidirectional overrides, lone surrogates)
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import math
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .. import display
 from .collect import CostRow, Report, ShardTimeline
 
 WIDTH = 760
@@ -104,23 +106,12 @@ def text(value: Any, limit: int | None = None) -> str:
     return html.escape(_UNSAFE.sub("\ufffd", raw), quote=True)
 
 
-def usd(value: float | None) -> str:
-    """US dollars with thousands separators and three significant digits below a dollar:
-    a cost that is not zero never shows as 0."""
-    if value is None:
-        return "—"
-    if value == 0:
-        return "$0.00"
-    sign = "−" if value < 0 else ""
-    size = abs(value)
-    if size >= 1 or round(size, 2) == size:
-        return f"{sign}${size:,.2f}"
-    decimals = min(12, 2 - math.floor(math.log10(size)))
-    return f"{sign}${size:,.{decimals}f}"
+# Money as every command writes it (``display``); "—" where a figure is unknown.
+usd = functools.partial(display.usd, unknown="—")
 
 
 def count(value: int | None) -> str:
-    return "—" if value is None else f"{value:,}"
+    return "—" if value is None else display.number(value)
 
 
 def token_range(low: int, expected: int, high: int) -> str:
@@ -140,10 +131,8 @@ def short_tokens(value: int) -> str:
 def percent(part: float, whole: float) -> str:
     if not whole:
         return "—"
-    share = 100 * part / whole
-    if 0 < share < 0.1:
-        return "<0.1 %"
-    return f"{share:.1f} %"
+    share = part / whole
+    return "<0.1%" if 0 < share < 0.001 else display.percent(share)
 
 
 def when(seconds: float | None) -> dt.datetime | None:
@@ -164,16 +153,7 @@ def time_tag(seconds: float | None, shown: str = "%Y-%m-%d %H:%M:%S %z") -> str:
 
 
 def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+    return "—" if seconds is None else display.duration(seconds)
 
 
 def _num(value: float) -> str:
@@ -398,7 +378,7 @@ def _cost_cells(row: CostRow, *, with_status: bool, merged: bool) -> list[str]:
     expected = estimate.expected if estimate else None
     if merged and row.actual_usd is not None and expected:
         change = 100 * (row.actual_usd - expected) / expected
-        cells.append(f"{change:+.0f} %")
+        cells.append(f"{change:+.0f}%")
     else:
         cells.append("—")
     return cells

@@ -1,5 +1,6 @@
-"""How the command line writes numbers, money, times and ids: one rule each, used by every
-command, so ``100000 requests`` never stands next to ``35,761,833 prompt``.
+"""How numbers, money, times and ids are written for people: one rule each, used by every
+command and by the HTML report, so ``100000 requests`` never stands next to
+``35,761,833 prompt``.
 
 Text is for people: thousands separators, dollars to cents (three significant digits below
 a dollar, so a cheap file never shows ``$0.00``), local time, long ids shortened in the
