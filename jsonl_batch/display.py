@@ -5,7 +5,7 @@ command and by the HTML report, so ``100000 requests`` never stands next to
 Text is for people: thousands separators, dollars to cents (three significant digits below
 a dollar, so a cheap file never shows ``$0.00``), local time, long ids shortened in the
 middle. JSON is for machines: whole ids, times in ISO 8601 with their offset, money from
-:func:`jsonl_batch.pricing.round_usd` (never rounded to zero).
+:func:`round_usd` (never rounded to zero).
 """
 
 from __future__ import annotations
@@ -109,3 +109,11 @@ def short_id(value: str | None, width: int = ID_WIDTH) -> str:
     head = (width - 1) // 2
     tail = width - 1 - head
     return f"{value[:head]}…{value[-tail:]}"
+
+
+USD_SIGNIFICANT_DIGITS = 10
+
+
+def round_usd(value: float | None) -> float | None:
+    """A cost for machine output (JSON, per-request lines): never rounded to zero."""
+    return None if value is None else float(f"{value:.{USD_SIGNIFICANT_DIGITS}g}")

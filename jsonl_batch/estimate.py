@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .display import round_usd
 from .errors import ConfigError, JsonlBatchError, PriceNotFound
 from .jsonl import (
     BLANK,
@@ -37,7 +38,7 @@ from .jsonl import (
     read_lines,
     source_name,
 )
-from .pricing import REGIONS, TARGETS, ModelPrice, PriceTable, no_price_hint, round_usd
+from .pricing import REGIONS, TARGETS, ModelPrice, PriceTable, no_price_hint
 from .profiles import Profile, as_profile
 from .tokens import FLAG_NOT_COUNTABLE, FLAG_REMOTE_IMAGE, FLAG_UNKNOWN_MODEL, TokenCounter
 from .tokens.context import ImageSizeLookup

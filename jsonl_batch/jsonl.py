@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import itertools
 import os
 import re
@@ -509,6 +510,14 @@ class AtomicWriter:
         self._tmp_path: Path | None = None
         self._file: BinaryIO | None = None
         self._stream: BinaryIO | None = None
+        # the sha256 of what is written, kept on the way (a marker names files with it):
+        # hashing here overlaps the writing instead of reading a big file back afterwards
+        self._digest = None if self.path.name.endswith(".gz") else hashlib.sha256()
+
+    @property
+    def sha256(self) -> str | None:
+        """The sha256 of the bytes written so far; None for a ``.gz`` target."""
+        return None if self._digest is None else self._digest.hexdigest()
 
     def open(self) -> AtomicWriter:
         directory = self.path.parent
@@ -544,6 +553,8 @@ class AtomicWriter:
             self._stream.write(data)
         except OSError as exc:
             raise storage_error(exc, self.shown_as, "write it") from None
+        if self._digest is not None:
+            self._digest.update(data)
         self.bytes += len(data)
 
     def write(self, obj: Any) -> None:
@@ -583,6 +594,9 @@ class AtomicWriter:
                 if copied == 0:
                     break
                 at += copied
+            if self._digest is not None:  # the kernel copied them: read them for the hash
+                for offset in range(start, at, _BUFFER):
+                    self._digest.update(os.pread(part.fileno(), min(_BUFFER, at - offset), offset))
         self.bytes += at - start
 
     def write_many(self, objects: Iterable[Any]) -> None:

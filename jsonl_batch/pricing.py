@@ -70,14 +70,6 @@ REGIONS: dict[str, tuple[Scope, ...]] = {
 TARGETS = ("azure", "openai", "litellm")
 # Money in JSON keeps this many significant digits: float noise goes (0.30000000000000004),
 # cents stay up to $100M, and a cost above zero never rounds to 0 (a cheap file's 1e-7).
-USD_SIGNIFICANT_DIGITS = 10
-
-
-def round_usd(value: float | None) -> float | None:
-    """A cost for machine output (JSON, per-request lines): never rounded to zero."""
-    return None if value is None else float(f"{value:.{USD_SIGNIFICANT_DIGITS}g}")
-
-
 # LiteLLM's dated-snapshot rule (``_model_cost_lookup_order`` in litellm/utils.py)
 _DATED_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 # Provider prefixes a model name may carry (LiteLLM keys, deployment maps): prefix -> scope.

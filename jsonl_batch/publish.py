@@ -262,9 +262,12 @@ class FileSet:
             self._lock = None
 
 
-def describe(paths: dict[str, Path | None]) -> dict[str, Any]:
+def describe(
+    paths: dict[str, Path | None], known: dict[str, str | None] | None = None
+) -> dict[str, Any]:
     """``{role: {"path": name, "bytes": n, "sha256": hex}}`` of files about to be published
-    (None for a role with no file), for the marker that names the set."""
+    (None for a role with no file), for the marker that names the set. ``known`` gives the
+    sha256 of files whose writer kept it (no need to read them back)."""
     named: dict[str, Any] = {}
     for role, path in paths.items():
         if path is None:
@@ -274,7 +277,7 @@ def describe(paths: dict[str, Path | None]) -> dict[str, Any]:
             named[role] = {
                 "path": path.name,
                 "bytes": path.stat().st_size,
-                "sha256": sha256_file(path),
+                "sha256": (known or {}).get(role) or sha256_file(path),
             }
         except OSError as exc:
             raise storage_error(exc, path, "read it back") from None

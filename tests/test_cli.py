@@ -16,8 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jsonl_batch.cli import COMMANDS, main
-from jsonl_batch.display import count, duration, iso_time, short_id, usd
-from jsonl_batch.pricing import round_usd
+from jsonl_batch.display import count, duration, iso_time, round_usd, short_id, usd
 from jsonl_batch.profiles import TARGETS
 
 from .conftest import SAMPLES

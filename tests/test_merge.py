@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -835,3 +836,9 @@ def test_reads_shorter_than_a_line_give_the_same_results(
             ).read_bytes()
         paths = {"results": "", "retry": "", "summary": ""}
         assert got.to_dict() | paths == expected.to_dict() | paths
+        # the summary names the files by the sha256 kept while writing (parts appended too)
+        summary = json.loads((tmp_path / f"{workers}" / "in.merge.json").read_bytes())
+        for role in ("results", "retry"):
+            named = summary["files"][role]
+            data = (tmp_path / f"{workers}" / named["path"]).read_bytes()
+            assert named["sha256"] == hashlib.sha256(data).hexdigest()

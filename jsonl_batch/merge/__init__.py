@@ -128,7 +128,7 @@ def merge(
         )
         staged_results = files.path(results_path.name)
         try:
-            result = _join(
+            result, digests = _join(
                 plan, found, problems, options, jobs, progress, staged_results, target_dir
             )
         finally:
@@ -144,7 +144,9 @@ def merge(
             result.retry_path = files.publish(retry_path.name)
         result.summary_path = summary_path
         marker = result.to_dict()
-        marker["files"] = describe({"results": staged_results, "retry": staged_retry})
+        marker["files"] = describe(
+            {"results": staged_results, "retry": staged_retry}, known=digests
+        )
         atomic_write_json(files.path(summary_path.name), marker)
         files.publish(summary_path.name)
         files.commit()
@@ -160,9 +162,9 @@ def _join(
     progress: Callable[[int], None],
     results_path: Path,
     target_dir: Path,
-) -> MergeResult:
+) -> tuple[MergeResult, dict[str, str | None]]:
     """Both passes, writing the results and the retry file into the staging folder that
-    ``results_path`` is in (errors name them in ``target_dir``)."""
+    ``results_path`` is in (errors name them in ``target_dir``); also their sha256."""
     # Millions of short-lived, acyclic objects: the cyclic garbage collector would scan the
     # big index again and again for nothing. Reference counting frees everything.
     collecting = gc.isenabled()
@@ -201,7 +203,8 @@ def _join(
                 join = run_parallel(make_join, spans, results, retry)
             if join.retry_count == 0:
                 retry.abort()
-        return join.finish(results_path, retry_path)
+        digests = {"results": results.sha256, "retry": retry.sha256}
+        return join.finish(results_path, retry_path), digests
     finally:
         if collecting:
             gc.enable()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..display import round_usd
 from ..errors import JsonlBatchError
 from ..formats.output_lines import CANCELLED as CANCELLED
 from ..formats.output_lines import EXPIRED as EXPIRED
@@ -23,7 +24,6 @@ from ..formats.response_body import Usage as Usage
 from ..formats.results import MISSING as MISSING
 from ..formats.results import RESULTS_FORMATS as RESULTS_FORMATS
 from ..formats.results import STATUSES as STATUSES
-from ..pricing import round_usd
 
 NOT_SUCCEEDED = (FAILED, EXPIRED, CANCELLED, MISSING)
 

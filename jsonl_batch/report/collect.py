@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._version import __version__
+from ..display import round_usd
 from ..estimate import EstimateResult, ModelRow, combine_results
 from ..formats.batch import BATCH_TIMES
 from ..merge.summary import STATUSES
-from ..pricing import round_usd
 
 TOP_REQUESTS = 20
 MAX_NOTES = 40
