@@ -45,6 +45,7 @@ _PARSE_OPTIONS: dict[str, Any] = {
 _BUFFER = 1 << 20
 _SCAN = 1 << 16  # bytes read at a time looking for a line end
 _PIECE = 1 << 20  # a long line is read in pieces of this size, so one over the cap is never whole
+_SPOOL_BYTES = 16 << 20  # past this, a line's pieces wait on disk until the line ends
 # The longest line the readers keep. No service accepts a longer one: a line cannot be longer
 # than the file that holds it, and a batch input file is at most 200 MB on Azure OpenAI and on
 # OpenAI (research/batch-api-spec.md section 1: Azure "Maximum input file size 200 MB"
@@ -289,23 +290,45 @@ def iter_raw_lines(
 
 
 def _rest_of_line(readline: Any, first: bytes, piece: int, max_line_bytes: int) -> bytes | int:
+    """The rest of a line longer than one piece: its bytes, or its length when it is over
+    ``max_line_bytes``. Past ``_SPOOL_BYTES`` the pieces wait in a temporary file, so a line
+    that never ends (``/dev/zero``) costs that much memory, not the cap."""
     pieces = [first]
     size = len(first)
-    while True:
-        more = readline(piece)
-        size += len(more)
-        if size > max_line_bytes:
-            pieces.clear()
-            while more and more[-1] != 0x0A:  # skip to the line's end, a piece at a time
-                more = readline(piece)
-                size += len(more)
-            return size
-        if not more:
-            break
-        pieces.append(more)
-        if more[-1] == 0x0A:
-            break
-    return b"".join(pieces)
+    spool: IO[bytes] | None = None
+    try:
+        while True:
+            more = readline(piece)
+            size += len(more)
+            if size > max_line_bytes:
+                while more and more[-1] != 0x0A:  # skip to the line's end, a piece at a time
+                    more = readline(piece)
+                    size += len(more)
+                return size
+            if not more:
+                break
+            pieces.append(more)
+            if spool is None and size > _SPOOL_BYTES:
+                spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+            if spool is not None:
+                spool.writelines(pieces)
+                pieces.clear()
+            if more[-1] == 0x0A:
+                break
+        if spool is None:
+            return b"".join(pieces)
+        spool.seek(0)
+        return spool.read()
+    finally:
+        if spool is not None:
+            spool.close()
+
+
+def finish_line(stream: Any, first: bytes, max_line_bytes: int) -> bytes | int:
+    """The whole of a line whose first bytes (no newline among them) were already read: its
+    bytes, or its length when it is over ``max_line_bytes`` (then read and dropped). Never
+    reads past the line's end; holds at most ``_SPOOL_BYTES`` of it in memory meanwhile."""
+    return _rest_of_line(stream.readline, first, min(_PIECE, max_line_bytes + 1), max_line_bytes)
 
 
 def skip_line(stream: Any, block: int = _SCAN) -> tuple[int, bytes]:

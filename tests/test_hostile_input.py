@@ -251,13 +251,18 @@ def test_a_million_blank_lines_stay_in_bounded_memory(tmp_path: Path) -> None:
     ],
     ids=["validate", "split", "estimate", "merge-input", "merge-output"],
 )
-def test_an_endless_line_is_read_in_bounded_memory(tmp_path: Path, args: list[str]) -> None:
+@pytest.mark.parametrize("cap", ["4MiB", None], ids=["cap-4MiB", "default-cap"])
+def test_an_endless_line_is_read_in_bounded_memory(
+    tmp_path: Path, args: list[str], cap: str | None
+) -> None:
     # Before: validate and estimate grew to GBs (MemoryError), merge to 1 GB, merge --output
-    # /dev/zero copied it to disk without end. With a 4 MiB cap the line is skipped as it
-    # streams by; the process is killed after 2 s (it never ends: the line never does).
+    # /dev/zero copied it to disk without end. Under the cap the line's first 16 MiB stay in
+    # memory and the rest waits on disk; over it, the line is skipped as it streams by. The
+    # process is killed after 2 s (it never ends: the line never does).
     (tmp_path / "in.jsonl").write_bytes(jsonl([request(1)]))
     (tmp_path / "out.jsonl").write_bytes(jsonl([output(1)]))
-    command = [*JSONL_BATCH, *(a.format(tmp=tmp_path) for a in args), "--max-line-bytes", "4MiB"]
+    capped = ["--max-line-bytes", cap] if cap else []
+    command = [*JSONL_BATCH, *(a.format(tmp=tmp_path) for a in args), *capped]
     peak_mb, status, stderr = run_measured(command, seconds=2, env=ENV)
     assert status == -9, stderr  # still reading
     assert peak_mb < 100, peak_mb
@@ -327,3 +332,18 @@ def test_a_folder_where_a_file_belongs_is_a_clear_error(tmp_path: Path) -> None:
         result = cli(*args)
         assert result.exit_code in (1, 2) and "is a directory" in result.output
         assert isinstance(result.exception, SystemExit)
+
+
+def test_a_line_longer_than_what_stays_in_memory_comes_back_whole(tmp_path: Path) -> None:
+    # past 16 MiB a line's pieces wait in a temporary file until it ends: it must come back
+    # byte for byte, to the reader and to merge (which hands long lines to the reader)
+    big = request(1, "x" * (20 << 20))
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(jsonl([big, request(2)]))
+    lines = list(read_lines(path))
+    assert [line.obj["custom_id"] for line in lines] == ["r1", "r2"]
+    assert b"".join(line.raw for line in lines) == path.read_bytes()
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(jsonl([output(1), output(2)]))
+    result = merge(path, [out], out_dir=tmp_path / "m")
+    assert result.total.counts["succeeded"] == 2 and result.ok

@@ -31,7 +31,7 @@ import orjson
 from ..formats.output_lines import PLAIN_END, UNRECOGNIZED, classify
 from ..formats.response_body import add_usage, request_model
 from ..formats.results import PLAIN_ROW, RowEncoder
-from ..jsonl import BOM, DEFAULT_MAX_LINE_BYTES, AtomicWriter, open_binary, skip_line
+from ..jsonl import BOM, DEFAULT_MAX_LINE_BYTES, AtomicWriter, finish_line, open_binary
 from .index import NOT_A_REQUEST, ResultFiles, parse_request_key, request_keys, text_of_key
 from .packed import (
     FIELD16,
@@ -70,6 +70,7 @@ from .summary import (
 
 _KICK_BYTES = 64 << 20  # results written between two starts of the disk write-back
 _CHUNK = 1 << 22  # bytes of requests read at once (one SQLite lookup per chunk when spilled)
+_LONG_LINE = 8 << 20  # a line without its end this long is finished by the reader
 Span = tuple[int, int, int]  # a part of the source: first byte, end byte, lines before it
 # Status of a request with no output line, by the status of the batch (shard) it was in.
 _NEVER_CAME_BACK = {EXPIRED: EXPIRED, CANCELLED: CANCELLED}
@@ -223,6 +224,7 @@ class Join:
         start, stop, number = span or (0, -1, 0)
         progress = self.on_progress
         max_line = self.options.max_line_bytes
+        long_line = min(max_line, _LONG_LINE)
         with open_binary(path) as stream:
             plain = stream.seekable()  # a file, not gzip or a pipe
             if start:
@@ -240,19 +242,20 @@ class Join:
                 if number == 0 and at == 0 and chunk.startswith(BOM):
                     at = 3
                 cut = chunk.rfind(b"\n") + 1 if data else len(chunk)
-                if not cut and len(chunk) > max_line:  # one line longer than the cap: skip it
-                    skipped, after = skip_line(stream)
-                    number += 1
-                    self._too_long(path, number)
-                    progress(len(chunk) + skipped)
-                    if remaining >= 0:  # a span of a plain file: go on right after the line
-                        remaining -= skipped + len(after)
-                        if after:
-                            stream.seek(-len(after), io.SEEK_CUR)
-                            remaining += len(after)
-                        after = b""
-                    rest, at = after, 0
-                    continue
+                if not cut and len(chunk) > long_line:
+                    # a long line: read the rest of it through the reader, which drops it when
+                    # over the cap and keeps at most 16 MiB of it in memory meanwhile
+                    line = finish_line(stream, chunk, max_line)
+                    got = line if isinstance(line, int) else len(line)
+                    if remaining >= 0:  # a span ends at a line end: never read past it
+                        remaining -= got - len(chunk)
+                    if isinstance(line, int):
+                        number += 1
+                        self._too_long(path, number)
+                        progress(got)
+                        rest, at = b"", 0
+                        continue
+                    chunk, cut, data = line, len(line), line
                 if cut:
                     rows, retries, number = self._join_block(chunk, at, cut, number, path, shard)
                     results.write_raw(b"".join(rows))
