@@ -340,6 +340,55 @@ class Job:
         return job
 
     @classmethod
+    def retry_elsewhere(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        resources: Sequence[Resource] = (),
+        job_path: str | os.PathLike[str] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Send a merged job's retry file (``<stem>.retry.jsonl``: the requests that failed,
+        expired or never came back) as a new job, ``<stem>.retry.job.json``, on resources
+        other than those its failures came from (used only for models no other serves).
+
+        ``resources`` default to the merged job's own; rerunning resumes the retry job."""
+        original_path = Path(path)
+        original = read_job_file(original_path)
+        resources = list(resources) or list(original.resources)
+        if not resources:
+            raise JobError(
+                f"{original_path}: ran on one resource, so there is nowhere else to retry",
+                hint="pass resources=[...] (a resources file) to retry it elsewhere",
+            )
+        retry_file = naming.retry_path(original_path, original_path.parent)
+        if not retry_file.exists():
+            raise JobError(
+                f"{retry_file}: no retry file next to the job",
+                hint="merge the job first (jsonl-batch merge JOB); a job whose requests all"
+                " succeeded has no retry file",
+            )
+        troubled = {
+            shard.resource
+            for shard in original.shards
+            if shard.resource
+            and (shard.status != "completed" or shard.request_counts.failed or shard.moves)
+        }
+        down = {name for name, state in original.resource_state.items() if state.down_since}
+        job = cls.submit(
+            retry_file,
+            None,
+            job_path=job_path,
+            resources=resources,
+            avoid_resources=sorted(troubled | down),
+            **options,
+        )
+        if job.data.retry_of is None:
+            job.data.retry_of = _rel(original_path, job.folder)
+            job.save()
+        return job
+
+    @classmethod
     def recover(
         cls,
         path: str | os.PathLike[str],

@@ -1,0 +1,246 @@
+"""Multi-resource jobs (issue 18) end to end: three emulators on 127.0.0.1 with different
+deployment names and quotas, the real ``openai`` SDK, the CLI through click's CliRunner.
+
+A 12-shard job spreads in proportion to quota; a deployment named differently on each
+resource gets the shard rewritten (byte-exact where the name already matches); a resource
+that stops answering has its shards not yet created finish elsewhere; merge is complete and
+in input order, with cost and usage per resource.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from click.testing import CliRunner, Result
+
+from jsonl_batch.cli import main
+from jsonl_batch.emulator import Emulator, EmulatorConfig
+from jsonl_batch.errors import ConfigError
+from jsonl_batch.formats.jobfile import read_job_file
+from jsonl_batch.formats.resources import (
+    Deployment,
+    Resource,
+    read_resources,
+    resources_from_items,
+)
+from jsonl_batch.service import Job, planner
+
+# resource name -> (its deployment name for gpt-4o, configured enqueued-token quota)
+LAYOUT = {"east": ("gpt4o-east", 300_000), "west": ("gpt-4o", 200_000), "north": ("b4o", 100_000)}
+KEY_VARS = {name: f"KEY_{name.upper()}" for name in LAYOUT}
+
+
+@pytest.fixture
+def emulators(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Emulator]]:
+    """Three emulators, each knowing only its own deployment name, keys in the environment."""
+    servers: dict[str, Emulator] = {}
+    for name, (deployment, _quota) in LAYOUT.items():
+        config = EmulatorConfig(speed=3000, deployments={deployment: "gpt-4o-2024-08-06"})
+        servers[name] = Emulator(config).start()
+        monkeypatch.setenv(KEY_VARS[name], servers[name].api_key)
+    yield servers
+    for server in servers.values():
+        server.close()
+
+
+def write_resources(path: Path, servers: dict[str, Emulator]) -> Path:
+    lines = []
+    for name, (deployment, quota) in LAYOUT.items():
+        lines += [
+            f"[resources.{name}]",
+            f'endpoint = "{servers[name].base_url}"',
+            f'api-key-env = "{KEY_VARS[name]}"',
+            f"[resources.{name}.deployments.{deployment}]",
+            'model = "gpt-4o"',
+            f"enqueued-token-quota = {quota}",
+            "",
+        ]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def write_requests(path: Path, n: int) -> Path:
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "custom_id": f"req-{i:03d}",
+                    "method": "POST",
+                    "url": "/chat/completions",
+                    "body": {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]},
+                }
+            )
+            + "\n"
+            for i in range(n)
+        )
+    )
+    return path
+
+
+def run(*args: str, code: int = 0) -> Result:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == code, (result.output, result.stderr)
+    return result
+
+
+def batches_on(server: Emulator) -> list[Any]:
+    client = openai.AzureOpenAI(
+        azure_endpoint=server.base_url,
+        api_key=server.api_key,
+        api_version="2024-10-21",
+        max_retries=0,
+    )
+    return list(client.batches.list(limit=100))
+
+
+def test_twelve_shards_spread_by_quota_and_merge_in_input_order(
+    emulators: dict[str, Emulator], tmp_path: Path
+) -> None:
+    resources = write_resources(tmp_path / "resources.toml", emulators)
+    source = write_requests(tmp_path / "data.jsonl", 36)
+    run("submit", str(source), "--resources", str(resources), "--max-requests", "3", "--wait",
+        "--poll-interval", "0.02")  # fmt: skip
+    job = read_job_file(tmp_path / "data.job.json")
+    # 3 : 2 : 1 quotas → 6 : 4 : 2 shards
+    assert Counter(s.resource for s in job.shards) == {"east": 6, "west": 4, "north": 2}
+    for shard in job.shards:
+        assert shard.deployment == LAYOUT[shard.resource or ""][0]
+        upload = (tmp_path / shard.upload_path).read_bytes()
+        if shard.resource == "west":  # the name matches body.model: the split shard, as is
+            assert shard.upload_path == shard.path
+        else:
+            assert {json.loads(line)["body"]["model"] for line in upload.splitlines()} == {
+                shard.deployment
+            }
+    # exactly one batch per shard, on its own resource, and nowhere else
+    for name, server in emulators.items():
+        on_server = Counter(b.metadata["shard"] for b in batches_on(server))
+        assert on_server == Counter(str(s.index) for s in job.shards if s.resource == name)
+    status = json.loads(run("status", str(tmp_path / "data.job.json"), "--format", "json").stdout)
+    assert status["done"] and status["resources"]["north"]["shards"] == 2
+    assert {row["resource"] for row in status["shards"]} == set(LAYOUT)
+    text = run("status", str(tmp_path / "data.job.json"), "--no-refresh").stdout
+    assert "3 resources (east, west, north)" in text
+
+    merged = json.loads(run("merge", str(tmp_path / "data.job.json"), "--format", "json").stdout)
+    assert merged["counts"]["succeeded"] == 36
+    rows = [json.loads(line) for line in (tmp_path / "data.results.jsonl").read_text().splitlines()]
+    assert [row["custom_id"] for row in rows] == [f"req-{i:03d}" for i in range(36)]
+    per_resource = {row["name"]: row for row in merged["resources"]}
+    assert {name: row["requests"] for name, row in per_resource.items()} == {
+        "east": 18, "west": 12, "north": 6,
+    }  # fmt: skip
+    assert all(row["cost"]["actual_usd"] > 0 for row in per_resource.values())
+    assert (
+        sum(r["usage"]["prompt_tokens"] for r in per_resource.values())
+        == merged["usage"]["prompt_tokens"]
+    )
+
+    listed = json.loads(
+        run("list", "--job", str(tmp_path / "data.job.json"), "--format", "json").stdout
+    )
+    assert Counter(row["resource"] for row in listed) == {"east": 6, "west": 4, "north": 2}
+
+
+def test_a_resource_that_stops_answering_has_its_shards_finish_elsewhere(
+    emulators: dict[str, Emulator], tmp_path: Path
+) -> None:
+    # west holds one shard at a time (its real quota, as configured): the rest queue there
+    tokens = 3 * 8  # three one-word chat requests
+    emulators["west"].set_faults(token_quota=tokens)
+    resources = [
+        Resource(
+            name=name,
+            endpoint=emulators[name].base_url,
+            api_key_env=KEY_VARS[name],
+            deployments={
+                LAYOUT[name][0]: Deployment(
+                    model="gpt-4o", enqueued_token_quota=tokens if name == "west" else None
+                )
+            },
+        )
+        for name in LAYOUT
+    ]
+    source = write_requests(tmp_path / "data.jsonl", 27)
+    events: list[str] = []
+    options: dict[str, Any] = {"max_retries": 0, "create_retries": 0, "on_event": events.append}
+    job = Job.submit(source, resources=resources, split_limits={"max_requests": 3}, **options)
+    on_west = [s for s in job.shards if s.resource == "west"]
+    assert len(on_west) == 3 and [s.status for s in on_west].count("queued") == 2
+    emulators["west"].stop_serving()  # a region outage, mid-job
+
+    job = Job.load(job.path, **options, sleep=lambda _s: None)
+    assert not job.wait(poll_interval=0.02, timeout=3)  # west's running batch waits for west
+    assert job.data.resource_state["west"].down_since is not None
+    moved = [s for s in job.shards if s.moves]
+    assert len(moved) == 2 and {s.resource for s in moved} <= {"east", "north"}
+    assert all(s.moves[0].from_resource == "west" and "down" in s.moves[0].reason for s in moved)
+    assert all(s.status == "completed" for s in job.shards if s.resource != "west")
+
+    emulators["west"].start()  # back: its one batch finishes there
+    assert job.wait(poll_interval=0.02, timeout=30)
+    assert job.data.resource_state["west"].down_since is None
+    assert {s.status for s in job.shards} == {"completed"}
+    live = Counter(b.metadata["shard"] for srv in emulators.values() for b in batches_on(srv))
+    assert live == Counter(str(i) for i in range(1, 10))  # one batch per shard, in all
+    merged = json.loads(run("merge", str(job.path), "--format", "json").stdout)
+    assert merged["counts"]["succeeded"] == 27
+
+
+def test_resources_file_errors_name_the_file_and_every_bad_key(tmp_path: Path) -> None:
+    path = tmp_path / "resources.toml"
+    path.write_text(
+        "[resources.east]\n"
+        'endpoint = "https://user:sk-secret@east.openai.azure.com"\n'
+        'api-key-env = "sk-live-1234"\n'
+        'colour = "blue"\n'
+        'deployments = { d1 = { model = "gpt-4o", enqueued-token-quota = "lots" } }\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        read_resources(path)
+    message = raised.value.message
+    assert message.startswith(f"{path}: 4 problems")
+    for key in ("endpoint", "api-key-env", "colour", "deployments.d1.enqueued-token-quota"):
+        assert f"resources.east.{key}:" in message
+    assert "secret" not in message and "sk-live" not in message  # never echoed
+    result = run("submit", str(write_requests(tmp_path / "d.jsonl", 1)), "--resources",
+                 str(path), code=2)  # fmt: skip
+    assert "resources.east.colour: unknown key" in result.stderr
+
+
+def test_cli_items_and_a_model_no_resource_serves(tmp_path: Path) -> None:
+    resources = resources_from_items(
+        ["east=https://east.openai.azure.com"], ["east/d4o=gpt-4o@200M"]
+    )
+    assert resources[0].api_key_env == "AZURE_OPENAI_API_KEY_EAST"
+    assert resources[0].deployments["d4o"].enqueued_token_quota == 200_000_000
+    slots = planner.slots_of(resources)
+    with pytest.raises(ConfigError, match="no resource serves model gpt-4o-mini"):
+        planner.plan([planner.Need(1, "gpt-4o-mini", 10)], slots)
+    # nothing was uploaded: the job file is never written
+    source = write_requests(tmp_path / "d.jsonl", 2)
+    result = run("submit", str(source), "--resource", "east=https://east.openai.azure.com",
+                 "--resource-deployment", "east/d4o=gpt-4o-mini", code=2)  # fmt: skip
+    assert "no resource serves model gpt-4o" in result.stderr
+    assert not (tmp_path / "d.job.json").exists()
+
+
+def test_planner_fills_in_proportion_and_prefers_learned_quota() -> None:
+    resources = [
+        Resource(name=n, endpoint="https://x", auth="entra",
+                 deployments={"d": Deployment(model="m", enqueued_token_quota=q)})
+        for n, q in (("a", 500), ("b", 300), ("c", 200))
+    ]  # fmt: skip
+    chosen = planner.plan(
+        [planner.Need(i, "m", 10) for i in range(100)], planner.slots_of(resources)
+    )
+    assert Counter(slot.resource for slot in chosen.values()) == {"a": 50, "b": 30, "c": 20}
+    learned = planner.slots_of(resources, {"c": {"d": 800}})
+    chosen = planner.plan([planner.Need(i, "m", 10) for i in range(16)], learned)
+    assert Counter(slot.resource for slot in chosen.values()) == {"a": 5, "b": 3, "c": 8}
