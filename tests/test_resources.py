@@ -65,14 +65,14 @@ def write_resources(path: Path, servers: dict[str, Emulator]) -> Path:
     return path
 
 
-def write_requests(path: Path, n: int) -> Path:
+def write_requests(path: Path, n: int, url: str = "/chat/completions") -> Path:
     path.write_text(
         "".join(
             json.dumps(
                 {
                     "custom_id": f"req-{i:03d}",
                     "method": "POST",
-                    "url": "/chat/completions",
+                    "url": url,
                     "body": {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]},
                 }
             )
@@ -244,3 +244,78 @@ def test_planner_fills_in_proportion_and_prefers_learned_quota() -> None:
     learned = planner.slots_of(resources, {"c": {"d": 800}})
     chosen = planner.plan([planner.Need(i, "m", 10) for i in range(16)], learned)
     assert Counter(slot.resource for slot in chosen.values()) == {"a": 5, "b": 3, "c": 8}
+
+
+def test_kill_at_every_step_leaves_one_batch_per_shard_across_resources(
+    emulators: dict[str, Emulator], tmp_path: Path
+) -> None:
+    """A real ``submit`` process killed at each step in turn (see test_jobs_crash.py), then
+    run to the end: every shard has one upload and one batch, on its own resource only."""
+    import os
+    import subprocess
+    import sys
+
+    from jsonl_batch.service.job import CRASH_ENV, CRASH_EXIT_CODE, CRASH_STEPS
+
+    resources = write_resources(tmp_path / "resources.toml", emulators)
+    source = write_requests(tmp_path / "data.jsonl", 12)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "OPENAI_"))}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    args = [sys.executable, "-m", "jsonl_batch", "submit", str(source)]
+    args += ["--resources", str(resources), "--max-requests", "2"]
+    # shards 1..6 alternate east, west, east, north, ...: crash on a first and a later one
+    for step in [*CRASH_STEPS[:5], "uploaded:4", *CRASH_STEPS[5:], "created:5", None]:
+        extra = {CRASH_ENV: step} if step else {}
+        done = subprocess.run(args, env={**env, **extra}, capture_output=True, timeout=60)
+        expected = CRASH_EXIT_CODE if step else 0
+        assert done.returncode == expected, (step, done.stderr.decode())
+    job = read_job_file(tmp_path / "data.job.json")
+    assert len(job.shards) == 6 and all(s.batch_id for s in job.shards)
+    for name, server in emulators.items():
+        mine = [s for s in job.shards if s.resource == name]
+        batches = batches_on(server)
+        assert sorted(b.metadata["shard"] for b in batches) == sorted(str(s.index) for s in mine)
+        assert {b.id for b in batches} == {s.batch_id for s in mine}
+        client = openai.AzureOpenAI(
+            azure_endpoint=server.base_url, api_key=server.api_key, api_version="2024-10-21"
+        )
+        assert len(list(client.files.list(purpose="batch"))) == len(mine)
+
+
+def test_retry_elsewhere_on_a_litellm_proxy(emulators: dict[str, Emulator], tmp_path: Path) -> None:
+    """A job over a direct resource and a LiteLLM-style proxy (model groups as deployments);
+    every request east ran fails, and ``--retry-elsewhere`` sends them to the proxy."""
+    emulators["east"].set_faults(request_failure_rate=1.0)
+    (tmp_path / "resources.toml").write_text(
+        f"""
+[resources.east]
+endpoint = "{emulators["east"].base_url}"
+api-key-env = "KEY_EAST"
+deployments = {{ gpt4o-east = "gpt-4o" }}
+
+[resources.proxy]  # the west emulator through its OpenAI-style base URL
+kind = "litellm"
+endpoint = "{emulators["west"].openai_base_url}"
+api-key-env = "KEY_WEST"
+deployments = {{ gpt-4o = "gpt-4o" }}
+"""
+    )
+    source = write_requests(tmp_path / "data.jsonl", 8, "/v1/chat/completions")  # both take it
+    flags = ["--resources", str(tmp_path / "resources.toml"), "--poll-interval", "0.02"]
+    run("submit", str(source), "--max-requests", "2", "--wait", *flags)
+    job = read_job_file(tmp_path / "data.job.json")
+    assert Counter(s.resource for s in job.shards) == {"east": 2, "proxy": 2}
+    merged = json.loads(
+        run("merge", str(tmp_path / "data.job.json"), "--format", "json", code=1).stdout
+    )
+    assert merged["retry_requests"] == 4
+
+    run("submit", str(tmp_path / "data.job.json"), "--retry-elsewhere", "--wait", *flags)
+    retry = read_job_file(tmp_path / "data.retry.job.json")
+    assert retry.avoid_resources == ["east"] and retry.retry_of == "data.job.json"
+    assert {s.resource for s in retry.shards} == {"proxy"}
+    assert {s.status for s in retry.shards} == {"completed"}
+    merged = json.loads(
+        run("merge", str(tmp_path / "data.retry.job.json"), "--format", "json").stdout
+    )
+    assert merged["counts"]["succeeded"] == 4

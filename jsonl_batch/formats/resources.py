@@ -285,13 +285,11 @@ def resources_from_items(
     """Azure resources from command-line items: ``NAME=URL`` and
     ``NAME/DEPLOYMENT=MODEL[@QUOTA]``; the key of NAME is in ``AZURE_OPENAI_API_KEY_NAME``."""
     tables: dict[str, dict[str, Any]] = {}
-    problems = _Problems("command line")
+    problems = _Problems("resource items")
     for item in resources:
         name, sep, url = item.partition("=")
         if not sep or not name.strip() or not url.strip():
-            problems.add(
-                f"--resource {item}", "write NAME=URL, e.g. east=https://E.openai.azure.com"
-            )
+            problems.add(repr(item), "write NAME=URL, e.g. east=https://E.openai.azure.com")
             continue
         table: dict[str, Any] = {"endpoint": url.strip(), "auth": auth, "deployments": {}}
         if auth == "api-key":
@@ -304,12 +302,12 @@ def resources_from_items(
         name, slash, deployment = where.partition("/")
         if not sep or not slash or not deployment.strip() or not model.strip():
             problems.add(
-                f"--resource-deployment {item}",
+                repr(item),
                 "write RESOURCE/DEPLOYMENT=MODEL[@QUOTA], e.g. east/gpt-4o-batch=gpt-4o@200M",
             )
             continue
         if name.strip() not in tables:
-            problems.add(f"--resource-deployment {item}", f"no --resource {name.strip()}=URL")
+            problems.add(repr(item), f"no resource {name.strip()!r} (NAME=URL) is given")
             continue
         model, at, quota = model.partition("@")
         entry: dict[str, Any] = {"model": model.strip()}
@@ -317,4 +315,4 @@ def resources_from_items(
             entry["enqueued-token-quota"] = quota.strip()
         tables[name.strip()]["deployments"][deployment.strip()] = entry
     problems.raise_any()
-    return check_resources({"resources": tables}, "command line")
+    return check_resources({"resources": tables}, "resource items")

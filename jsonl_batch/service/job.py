@@ -365,14 +365,14 @@ class Job:
         if not retry_file.exists():
             raise JobError(
                 f"{retry_file}: no retry file next to the job",
-                hint="merge the job first (jsonl-batch merge JOB); a job whose requests all"
+                hint="merge the job first (merge(JOB)); a job whose requests all"
                 " succeeded has no retry file",
             )
         troubled = {
             shard.resource
             for shard in original.shards
             if shard.resource
-            and (shard.status != "completed" or shard.request_counts.failed or shard.moves)
+            and (shard.status != "completed" or shard.request_counts.failed)
         }
         down = {name for name, state in original.resource_state.items() if state.down_since}
         job = cls.submit(

@@ -134,9 +134,8 @@ def plan(
         served = sorted({f"{slot.deployment}={slot.model}" for slot in slots})
         raise ConfigError(
             f"no resource{' that is up' if down else ''} serves model {listed}",
-            hint="add a deployment of it to a resource (resources file, or"
-            " --resource-deployment RESOURCE/DEPLOYMENT=MODEL); deployments known: "
-            + (", ".join(served) or "none"),
+            hint="add a deployment of it to a resource (in the resources file, or an item"
+            " RESOURCE/DEPLOYMENT=MODEL); deployments known: " + (", ".join(served) or "none"),
         )
     used = dict(load or {})
     chosen: dict[int, Slot] = {}
