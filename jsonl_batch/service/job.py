@@ -371,8 +371,7 @@ class Job:
         troubled = {
             shard.resource
             for shard in original.shards
-            if shard.resource
-            and (shard.status != "completed" or shard.request_counts.failed)
+            if shard.resource and (shard.status != "completed" or shard.request_counts.failed)
         }
         down = {name for name, state in original.resource_state.items() if state.down_since}
         job = cls.submit(
