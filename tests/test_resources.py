@@ -128,7 +128,8 @@ def test_twelve_shards_spread_by_quota_and_merge_in_input_order(
     text = run("status", str(tmp_path / "data.job.json"), "--no-refresh").stdout
     assert "3 resources (east, west, north)" in text
 
-    merged = json.loads(run("merge", str(tmp_path / "data.job.json"), "--format", "json").stdout)
+    merged_run = run("merge", str(tmp_path / "data.job.json"), "--format", "json")
+    merged = json.loads(merged_run.stdout)
     assert merged["counts"]["succeeded"] == 36
     rows = [json.loads(line) for line in (tmp_path / "data.results.jsonl").read_text().splitlines()]
     assert [row["custom_id"] for row in rows] == [f"req-{i:03d}" for i in range(36)]
@@ -146,6 +147,9 @@ def test_twelve_shards_spread_by_quota_and_merge_in_input_order(
         run("list", "--job", str(tmp_path / "data.job.json"), "--format", "json").stdout
     )
     assert Counter(row["resource"] for row in listed) == {"east": 6, "west": 4, "north": 2}
+    # the keys are named in the job file, never stored or shown
+    said = (tmp_path / "data.job.json").read_text() + text + merged_run.output + str(status)
+    assert "KEY_EAST" in said and not any(srv.api_key in said for srv in emulators.values())
 
 
 def test_a_resource_that_stops_answering_has_its_shards_finish_elsewhere(
@@ -173,6 +177,7 @@ def test_a_resource_that_stops_answering_has_its_shards_finish_elsewhere(
     job = Job.submit(source, resources=resources, split_limits={"max_requests": 3}, **options)
     on_west = [s for s in job.shards if s.resource == "west"]
     assert len(on_west) == 3 and [s.status for s in on_west].count("queued") == 2
+    assert job.data.resource_state["west"].learned_quota == {"gpt-4o": tokens}  # its header
     emulators["west"].stop_serving()  # a region outage, mid-job
 
     job = Job.load(job.path, **options, sleep=lambda _s: None)
@@ -319,3 +324,22 @@ deployments = {{ gpt-4o = "gpt-4o" }}
         run("merge", str(tmp_path / "data.retry.job.json"), "--format", "json").stdout
     )
     assert merged["counts"]["succeeded"] == 4
+
+
+def test_refused_credentials_send_a_resources_shards_elsewhere_at_once(
+    emulators: dict[str, Emulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEY_NORTH", "not-the-key")
+    resources = write_resources(tmp_path / "resources.toml", emulators)
+    source = write_requests(tmp_path / "data.jsonl", 12)
+    result = run("submit", str(source), "--resources", str(resources), "--max-requests", "2",
+                 "--max-retries", "0")  # fmt: skip
+    assert "resource north is down" in result.stderr
+    job = read_job_file(tmp_path / "data.job.json")
+    assert all(s.batch_id for s in job.shards) and {s.resource for s in job.shards} == {
+        "east", "west",
+    }  # fmt: skip
+    moved = [s for s in job.shards if s.moves]
+    assert moved and all(m.from_resource == "north" for s in moved for m in s.moves)
+    assert job.resource_state["north"].down_reason.startswith("http://127.0.0.1")
+    assert batches_on(emulators["north"]) == []

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from ..display import count, duration, iso_time, local_time, number, short_id, size
+from ..formats import naming
 from ..formats.batch import timestamp_of
 from ..formats.jobfile import read_job_file
 from ..formats.naming import JOB_SUFFIX
@@ -128,6 +129,13 @@ def _resources(options: dict[str, Any]) -> list[Resource]:
     return resources_from_items(
         items, deployments, api_version=options.get("api_version"), auth=auth
     )
+
+
+def _resources_of(job_path: Path) -> list[Resource]:
+    """The resources of an existing job file: ``submit`` resumes it without the flags."""
+    if job_path.name.endswith(JOB_SUFFIX) and job_path.exists():
+        return list(read_job_file(job_path).resources)
+    return []
 
 
 def _connection(options: dict[str, Any], saved: dict[str, Any] | None = None) -> Connection:
@@ -262,7 +270,7 @@ def submit(
       jsonl-batch submit requests.jsonl --resources resources.toml --max-requests 50000
       jsonl-batch submit requests.job.json --retry-elsewhere   # after merge
     """
-    resources = _resources(options)
+    resources = _resources(options) or _resources_of(Path(job_path or naming.job_path(input_path)))
     split_limits = {"max_requests": max_requests, "max_bytes": max_bytes, "max_tokens": max_tokens}
     with JobProgress(console(err=True)) as view:
         common: dict[str, Any] = {

@@ -97,7 +97,9 @@ class Resource(BaseModel):
         if self.kind == "azure":
             return "azure"
         host = urlsplit(self.endpoint).hostname or ""
-        return "openai" if host == "api.openai.com" else "azure"
+        if host.endswith(("openai.azure.com", "services.ai.azure.com")):
+            return "azure"  # Azure's v1 API: Azure's limits
+        return "openai"
 
 
 def cli_key_env(name: str) -> str:
