@@ -132,6 +132,10 @@ class _Problems:
     def add(self, key: str, text: str) -> None:
         self.lines.append(f"{key}: {text}")
 
+    def unknown_keys(self, key: str, table: Mapping[str, Any], known: tuple[str, ...]) -> None:
+        for extra in sorted(set(table) - set(known)):
+            self.add(f"{key}.{extra}", "unknown key (known: " + ", ".join(known) + ")")
+
     def raise_any(self) -> None:
         if not self.lines:
             return
@@ -149,8 +153,7 @@ def _check_deployment(key: str, value: Any, problems: _Problems) -> Deployment |
     if not isinstance(value, dict):
         problems.add(key, 'write NAME = "MODEL" or NAME = { model = "MODEL" }')
         return None
-    for extra in sorted(set(value) - set(DEPLOYMENT_KEYS)):
-        problems.add(f"{key}.{extra}", "unknown key (known: " + ", ".join(DEPLOYMENT_KEYS) + ")")
+    problems.unknown_keys(key, value, DEPLOYMENT_KEYS)
     model = value.get("model")
     if not isinstance(model, str) or not model.strip():
         problems.add(f"{key}.model", "missing: the model this deployment serves, e.g. gpt-4o")
@@ -176,8 +179,7 @@ def _check_resource(name: str, table: Any, problems: _Problems) -> Resource | No
     if not isinstance(table, dict):
         problems.add(key, "must be a table: [resources.NAME] with endpoint, deployments, ...")
         return None
-    for extra in sorted(set(table) - set(RESOURCE_KEYS)):
-        problems.add(f"{key}.{extra}", "unknown key (known: " + ", ".join(RESOURCE_KEYS) + ")")
+    problems.unknown_keys(key, table, RESOURCE_KEYS)
     endpoint = table.get("endpoint")
     if not isinstance(endpoint, str) or not endpoint.strip():
         problems.add(f"{key}.endpoint", "missing: https://NAME.openai.azure.com or a proxy URL")

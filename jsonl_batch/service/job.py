@@ -808,7 +808,8 @@ class Job:
                     continue  # nowhere else to go: it waits for its resource
                 target = planner.choose(need, candidates, load)
                 reason = f"resource {shard.resource} is down"
-            elif shard.status in ("uploaded", "queued") and self._waits_for_quota(shard):
+            elif shard.status in ("uploaded", "queued") and not self._ready(shard):
+                # a full deployment, or backing off after a quota refusal
                 target = planner.better_slot(need, key, slots, load, down=down, avoid=avoid)
                 reason = f"enqueued-token quota of {shard.deployment} on {shard.resource} is full"
             if target is None:
@@ -861,22 +862,15 @@ class Job:
         configured, or the job's ``enqueued_limit``."""
         if shard.resource is not None:
             for slot in self._slots():
-                if slot.key == (shard.resource, shard.deployment):
+                if slot.key == (shard.resource, shard.deployment) and slot.quota:
                     return slot.quota
         return self.data.enqueued_limit
-
-    def _waits_for_quota(self, shard: ShardState) -> bool:
-        """Held back by a full deployment, or backing off after a quota refusal."""
-        refused = shard.next_attempt_at is not None and shard.next_attempt_at > self.clock()
-        return refused or not self._ready(shard)
 
     def _ready(self, shard: ShardState) -> bool:
         """Due (after a quota refusal's backoff) and within the enqueued-token limit."""
         if shard.next_attempt_at is not None and shard.next_attempt_at > self.clock():
             return False
         limit = self._limit(shard)
-        if limit is None:
-            limit = self.data.enqueued_limit
         if limit is None:
             return True
         enqueued = sum(
@@ -1049,9 +1043,8 @@ class Job:
                 if is_token_limit_error(exc):
                     self._requeue(shard, None, str(exc))
                     return 0
-                refused = shard.resource is not None and _not_sent(
-                    exc
-                )  # another resource can take it
+                # refused at connect: nothing was created, another resource can take it
+                refused = shard.resource is not None and _not_sent(exc)
                 if not is_transient(exc) or attempt > self.create_retries or refused:
                     shard.status = "uploaded"
                     self.save()
@@ -1258,6 +1251,7 @@ class Job:
                             f"cancelling batch {found.id} (shard {shard.index}, moved away)",
                             connection.client.batches.cancel,
                             found.id,
+                            extra_body=connection.extra_body,
                         )
                         shard.previous_batch_ids.append(str(found.id))
                         self.on_event(
@@ -1412,11 +1406,13 @@ class Job:
                 found = self._guarded(shard, self._find_batch, unreachable)
                 if found is not None:
                     self._created(shard, found, {})
-            if shard.batch_id is None and shard.status != "creating" and not shard.terminal:
+                elif shard.resource in unreachable:
+                    continue  # its create may have gone through: ask again next time
+            if shard.batch_id is None and not shard.terminal:
                 shard.status = "cancelled"
                 shard.finished_at = self.clock()
                 continue
-            if shard.terminal or shard.status in ("cancelling", "creating"):
+            if shard.terminal or shard.status == "cancelling":
                 continue
             batch = self._guarded(shard, self._cancel_batch, unreachable)
             if batch is None:
