@@ -22,7 +22,7 @@ from click.testing import CliRunner, Result
 from jsonl_batch.cli import main
 from jsonl_batch.emulator import Emulator, EmulatorConfig
 from jsonl_batch.errors import ConfigError
-from jsonl_batch.formats.jobfile import read_job_file
+from jsonl_batch.formats.jobfile import ResourceState, read_job_file
 from jsonl_batch.formats.resources import (
     Deployment,
     Resource,
@@ -343,3 +343,67 @@ def test_refused_credentials_send_a_resources_shards_elsewhere_at_once(
     assert moved and all(m.from_resource == "north" for s in moved for m in s.moves)
     assert job.resource_state["north"].down_reason.startswith("http://127.0.0.1")
     assert batches_on(emulators["north"]) == []
+
+
+def _resources_without_quota(emulators: dict[str, Emulator], names: list[str]) -> list[Resource]:
+    return [
+        Resource(
+            name=name,
+            endpoint=emulators[name].base_url,
+            api_key_env=KEY_VARS[name],
+            deployments={LAYOUT[name][0]: Deployment(model="gpt-4o")},
+        )
+        for name in names
+    ]
+
+
+def test_a_full_deployment_hands_its_queue_to_an_idle_one(
+    emulators: dict[str, Emulator], tmp_path: Path
+) -> None:
+    """No quota configured: the shards split evenly. East's real quota holds one shard at a
+    time; the service says so (quota header, token_limit_exceeded), and once west is idle,
+    east's waiting shards go there instead of queueing."""
+    tokens = 3 * 8
+    emulators["east"].set_faults(token_quota=tokens)
+    source = write_requests(tmp_path / "data.jsonl", 18)
+    options: dict[str, Any] = {"quota_retry_seconds": 0.05, "sleep": lambda _s: None}
+    job = Job.submit(
+        source,
+        resources=_resources_without_quota(emulators, ["east", "west"]),
+        split_limits={"max_requests": 3},
+        **options,
+    )
+    assert Counter(s.resource for s in job.shards) == {"east": 3, "west": 3}
+    assert job.wait(poll_interval=0.02, timeout=30)
+    assert job.data.resource_state["east"].learned_quota == {"gpt4o-east": tokens}
+    moved = [s for s in job.shards if s.moves]
+    assert moved and all("quota" in s.moves[0].reason and s.resource == "west" for s in moved)
+    assert {s.status for s in job.shards} == {"completed"}
+
+
+def test_a_batch_left_behind_by_a_move_is_cancelled(
+    emulators: dict[str, Emulator], tmp_path: Path
+) -> None:
+    """A create that reached a resource whose reply was lost, then the resource failed: the
+    shard moves with a new attempt, and the batch the old resource made is cancelled once it
+    answers, so one batch per shard stays live."""
+    source = write_requests(tmp_path / "data.jsonl", 3)
+    resources = _resources_without_quota(emulators, ["east", "west"])
+    events: list[str] = []
+    job = Job.submit(source, resources=resources, job_path=tmp_path / "data.job.json",
+                     on_event=events.append, max_retries=0)  # fmt: skip
+    shard = job.shards[0]
+    assert shard.resource == "east"
+    # as if its create had gone through unseen: the batch exists, the job file says "uploaded"
+    orphan = shard.batch_id
+    shard.batch_id, shard.status = None, "uploaded"
+    shard.create_started_at = job.clock()
+    job.data.resource_state["east"] = ResourceState()
+    job.data.resource_state["east"].down_since = job.clock()
+    assert job.rebalance() == 1 and shard.resource == "west" and shard.attempt == 2
+    job.submit_ready()
+    job.refresh()  # east answers: the batch of attempt 1 is found by its metadata
+    assert shard.moves[0].checked and orphan in shard.previous_batch_ids
+    east = {b.id: b.status for b in batches_on(emulators["east"])}
+    assert east[orphan] in ("cancelling", "cancelled")
+    assert len(batches_on(emulators["west"])) == 1
