@@ -7,7 +7,10 @@ step a failed resource costs per shard); and the job file of that job after it r
 ids, file ids, counts, timestamps, one move per shard, learned quotas), written and read
 back through :mod:`jsonl_batch.formats.jobfile`. Baseline, same run: round-robin placement
 (what one-resource jobs do over ``deployments``) and the same job file with one resource.
-Splitting and hashing the shards are not planning (``bench_split`` measures them).
+Then the whole preparation of such a job as ``submit`` does it before uploading
+(``Job._create`` on a split manifest of 1,000,000 small chat requests: plan, hash every
+shard, rewrite ``body.model`` for the three resources whose deployment name differs, write
+the job file), next to the same preparation for one resource (hashing only).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from jsonl_batch.formats.jobfile import (
     ConnectionInfo,
@@ -28,6 +33,9 @@ from jsonl_batch.formats.jobfile import (
 )
 from jsonl_batch.formats.resources import Deployment, Resource
 from jsonl_batch.service import planner
+from jsonl_batch.service.connection import Connection, resolve_connection
+from jsonl_batch.service.job import Job
+from jsonl_batch.split import split_file
 
 REQUESTS = 1_000_000
 SHARDS = 100
@@ -161,6 +169,61 @@ def _write_read(path: Path, job: JobFile) -> None:
     read_job_file(path)
 
 
+def _manifest(tmpdir: Path) -> tuple[Path, int]:
+    """A split manifest of REQUESTS small chat requests in SHARDS shards; its data size."""
+    source = tmpdir / "million.jsonl"
+    with open(source, "wb") as out:
+        for i in range(REQUESTS):
+            line = {
+                "custom_id": f"r-{i}",
+                "method": "POST",
+                "url": "/chat/completions",
+                "body": {
+                    "model": "gpt-4o-batch",
+                    "messages": [{"role": "user", "content": f"Q{i}"}],
+                },
+            }
+            out.write(orjson.dumps(line) + b"\n")
+    result = split_file(source, tmpdir / "split", target="azure", max_requests=REQUESTS // SHARDS)
+    return result.manifest_path, source.stat().st_size
+
+
+def _prepare(manifest: Path, job_path: Path, resources: list[Resource] | None) -> float:
+    started = time.perf_counter()
+    connection = None
+    if resources is None:
+        settings = resolve_connection(endpoint="http://127.0.0.1:9", api_key="unused", environ={})
+        connection = Connection(settings)
+    Job._create(manifest, job_path, connection, (), None, None, {}, {}, resources=resources or ())
+    return time.perf_counter() - started
+
+
+def _prepare_rows(tmpdir: Path) -> list[dict[str, Any]]:
+    manifest, size = _manifest(tmpdir)
+    resources = [  # two resources name the deployment as the file does, three differently
+        resource.model_copy(
+            update={
+                "deployments": {"gpt-4o-batch" if i < 2 else f"dep-{i}": Deployment(model="gpt-4o")}
+            }
+        )
+        for i, resource in enumerate(_resources())
+    ]
+    multi_s = _prepare(manifest, tmpdir / "multi-prep.job.json", resources)
+    single_s = _prepare(manifest, tmpdir / "single-prep.job.json", None)
+    kb = (tmpdir / "multi-prep.job.json").stat().st_size / 1000
+    return [
+        {
+            "command": "submit --resources (prepare)",
+            "what": f"{REQUESTS:,} requests ({size / 1e6:.0f} MB), {SHARDS} shards, {RESOURCES}"
+            f" resources (3 rewritten): {multi_s:.2f} s, job file {kb:.0f} kB",
+            "mb_per_s": round(size / 1e6 / multi_s),
+            "baseline": f"one resource, no rewrite: {single_s:.2f} s",
+            "baseline_mb_per_s": round(size / 1e6 / single_s),
+            "ratio": round(single_s / multi_s, 2),
+        }
+    ]
+
+
 def run(tmpdir: Path) -> list[dict[str, Any]]:
     resources = _resources()
     plan_s = _best_of(_plan_and_fail_over, resources)
@@ -186,4 +249,5 @@ def run(tmpdir: Path) -> list[dict[str, Any]]:
             f" {single_s * 1000:.1f} ms",
             "ratio": round(single_size / size, 2),
         },
+        *_prepare_rows(tmpdir),
     ]
