@@ -269,7 +269,10 @@ def test_kill_at_every_step_leaves_one_batch_per_shard_across_resources(
     args = [sys.executable, "-m", "jsonl_batch", "submit", str(source)]
     args += ["--resources", str(resources), "--max-requests", "2"]
     # shards 1..6 alternate east, west, east, north, ...: crash on a first and a later one
-    for step in [*CRASH_STEPS[:5], "uploaded:4", *CRASH_STEPS[5:], "created:5", None]:
+    for step in [*CRASH_STEPS[:5], "uploaded:4", *CRASH_STEPS[5:], "created:5", "lost", None]:
+        if step == "lost":  # and the job file is lost: each resource is reconciled
+            (tmp_path / "data.job.json").unlink()
+            step = "create-saved:6"
         extra = {CRASH_ENV: step} if step else {}
         done = subprocess.run(args, env={**env, **extra}, capture_output=True, timeout=60)
         expected = CRASH_EXIT_CODE if step else 0

@@ -271,6 +271,8 @@ def submit(
       jsonl-batch submit requests.job.json --retry-elsewhere   # after merge
     """
     resources = _resources(options) or _resources_of(Path(job_path or naming.job_path(input_path)))
+    if resources and deployments:
+        raise click.UsageError("--deployment with several resources: list them per resource")
     split_limits = {"max_requests": max_requests, "max_bytes": max_bytes, "max_tokens": max_tokens}
     with JobProgress(console(err=True)) as view:
         common: dict[str, Any] = {
@@ -342,6 +344,8 @@ def recover(
       jsonl-batch wait requests.job.json
     """
     resources = _resources(options)
+    if resources and deployments:
+        raise click.UsageError("--deployment with several resources: list them per resource")
     job = Job.recover(
         input_path,
         None if resources else _connection(options),
