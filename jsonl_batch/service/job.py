@@ -524,6 +524,8 @@ class Job:
             if name is None:
                 adopted += self._reconcile(waiting, self.connection)
                 continue
+            if name in self._down():
+                continue
             try:
                 adopted += self._reconcile(waiting, self.resource_connection(name))
             except ServiceError as exc:
@@ -702,8 +704,9 @@ class Job:
         created = 0
         while True:
             before = (self._moved, self._down())
-            if self.data.resources:
-                self.rebalance()
+            if self.data.resources and self.rebalance():
+                # a moved shard's content may already be there (a run that lost its job file)
+                self.reconcile()
             unreachable: set[str] = set()
             for shard in self.shards:
                 if shard.status in ("pending", "uploading"):
@@ -1487,6 +1490,7 @@ class Job:
             yield {
                 "index": shard.index,
                 "resource": shard.resource,
+                "moved_from": [move.from_resource for move in shard.moves],
                 "deployment": shard.deployment,
                 "status": shard.status,
                 "batch_id": shard.batch_id,
