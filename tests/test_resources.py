@@ -416,3 +416,25 @@ def test_a_batch_left_behind_by_a_move_is_cancelled(
     east = {b.id: b.status for b in batches_on(emulators["east"])}
     assert east[orphan] in ("cancelling", "cancelled")
     assert len(batches_on(emulators["west"])) == 1
+
+
+def test_cancel_reaches_every_resource(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Command-line resources (``--resource``, ``--resource-deployment``); keys from
+    ``AZURE_OPENAI_API_KEY_<NAME>``; ``cancel`` on the job cancels on both."""
+    slow = {name: Emulator(EmulatorConfig(speed=1)).start() for name in ("east", "west")}
+    try:
+        for name, server in slow.items():
+            monkeypatch.setenv(f"AZURE_OPENAI_API_KEY_{name.upper()}", server.api_key)
+        items = [f"{name}={server.base_url}" for name, server in slow.items()]
+        source = write_requests(tmp_path / "data.jsonl", 8)
+        run("submit", str(source), "--max-requests", "2",
+            "--resource", items[0], "--resource-deployment", "east/gpt-4o=gpt-4o",
+            "--resource", items[1], "--resource-deployment", "west/gpt-4o=gpt-4o")  # fmt: skip
+        result = run("cancel", str(tmp_path / "data.job.json"))
+        assert "cancel requested for 4 batches" in result.output
+        for server in slow.values():
+            statuses = {b.status for b in batches_on(server)}
+            assert len(batches_on(server)) == 2 and statuses <= {"cancelling", "cancelled"}
+    finally:
+        for server in slow.values():
+            server.close()
