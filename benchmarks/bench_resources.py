@@ -77,7 +77,7 @@ def _plan_and_fail_over(resources: list[Resource]) -> dict[int, planner.Slot]:
         load[key] = load.get(key, 0) + need.tokens
     down = {resources[0].name}
     for need in needs:  # the first resource fails: every shard asks where it would go
-        planner.choose(need, planner.serving(need.model, slots, down=down), load)
+        planner.choose(need, planner.serving(need, slots, down=down), load)
     return chosen
 
 

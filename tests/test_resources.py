@@ -234,6 +234,10 @@ def test_cli_items_and_a_model_no_resource_serves(tmp_path: Path) -> None:
     slots = planner.slots_of(resources)
     with pytest.raises(ConfigError, match="no resource serves model gpt-4o-mini"):
         planner.plan([planner.Need(1, "gpt-4o-mini", 10)], slots)
+    # a resource whose service does not take the line's url is never chosen for it
+    openai_only = planner.slots_of(resources, urls={"east": frozenset({"/v1/chat/completions"})})
+    with pytest.raises(ConfigError, match="serves model gpt-4o with url /chat/completions"):
+        planner.plan([planner.Need(1, "gpt-4o", 10, "/chat/completions")], openai_only)
     # nothing was uploaded: the job file is never written
     source = write_requests(tmp_path / "d.jsonl", 2)
     result = run("submit", str(source), "--resource", "east=https://east.openai.azure.com",

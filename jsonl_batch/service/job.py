@@ -611,7 +611,7 @@ class Job:
     ) -> dict[int, tuple[planner.Slot, int | None]]:
         """A (resource, deployment) per shard, by free quota (:func:`planner.plan`), and its
         input tokens (counted when some quota is known and the split did not count them)."""
-        slots = planner.slots_of(self.data.resources)
+        slots = self._slots()
         by_tokens = any(slot.quota for slot in slots)
         tokens: dict[int, int | None] = {}
         for shard in shards:
@@ -619,7 +619,7 @@ class Job:
             if shard.input_tokens is None and by_tokens:
                 tokens[shard.index] = _count_tokens(manifest_folder / shard.path)
         needs = [
-            planner.Need(shard.index, shard.model, tokens[shard.index] or shard.bytes)
+            planner.Need(shard.index, shard.model, tokens[shard.index] or shard.bytes, shard.url)
             for shard in shards
         ]
         chosen = planner.plan(needs, slots, avoid=self.data.avoid_resources)
@@ -780,12 +780,12 @@ class Job:
 
     def _slots(self) -> list[planner.Slot]:
         learned = {name: state.learned_quota for name, state in self.data.resource_state.items()}
-        return planner.slots_of(self.data.resources, learned)
+        urls = {r.name: frozenset(load_profile(r.target).urls) for r in self.data.resources}
+        return planner.slots_of(self.data.resources, learned, urls)
 
     def _need(self, shard: ShardState) -> planner.Need:
-        return planner.Need(
-            shard.index, shard.model or shard.deployment or "", shard.input_tokens or shard.bytes
-        )
+        model = shard.model or shard.deployment or ""
+        return planner.Need(shard.index, model, shard.input_tokens or shard.bytes, shard.url)
 
     def rebalance(self) -> int:
         """Move shards not yet created: off a resource that is down (to the one with the
@@ -806,7 +806,7 @@ class Job:
             need, key = self._need(shard), (shard.resource, shard.deployment or "")
             target: planner.Slot | None = None
             if shard.resource in down:
-                candidates = planner.serving(need.model, slots, down=down, avoid=avoid)
+                candidates = planner.serving(need, slots, down=down, avoid=avoid)
                 if not candidates:
                     continue  # nowhere else to go: it waits for its resource
                 target = planner.choose(need, candidates, load)

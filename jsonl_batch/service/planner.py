@@ -10,12 +10,14 @@ A quota is the one the service reported (learned: the ``deployment-maximum-enque
 header, or a ``token_limit_exceeded`` reply), else the configured one; a deployment with
 neither counts as large as the largest known among the candidates (as equal shares when
 no quota is known at all). Nothing here is enforced: a quota only weighs the choice.
+A resource whose target does not take a shard's line ``url`` (the target profiles' ``urls``,
+``jsonl_batch/data/profiles.json``) is never chosen for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import ConfigError
 from ..formats.resources import Resource
@@ -32,6 +34,8 @@ class Slot:
     deployment: str
     model: str
     quota: int | None
+    urls: frozenset[str] = frozenset()
+    """Line urls its resource takes; empty: any."""
 
     @property
     def key(self) -> SlotKey:
@@ -45,19 +49,25 @@ class Need:
     index: int
     model: str
     tokens: int
+    url: str | None = None
 
 
 def slots_of(
-    resources: Iterable[Resource], learned: Mapping[str, Mapping[str, int]] | None = None
+    resources: Iterable[Resource],
+    learned: Mapping[str, Mapping[str, int]] | None = None,
+    urls: Mapping[str, frozenset[str]] | None = None,
 ) -> list[Slot]:
-    """Every deployment of every resource, in file order, with its quota (learned first)."""
+    """Every deployment of every resource, in file order, with its quota (learned first)
+    and the line urls its resource takes (``urls`` by resource name; absent: any)."""
     learned = learned or {}
+    urls = urls or {}
     return [
         Slot(
             resource.name,
             name,
             deployment.model,
             learned.get(resource.name, {}).get(name) or deployment.enqueued_token_quota,
+            urls.get(resource.name, frozenset()),
         )
         for resource in resources
         for name, deployment in resource.deployments.items()
@@ -74,16 +84,22 @@ def model_of(name: str, slots: Sequence[Slot]) -> str:
 
 
 def serving(
-    model: str,
+    need: Need,
     slots: Sequence[Slot],
     *,
     down: Collection[str] = (),
     avoid: Collection[str] = (),
 ) -> list[Slot]:
-    """The slots that serve ``model`` on resources not down; those not in ``avoid`` when
-    there are any."""
-    wanted = model_of(model, slots)
-    found = [slot for slot in slots if slot.model == wanted and slot.resource not in down]
+    """The slots that serve the shard's model and take its url, on resources not down;
+    those not in ``avoid`` when there are any."""
+    wanted = model_of(need.model, slots)
+    found = [
+        slot
+        for slot in slots
+        if slot.model == wanted
+        and slot.resource not in down
+        and (not slot.urls or need.url is None or need.url in slot.urls)
+    ]
     preferred = [slot for slot in found if slot.resource not in avoid]
     return preferred or found
 
@@ -123,8 +139,11 @@ def plan(
     needs = list(needs)
     missing: dict[str, list[int]] = {}
     for need in needs:
-        if not serving(need.model, slots, down=down, avoid=avoid):
-            missing.setdefault(need.model, []).append(need.index)
+        if not serving(need, slots, down=down, avoid=avoid):
+            what = need.model
+            if serving(replace(need, url=None), slots, down=down, avoid=avoid):
+                what = f"{need.model} with url {need.url}"
+            missing.setdefault(what, []).append(need.index)
     if missing:
         listed = "; ".join(
             f"{model} (shard{'s' if len(shards) > 1 else ''} {', '.join(map(str, shards[:5]))}"
@@ -140,7 +159,7 @@ def plan(
     used = dict(load or {})
     chosen: dict[int, Slot] = {}
     for need in needs:
-        slot = choose(need, serving(need.model, slots, down=down, avoid=avoid), used)
+        slot = choose(need, serving(need, slots, down=down, avoid=avoid), used)
         used[slot.key] = used.get(slot.key, 0) + need.tokens
         chosen[need.index] = slot
     return chosen
@@ -159,7 +178,7 @@ def better_slot(
     now (the emptiest by share of quota), or None."""
     candidates = [
         slot
-        for slot in serving(need.model, slots, down=down, avoid=avoid)
+        for slot in serving(need, slots, down=down, avoid=avoid)
         if slot.key != current and fits(need, slot, load)
     ]
     return choose(need, candidates, load) if candidates else None
