@@ -148,6 +148,8 @@ def test_twelve_shards_spread_by_quota_and_merge_in_input_order(
         run("list", "--job", str(tmp_path / "data.job.json"), "--format", "json").stdout
     )
     assert Counter(row["resource"] for row in listed) == {"east": 6, "west": 4, "north": 2}
+    table = run("list", "--resources", str(resources), "--limit", "5").stdout
+    assert "resource" in table and table.count("batch_") == 5
     # the keys are named in the job file, never stored or shown
     said = (tmp_path / "data.job.json").read_text() + text + merged_run.output + str(status)
     assert "KEY_EAST" in said and not any(srv.api_key in said for srv in emulators.values())

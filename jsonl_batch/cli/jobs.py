@@ -18,7 +18,7 @@ from ..formats.jobfile import read_job_file
 from ..formats.naming import JOB_SUFFIX
 from ..formats.resources import Resource, read_resources, resources_from_items
 from ..profiles import TARGETS
-from ..service.connection import Connection, resolve_connection
+from ..service.connection import Connection, resolve_connection, resource_settings
 from ..service.job import Job
 from ._common import QUANTITY, echo_json, format_option, handle_errors, input_path, target_option
 from ._jobview import JobProgress, print_status
@@ -521,6 +521,7 @@ def cancel(what: str, output_format: str, **options: Any) -> None:
 
 @click.command("list", epilog=_CONNECTION_HELP)
 @connection_options
+@resource_options
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
@@ -537,6 +538,7 @@ def list_batches(limit: int, job_filter: str | None, output_format: str, **optio
     \b
     Example:
       jsonl-batch list --limit 50 --job requests.job.json
+      jsonl-batch list --resources resources.toml   # every resource, newest first
     """
     job_id = job_filter
     connections: dict[str | None, Connection] = {}
@@ -546,6 +548,11 @@ def list_batches(limit: int, job_filter: str | None, output_format: str, **optio
         names = [resource.name for resource in job.data.resources]
         connections = {name: job.resource_connection(name) for name in names}
         connections = connections or {None: job.connection}
+    elif resources := _resources(options):
+        connections = {
+            r.name: Connection(resource_settings(r, max_retries=options.get("max_retries")))
+            for r in resources
+        }
     else:
         connections = {None: _connection(options)}
     rows = []
