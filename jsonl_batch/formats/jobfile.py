@@ -137,11 +137,6 @@ class ShardState(_Record):
         return self.status in ACTIVE_STATUSES or self.status == "creating"
 
     @property
-    def created(self) -> bool:
-        """A batch exists (or may: its create was sent and not answered yet)."""
-        return self.batch_id is not None or self.status == "creating"
-
-    @property
     def downloaded(self) -> bool:
         """Every result file the service has for this shard is on disk."""
         return (self.output_file_id is None or self.output_file is not None) and (
