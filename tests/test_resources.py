@@ -424,23 +424,134 @@ def test_a_batch_left_behind_by_a_move_is_cancelled(
     assert len(batches_on(emulators["west"])) == 1
 
 
-def test_cancel_reaches_every_resource(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def slow(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Emulator]]:
+    """Two emulators at wall-clock speed (a batch stays in progress), keys in
+    ``AZURE_OPENAI_API_KEY_<NAME>`` (what ``--resource NAME=URL`` reads)."""
+    servers = {name: Emulator(EmulatorConfig(speed=1)).start() for name in ("east", "west")}
+    for name, server in servers.items():
+        monkeypatch.setenv(f"AZURE_OPENAI_API_KEY_{name.upper()}", server.api_key)
+    yield servers
+    for server in servers.values():
+        server.close()
+
+
+def _slow_resources(slow: dict[str, Emulator]) -> list[Resource]:
+    return [
+        Resource(
+            name=name,
+            endpoint=server.base_url,
+            api_key_env=f"AZURE_OPENAI_API_KEY_{name.upper()}",
+            deployments={"gpt-4o": Deployment(model="gpt-4o")},
+        )
+        for name, server in slow.items()
+    ]
+
+
+def test_cancel_reaches_every_resource(slow: dict[str, Emulator], tmp_path: Path) -> None:
     """Command-line resources (``--resource``, ``--resource-deployment``); keys from
     ``AZURE_OPENAI_API_KEY_<NAME>``; ``cancel`` on the job cancels on both."""
-    slow = {name: Emulator(EmulatorConfig(speed=1)).start() for name in ("east", "west")}
-    try:
-        for name, server in slow.items():
-            monkeypatch.setenv(f"AZURE_OPENAI_API_KEY_{name.upper()}", server.api_key)
-        items = [f"{name}={server.base_url}" for name, server in slow.items()]
-        source = write_requests(tmp_path / "data.jsonl", 8)
-        run("submit", str(source), "--max-requests", "2",
-            "--resource", items[0], "--resource-deployment", "east/gpt-4o=gpt-4o",
-            "--resource", items[1], "--resource-deployment", "west/gpt-4o=gpt-4o")  # fmt: skip
-        result = run("cancel", str(tmp_path / "data.job.json"))
-        assert "cancel requested for 4 batches" in result.output
-        for server in slow.values():
-            statuses = {b.status for b in batches_on(server)}
-            assert len(batches_on(server)) == 2 and statuses <= {"cancelling", "cancelled"}
-    finally:
-        for server in slow.values():
-            server.close()
+    items = [f"{name}={server.base_url}" for name, server in slow.items()]
+    source = write_requests(tmp_path / "data.jsonl", 8)
+    run("submit", str(source), "--max-requests", "2",
+        "--resource", items[0], "--resource-deployment", "east/gpt-4o=gpt-4o",
+        "--resource", items[1], "--resource-deployment", "west/gpt-4o=gpt-4o")  # fmt: skip
+    result = run("cancel", str(tmp_path / "data.job.json"))
+    assert "cancel requested for 4 batches" in result.output
+    for server in slow.values():
+        statuses = {b.status for b in batches_on(server)}
+        assert len(batches_on(server)) == 2 and statuses <= {"cancelling", "cancelled"}
+
+
+def _two_resources(emulators: dict[str, Emulator], east: int, west: int) -> list[Resource]:
+    quotas = {"east": east, "west": west}
+    return [
+        Resource(
+            name=name,
+            endpoint=emulators[name].base_url,
+            api_key_env=KEY_VARS[name],
+            deployments={LAYOUT[name][0]: Deployment(model="gpt-4o", enqueued_token_quota=quota)},
+        )
+        for name, quota in quotas.items()
+    ]
+
+
+def test_a_lost_job_file_and_another_plan_take_over_batches_wherever_they_are(
+    emulators: dict[str, Emulator], tmp_path: Path
+) -> None:
+    """The job file is lost and the rerun plans differently (the quotas changed, and east
+    names its deployment differently): each shard's batch is found by the split shard's own
+    hash on whichever resource has it, and no second batch is created anywhere."""
+    source = write_requests(tmp_path / "data.jsonl", 12)
+    limits = {"max_requests": 2}
+    first = Job.submit(source, resources=_two_resources(emulators, 2_000_000, 1_000_000),
+                       split_limits=limits)  # fmt: skip
+    before = {s.index: (s.resource, s.batch_id) for s in first.shards}
+    assert Counter(name for name, _ in before.values()) == {"east": 4, "west": 2}
+    first.path.unlink()
+
+    again = Job.submit(source, resources=_two_resources(emulators, 1_000_000, 2_000_000),
+                       split_limits=limits)  # fmt: skip
+    assert {s.index: (s.resource, s.batch_id) for s in again.shards} == before
+    moved = [s for s in again.shards if s.moves]
+    assert len(moved) >= 2 and all("reconciled" in s.moves[0].reason for s in moved)
+    assert all(s.deployment == LAYOUT[s.resource or ""][0] for s in again.shards)
+    assert [len(batches_on(emulators[name])) for name in ("east", "west")] == [4, 2]
+
+
+def test_a_create_in_flight_on_a_resource_that_stays_down_moves_after_the_bound(
+    slow: dict[str, Emulator], tmp_path: Path
+) -> None:
+    """Killed while its create was in flight, then its resource went down: the shard waits
+    (the create probably went through) until the resource has been down for the bound in
+    the job file, then moves with a new attempt; the batch left behind is cancelled once
+    the resource answers again."""
+    now = [time.time()]
+    options: dict[str, Any] = {"max_retries": 0, "create_retries": 0,
+                               "clock": lambda: now[0], "sleep": lambda _s: None}  # fmt: skip
+    source = write_requests(tmp_path / "data.jsonl", 3)
+    job = Job.submit(source, resources=_slow_resources(slow), **options)
+    shard = job.shards[0]
+    orphan = shard.batch_id
+    assert shard.resource == "east" and orphan
+    shard.batch_id, shard.status, shard.create_started_at = None, "creating", now[0]
+    job.save()  # as if killed after the create was sent
+    slow["east"].stop_serving()
+
+    job = Job.load(job.path, **options)
+    job.step()
+    shard = job.shards[0]
+    assert (shard.status, shard.resource, shard.moves) == ("creating", "east", [])
+    now[0] += job.data.creating_failover_seconds
+    job.step()
+    assert shard.resource == "west" and shard.attempt == 2 and shard.batch_id
+    assert shard.moves[0].create_sent and "create in flight" in shard.moves[0].reason
+    slow["east"].start()
+    job.step()
+    assert shard.moves[0].checked and orphan in shard.previous_batch_ids
+    assert [b.status for b in batches_on(slow["east"])] == ["cancelling"]
+    assert len(batches_on(slow["west"])) == 1
+
+
+def test_ignore_existing_is_remembered_for_shards_moved_later(
+    emulators: dict[str, Emulator], tmp_path: Path
+) -> None:
+    """``--ignore-existing`` is saved in the job file: a shard that moves on a later run
+    is not given the batch another job has for the same content on its new resource."""
+    source = write_requests(tmp_path / "data.jsonl", 3)
+    other = Job.submit(source, resources=_resources_without_quota(emulators, ["east"]),
+                       job_path=tmp_path / "other.job.json")  # fmt: skip
+    resources = _resources_without_quota(emulators, ["west", "east"])
+    job = Job.submit(source, resources=resources, reuse_existing=False, max_retries=0)
+    assert not read_job_file(job.path).reuse_existing
+    shard = job.shards[0]
+    assert shard.resource == "west"
+    shard.batch_id, shard.status = None, "uploaded"  # as if killed before its create
+    job.save()
+    emulators["west"].stop_serving()
+
+    job = Job.load(job.path, max_retries=0)
+    job.submit_ready()  # a run without the flag: west is down, the shard moves to east
+    shard = job.shards[0]
+    assert shard.resource == "east" and shard.batch_id not in (None, other.shards[0].batch_id)
+    assert len(batches_on(emulators["east"])) == 2

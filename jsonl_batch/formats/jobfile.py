@@ -94,6 +94,11 @@ class ShardState(_Record):
     deployment: str | None = Field(None, description="body.model of every line (Azure deployment)")
     resource: str | None = Field(None, description="the resource it goes to (multi-resource job)")
     model: str | None = Field(None, description="body.model in the split shard, before rewrite")
+    split_sha256: str | None = Field(
+        None,
+        description="sha256 of the split shard before any body.model rewrite: tags its"
+        " batches on every resource (None in older job files: sha256)",
+    )
     moves: list[ShardMove] = Field(default_factory=list)
     url: str
     endpoint: str = Field(description="the endpoint passed at batch create")
@@ -169,6 +174,16 @@ class JobFile(_Record):
         default_factory=list, description="used only for models no other resource serves"
     )
     retry_of: str | None = Field(None, description="the job whose retry file this job sends")
+    reuse_existing: bool = Field(
+        True,
+        description="take over batches of the same shard content found on the service (false:"
+        " --ignore-existing), also for shards moved to another resource",
+    )
+    creating_failover_seconds: float = Field(
+        900.0,
+        description="a shard whose create was in flight on a resource that has been down this"
+        " long moves to another (a new attempt; a batch found there later is cancelled)",
+    )
     shards: list[ShardState]
 
 

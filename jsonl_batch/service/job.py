@@ -8,7 +8,8 @@ again: an upload by its file name (the shard's content hash), a batch by its ``m
 
 Without a job file (lost, deleted, or a crash before the first save) a new job first
 *reconciles* with the service: a batch whose metadata carries a shard's content hash
-(``shard_sha256``), or an upload named after it, is taken over instead of created again
+(``shard_sha256``; on several resources the split shard's own ``split_sha256``, looked for
+on every resource), or an upload named after it, is taken over instead of created again
 (:meth:`Job.reconcile`); :meth:`Job.recover` rebuilds a job file that way without creating
 anything.
 
@@ -257,9 +258,10 @@ class Job:
 
     def connection_for(self, shard: ShardState) -> Connection:
         """Where a shard's upload and batch live."""
-        if shard.resource is not None:
-            return self.resource_connection(shard.resource)
-        return self.connection
+        return self._connection_of(shard.resource)
+
+    def _connection_of(self, name: str | None) -> Connection:
+        return self.resource_connection(name) if name is not None else self.connection
 
     def _target_of(self, shard: ShardState) -> str:
         return self.resource(shard.resource).target if shard.resource else self.data.target
@@ -320,6 +322,9 @@ class Job:
         if job_file.exists():
             job = cls.load(job_file, connection, **options)
             job._check_same_job(source, deployments, enqueued_limit, resources)
+            if not reuse_existing and job.data.reuse_existing:
+                job.data.reuse_existing = False
+                job.save()
             job.on_event(f"resuming {job_file}")
         else:
             job = cls._create(
@@ -333,6 +338,7 @@ class Job:
                 options,
                 resources=resources,
                 avoid_resources=avoid_resources,
+                reuse_existing=reuse_existing,
             )
             if reuse_existing:
                 job.reconcile()
@@ -439,6 +445,7 @@ class Job:
         *,
         resources: Sequence[Resource] = (),
         avoid_resources: Sequence[str] = (),
+        reuse_existing: bool = True,
     ) -> Job:
         if not source.exists():
             raise InputError(f"{source}: no such file", hint="pass a request file or a manifest")
@@ -492,6 +499,7 @@ class Job:
             file_expiry_seconds=profile.file_expiry_seconds,
             resources=list(resources),
             avoid_resources=list(avoid_resources),
+            reuse_existing=reuse_existing,
             shards=[],
         )
         job = cls(path, data, connection, **options)
@@ -508,36 +516,64 @@ class Job:
 
     def reconcile(self) -> int:
         """Take over what the service already has for shards not yet submitted: the newest
-        batch whose metadata carries the shard's content hash (unless it failed, expired or
-        was cancelled), else an upload named after that hash. Returns the batches taken over.
+        batch of the same shard content (unless it failed, expired or was cancelled), else
+        an upload named after the content hash. Returns the batches taken over.
 
-        The hash covers every byte sent (``body.model`` included), so only a batch of the
-        very same requests to the same deployment matches, whichever job file created it.
-        A multi-resource job asks each resource about its own shards; a resource that does
-        not answer is marked down (its shards then go elsewhere)."""
-        groups: dict[str | None, dict[str, ShardState]] = {}
-        for shard in self.shards:
-            if shard.batch_id is None and shard.status in ("pending", "uploading", "uploaded"):
-                groups.setdefault(shard.resource, {})[shard.sha256] = shard
-        adopted = 0
-        for name, waiting in groups.items():
-            if name is None:
-                adopted += self._reconcile(waiting, self.connection)
-                continue
+        One resource: the batch's ``shard_sha256`` is the hash of every byte sent
+        (``body.model`` included), so only a batch of the very same requests to the same
+        deployment matches, whichever job file created it. Several resources: the batch's
+        ``split_sha256`` (the split shard, before any rewrite) matches on every resource that
+        answers, and the shard goes where its batch is (a ``moves`` entry says so): a plan
+        that differs from the lost one never adds a second live batch. A resource that does
+        not answer is marked down."""
+        waiting = [
+            shard
+            for shard in self.shards
+            if shard.batch_id is None and shard.status in ("pending", "uploading", "uploaded")
+        ]
+        if not self.data.resources:
+            adopted = self._adopt_batches(waiting, None)
+            self._adopt_uploads(waiting, None)
+            return adopted
+        per_resource = self._on_each_resource(functools.partial(self._adopt_batches, waiting))
+        self._on_each_resource(functools.partial(self._adopt_uploads, waiting))
+        return sum(per_resource)
+
+    def _on_each_resource(self, step: Callable[[str], T]) -> list[T]:
+        """``step(name)`` on every resource not down; one that does not answer is marked down."""
+        results: list[T] = []
+        for name in self._resource_names():
             if name in self._down():
                 continue
             try:
-                adopted += self._reconcile(waiting, self.resource_connection(name))
+                results.append(step(name))
             except ServiceError as exc:
                 if not is_outage(exc):
                     raise
                 self._mark_down(name, exc)
-        return adopted
+        return results
 
-    def _reconcile(self, waiting: dict[str, ShardState], connection: Connection) -> int:
-        adopted = 0
-        for sha256, batch in self._batches_by_content(set(waiting), connection).items():
-            shard = waiting.pop(sha256)
+    def _adopt_batches(self, waiting: Sequence[ShardState], name: str | None) -> int:
+        """Take over the batches of ``waiting`` shards that resource ``name`` has."""
+        wanted: dict[str, ShardState] = {}
+        for shard in waiting:
+            if shard.batch_id is None:
+                wanted[shard.sha256] = shard
+                if name is not None:
+                    wanted[shard.split_sha256 or shard.sha256] = shard
+        if not wanted:
+            return 0
+        fields = ("shard_sha256",) if name is None else ("split_sha256", "shard_sha256")
+        found = self._batches_by_content(wanted, fields, self._connection_of(name))
+        for shard, batch in found:
+            if name is not None and name != shard.resource:
+                slots = planner.serving(self._need(shard), self._slots())
+                here = [slot for slot in slots if slot.resource == name]
+                deployment = (field_of(batch, "metadata") or {}).get("deployment")
+                here.sort(key=lambda slot: slot.deployment != deployment)
+                if not here:
+                    continue
+                self._move(shard, here[0], f"its batch {batch.id} is there (reconciled)")
             shard.file_id = _id_or_none(field_of(batch, "input_file_id")) or shard.file_id
             shard.file_status = "processed"
             self.on_event(
@@ -545,34 +581,48 @@ class Job:
                 " the same content on the service; taking it over instead of creating another"
             )
             self._created(shard, batch, {})
-            adopted += 1
-        by_name = {naming.upload_name(sha256): shard for sha256, shard in waiting.items()}
+        return len(found)
+
+    def _adopt_uploads(self, waiting: Sequence[ShardState], name: str | None) -> None:
+        """Take over the uploads of ``waiting`` shards of resource ``name`` (by file name)."""
+        by_name = {
+            naming.upload_name(shard.sha256): shard
+            for shard in waiting
+            if shard.batch_id is None and shard.file_id is None and shard.resource == name
+        }
         if by_name:
-            for name, (file_id, status) in self._find_uploads(set(by_name), connection).items():
-                shard = by_name[name]
+            connection = self._connection_of(name)
+            for upload, (file_id, status) in self._find_uploads(set(by_name), connection).items():
+                shard = by_name[upload]
                 self.on_event(f"shard {shard.index}: found earlier upload {file_id}")
                 self._uploaded(shard, file_id, status)
-        return adopted
 
-    def _batches_by_content(self, hashes: set[str], connection: Connection) -> dict[str, Any]:
-        """The newest reusable batch per content hash, from the service's list (newest
-        first), back to ``RECONCILE_LOOKBACK_SECONDS`` ago."""
+    def _batches_by_content(
+        self, wanted: Mapping[str, ShardState], fields: Sequence[str], connection: Connection
+    ) -> list[tuple[ShardState, Any]]:
+        """The newest reusable batch per shard whose metadata ``fields`` name a hash in
+        ``wanted``, from the service's list (newest first), back to
+        ``RECONCILE_LOOKBACK_SECONDS`` ago."""
         since = self.clock() - RECONCILE_LOOKBACK_SECONDS
-        found: dict[str, Any] = {}
+        shards = {shard.index for shard in wanted.values()}
+        found: dict[int, tuple[ShardState, Any]] = {}
         page = connection.call("listing batches", connection.client.batches.list, limit=100)
         while True:
             data = list(page.data)
             for batch in data:
+                if normalize_status(field_of(batch, "status")) in _NOT_REUSED:
+                    continue
                 metadata = field_of(batch, "metadata") or {}
-                sha256 = metadata.get("shard_sha256")
-                status = normalize_status(field_of(batch, "status"))
-                if sha256 in hashes and sha256 not in found and status not in _NOT_REUSED:
-                    found[sha256] = batch
+                for field in fields:
+                    shard = wanted.get(str(metadata.get(field)))
+                    if shard is not None:
+                        found.setdefault(shard.index, (shard, batch))
+                        break
             created = [timestamp_of(field_of(b, "created_at")) for b in data]
-            if len(found) == len(hashes) or not data or not page.has_next_page():
-                return found
+            if len(found) == len(shards) or not data or not page.has_next_page():
+                return list(found.values())
             if all(c is not None and c < since for c in created):
-                return found
+                return list(found.values())
             page = connection.call("listing batches", page.get_next_page)
 
     def _check_same_job(
@@ -685,6 +735,7 @@ class Job:
             path=_rel(shard_path, self.folder),
             upload_path=_rel(upload_path, self.folder),
             sha256=sha256,
+            split_sha256=shard.sha256,
             requests=shard.requests,
             bytes=size,
             input_tokens=tokens,
@@ -704,7 +755,7 @@ class Job:
         created = 0
         while True:
             before = (self._moved, self._down())
-            if self.data.resources and self.rebalance():
+            if self.data.resources and self.rebalance() and self.data.reuse_existing:
                 # a moved shard's content may already be there (a run that lost its job file)
                 self.reconcile()
             unreachable: set[str] = set()
@@ -801,7 +852,10 @@ class Job:
                 load[key] = load.get(key, 0) + self._need(shard).tokens
         moved = 0
         for shard in self.shards:
-            if shard.resource is None or shard.batch_id is not None or shard.status not in _MOVABLE:
+            if shard.resource is None or shard.batch_id is not None:
+                continue
+            in_flight = shard.status == "creating" and self._down_too_long(shard.resource)
+            if shard.status not in _MOVABLE and not in_flight:
                 continue
             need, key = self._need(shard), (shard.resource, shard.deployment or "")
             target: planner.Slot | None = None
@@ -811,6 +865,11 @@ class Job:
                     continue  # nowhere else to go: it waits for its resource
                 target = planner.choose(need, candidates, load)
                 reason = f"resource {shard.resource} is down"
+                if in_flight:
+                    reason += (
+                        f" for over {self.data.creating_failover_seconds:g}s with a create in"
+                        " flight (a batch it made there is cancelled once it answers)"
+                    )
             elif shard.status in ("uploaded", "queued") and not self._ready(shard):
                 # a full deployment, or backing off after a quota refusal
                 target = planner.better_slot(need, key, slots, load, down=down, avoid=avoid)
@@ -822,6 +881,19 @@ class Job:
             self._move(shard, target, reason)
             moved += 1
         return moved
+
+    def _down_too_long(self, name: str) -> bool:
+        """Down for ``creating_failover_seconds``: a shard whose create was in flight there
+        stops waiting to learn whether it went through and moves (a new attempt).
+
+        Waiting first is the choice because the create usually did go through, and a
+        resource that comes back soon answers that without a second batch; past the bound
+        (15 minutes by default, recorded in the job file) the work matters more, and the
+        batch the create may have made is cancelled when the resource answers again."""
+        state = self.data.resource_state.get(name)
+        if state is None or state.down_since is None:
+            return False
+        return self.clock() - state.down_since >= self.data.creating_failover_seconds
 
     def _move(self, shard: ShardState, slot: planner.Slot, reason: str) -> None:
         """Send a shard not yet created to another (resource, deployment): a new upload file
@@ -997,6 +1069,8 @@ class Job:
             METADATA_JOB_KEY: self.data.job_id,
             "shard": str(shard.index),
             "shard_sha256": shard.sha256,
+            "split_sha256": shard.split_sha256 or shard.sha256,
+            **({"deployment": shard.deployment} if shard.deployment else {}),
             "attempt": str(shard.attempt),
             "description": description[:MAX_METADATA_VALUE],
         }
@@ -1104,8 +1178,9 @@ class Job:
         """A batch this shard's current attempt (or ``attempt``) already has on its resource
         (or ``connection``): its metadata names it."""
         connection = connection or self.connection_for(shard)
+        started = shard.create_started_at if attempt is None else None  # an earlier attempt's
         attempt = shard.attempt if attempt is None else attempt
-        since = (shard.create_started_at or self.data.created_at) - LOOKUP_SLACK_SECONDS
+        since = (started or self.data.created_at) - LOOKUP_SLACK_SECONDS
         page = connection.call("listing batches", connection.client.batches.list, limit=100)
         while True:
             data = list(page.data)
@@ -1249,7 +1324,11 @@ class Job:
                 try:
                     found = self._find_batch(shard, connection, move.attempt)
                     status = normalize_status(field_of(found, "status")) if found else None
-                    if found is not None and status not in TERMINAL_STATUSES | {"cancelling"}:
+                    if (
+                        found is not None
+                        and str(found.id) != shard.batch_id  # taken over by a reconcile
+                        and status not in TERMINAL_STATUSES | {"cancelling"}
+                    ):
                         connection.call(
                             f"cancelling batch {found.id} (shard {shard.index}, moved away)",
                             connection.client.batches.cancel,
