@@ -129,7 +129,9 @@ def test_twelve_shards_spread_by_quota_and_merge_in_input_order(
     text = run("status", str(tmp_path / "data.job.json"), "--no-refresh").stdout
     assert "3 resources (east, west, north)" in text
 
-    merged_run = run("merge", str(tmp_path / "data.job.json"), "--format", "json")
+    report = tmp_path / "data.html"
+    merged_run = run("merge", str(tmp_path / "data.job.json"), "--format", "json", "--report",
+                     str(report))  # fmt: skip
     merged = json.loads(merged_run.stdout)
     assert merged["counts"]["succeeded"] == 36
     rows = [json.loads(line) for line in (tmp_path / "data.results.jsonl").read_text().splitlines()]
@@ -143,6 +145,10 @@ def test_twelve_shards_spread_by_quota_and_merge_in_input_order(
         sum(r["usage"]["prompt_tokens"] for r in per_resource.values())
         == merged["usage"]["prompt_tokens"]
     )
+    html = report.read_text()
+    by_resource = html[html.index('id="resources"') :]
+    assert all(f"<td>{name}</td><td class=num>{n}</td>" in by_resource
+               for name, n in (("east", 18), ("west", 12), ("north", 6)))  # fmt: skip
 
     listed = json.loads(
         run("list", "--job", str(tmp_path / "data.job.json"), "--format", "json").stdout
