@@ -561,3 +561,27 @@ def test_ignore_existing_is_remembered_for_shards_moved_later(
     shard = job.shards[0]
     assert shard.resource == "east" and shard.batch_id not in (None, other.shards[0].batch_id)
     assert len(batches_on(emulators["east"])) == 2
+
+
+def test_the_resources_schema_has_the_keys_the_reader_takes(tmp_path: Path) -> None:
+    """``schemas/resources.schema.json`` (for editors) names exactly the keys, kinds and
+    auths ``read_resources`` knows, and takes a file it reads."""
+    import tomllib
+
+    from jsonl_batch.formats import resources as fmt
+
+    schema = fmt.ResourcesFile.model_json_schema()
+    resource = schema["$defs"]["ResourceEntry"]["properties"]
+    assert set(resource) == set(fmt.RESOURCE_KEYS)
+    assert set(schema["$defs"]["DeploymentEntry"]["properties"]) == set(fmt.DEPLOYMENT_KEYS)
+    assert (resource["kind"]["enum"], resource["auth"]["enum"]) == ([*fmt.KINDS], [*fmt.AUTHS])
+    path = tmp_path / "resources.toml"
+    path.write_text(
+        '[resources.east]\nendpoint = "https://e.openai.azure.com"\napi-key-env = "KEY_E"\n'
+        'api-version = "2025-04-01-preview"\n'
+        'deployments = { d = { model = "gpt-4o", enqueued-token-quota = "200M" }, m = "mini" }\n'
+        '[resources.proxy]\nkind = "litellm"\nendpoint = "http://localhost:4000"\n'
+        'auth = "entra"\ncustom-llm-provider = "azure"\ndeployments = { g = "gpt-4o" }\n'
+    )
+    assert len(read_resources(path)) == 2
+    fmt.ResourcesFile.model_validate(tomllib.loads(path.read_text()))

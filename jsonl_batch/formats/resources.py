@@ -102,6 +102,44 @@ class Resource(BaseModel):
         return "openai"
 
 
+class DeploymentEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", title="Deployment")
+
+    model: str = Field(description="the model it serves, e.g. gpt-4o")
+    enqueued_token_quota: int | str | None = Field(
+        None,
+        alias="enqueued-token-quota",
+        description="input tokens it may hold queued at once: 200000000 or '200M' (K, M, B)",
+    )
+
+
+class ResourceEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", title="Resource")
+
+    endpoint: str = Field(description="https://NAME.openai.azure.com or a proxy URL")
+    kind: ResourceKind = "azure"
+    auth: Literal["api-key", "entra"] = "api-key"
+    api_key_env: str | None = Field(
+        None, alias="api-key-env", description="the NAME of the variable holding the key"
+    )
+    api_version: str | None = Field(None, alias="api-version", description="azure only")
+    custom_llm_provider: str | None = Field(
+        None, alias="custom-llm-provider", description="litellm only"
+    )
+    deployments: dict[str, str | DeploymentEntry] = Field(
+        description='deployment (LiteLLM: model group) name -> "MODEL" or {model, quota}'
+    )
+
+
+class ResourcesFile(BaseModel):
+    """The resources file (TOML) as a JSON schema, ``schemas/resources.schema.json``, for
+    editors (Taplo, VS Code's Even Better TOML); :func:`read_resources` is what checks it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resources: dict[str, ResourceEntry] = Field(description="name -> resource")
+
+
 def cli_key_env(name: str) -> str:
     """``--resource east=URL`` → ``AZURE_OPENAI_API_KEY_EAST``."""
     return CLI_KEY_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
