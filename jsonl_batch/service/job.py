@@ -263,8 +263,14 @@ class Job:
     def _connection_of(self, name: str | None) -> Connection:
         return self.resource_connection(name) if name is not None else self.connection
 
-    def _target_of(self, shard: ShardState) -> str:
-        return self.resource(shard.resource).target if shard.resource else self.data.target
+    def _model_group(self, shard: ShardState, connection: Connection) -> str | None:
+        """The LiteLLM model group to route a shard's upload and batch by (model-based
+        routing, ``batch-api-spec.md`` §7.2); None elsewhere, and with
+        ``--custom-llm-provider``, where the proxy routes by provider instead."""
+        target = self.resource(shard.resource).target if shard.resource else self.data.target
+        if target == "litellm" and shard.deployment and not connection.extra_body:
+            return shard.deployment
+        return None
 
     def save(self) -> None:
         """Write the job file atomically; called after every step."""
@@ -537,21 +543,7 @@ class Job:
             return adopted
         per_resource = self._on_each_resource(functools.partial(self._adopt_batches, waiting))
         self._on_each_resource(functools.partial(self._adopt_uploads, waiting))
-        return sum(per_resource)
-
-    def _on_each_resource(self, step: Callable[[str], T]) -> list[T]:
-        """``step(name)`` on every resource not down; one that does not answer is marked down."""
-        results: list[T] = []
-        for name in self._resource_names():
-            if name in self._down():
-                continue
-            try:
-                results.append(step(name))
-            except ServiceError as exc:
-                if not is_outage(exc):
-                    raise
-                self._mark_down(name, exc)
-        return results
+        return sum(n or 0 for n in per_resource)
 
     def _adopt_batches(self, waiting: Sequence[ShardState], name: str | None) -> int:
         """Take over the batches of ``waiting`` shards that resource ``name`` has."""
@@ -603,27 +595,20 @@ class Job:
         """The newest reusable batch per shard whose metadata ``fields`` name a hash in
         ``wanted``, from the service's list (newest first), back to
         ``RECONCILE_LOOKBACK_SECONDS`` ago."""
-        since = self.clock() - RECONCILE_LOOKBACK_SECONDS
         shards = {shard.index for shard in wanted.values()}
         found: dict[int, tuple[ShardState, Any]] = {}
-        page = connection.call("listing batches", connection.client.batches.list, limit=100)
-        while True:
-            data = list(page.data)
-            for batch in data:
-                if normalize_status(field_of(batch, "status")) in _NOT_REUSED:
-                    continue
-                metadata = field_of(batch, "metadata") or {}
-                for field in fields:
-                    shard = wanted.get(str(metadata.get(field)))
-                    if shard is not None:
-                        found.setdefault(shard.index, (shard, batch))
-                        break
-            created = [timestamp_of(field_of(b, "created_at")) for b in data]
-            if len(found) == len(shards) or not data or not page.has_next_page():
-                return list(found.values())
-            if all(c is not None and c < since for c in created):
-                return list(found.values())
-            page = connection.call("listing batches", page.get_next_page)
+        for batch in _batches_since(connection, self.clock() - RECONCILE_LOOKBACK_SECONDS):
+            if normalize_status(field_of(batch, "status")) in _NOT_REUSED:
+                continue
+            metadata = field_of(batch, "metadata") or {}
+            for field in fields:
+                shard = wanted.get(str(metadata.get(field)))
+                if shard is not None:
+                    found.setdefault(shard.index, (shard, batch))
+                    break
+            if len(found) == len(shards):
+                break
+        return list(found.values())
 
     def _check_same_job(
         self,
@@ -779,17 +764,22 @@ class Job:
         step: Callable[[ShardState], T],
         unreachable: set[str] | None = None,
     ) -> T | None:
-        """Run one step of a shard. Multi-resource: an outage of its resource (credentials
-        refused, unreachable, 5xx past the retries) marks the resource down and returns None
-        instead of stopping the job, unless every resource is down; a resource in
-        ``unreachable`` (down this round) is not asked again."""
-        name = shard.resource
-        if name is None:
+        """Run one step of a shard, on its resource (:meth:`_on_resource`)."""
+        if shard.resource is None:
             return step(shard)
+        return self._on_resource(shard.resource, functools.partial(step, shard), unreachable)
+
+    def _on_resource(
+        self, name: str, call: Callable[[], T], unreachable: set[str] | None = None
+    ) -> T | None:
+        """``call()`` against resource ``name``. An outage (credentials refused, unreachable,
+        5xx past the retries) marks the resource down and returns None instead of stopping
+        the job, unless every resource is down; a resource in ``unreachable`` (down this
+        round) is not asked again. One that answers is marked up."""
         if unreachable is not None and name in unreachable:
             return None
         try:
-            result = step(shard)
+            result = call()
         except ServiceError as exc:
             if not is_outage(exc):
                 raise
@@ -801,6 +791,14 @@ class Job:
             return None
         self._mark_up(name)
         return result
+
+    def _on_each_resource(self, step: Callable[[str], T]) -> list[T | None]:
+        """``step(name)`` on every resource not down (:meth:`_on_resource`)."""
+        return [
+            self._on_resource(name, functools.partial(step, name))
+            for name in self._resource_names()
+            if name not in self._down()
+        ]
 
     def _resource_names(self) -> list[str]:
         return [resource.name for resource in self.data.resources]
@@ -981,10 +979,9 @@ class Job:
             }
         if connection.extra_body:
             kwargs["extra_body"] = connection.extra_body
-        if self._target_of(shard) == "litellm" and shard.deployment and not connection.extra_body:
-            # LiteLLM's model-based routing (not with --custom-llm-provider, which routes by
-            # provider instead): the proxy encodes the model group in the file id
-            kwargs["extra_headers"] = {"x-litellm-model": shard.deployment}
+        group = self._model_group(shard, connection)
+        if group is not None:  # the proxy encodes the model group in the file id
+            kwargs["extra_headers"] = {"x-litellm-model": group}
         with open(self.resolve(shard.upload_path), "rb") as raw:
             stream: BinaryIO = raw
             if self.on_upload is not None:
@@ -1102,10 +1099,9 @@ class Job:
                 "seconds": self.data.file_expiry_seconds,
             }
         extra_body = dict(connection.extra_body or {})
-        if self._target_of(shard) == "litellm" and shard.deployment and not connection.extra_body:
-            # the model group picks the deployment when the proxy load-balances batches
-            # (with --custom-llm-provider the proxy routes by provider instead)
-            extra_body["model"] = shard.deployment
+        group = self._model_group(shard, connection)
+        if group is not None:  # it picks the deployment when the proxy load-balances batches
+            extra_body["model"] = group
         if extra_body:
             kwargs["extra_body"] = extra_body
         action = f"creating the batch of shard {shard.index}"
@@ -1181,24 +1177,16 @@ class Job:
         started = shard.create_started_at if attempt is None else None  # an earlier attempt's
         attempt = shard.attempt if attempt is None else attempt
         since = (started or self.data.created_at) - LOOKUP_SLACK_SECONDS
-        page = connection.call("listing batches", connection.client.batches.list, limit=100)
-        while True:
-            data = list(page.data)
-            for batch in data:
-                metadata = field_of(batch, "metadata") or {}
-                if (
-                    metadata.get(METADATA_JOB_KEY) == self.data.job_id
-                    and metadata.get("shard") == str(shard.index)
-                    and metadata.get("attempt") == str(attempt)
-                    and batch.id not in shard.previous_batch_ids
-                ):
-                    return batch
-            created = [timestamp_of(field_of(b, "created_at")) for b in data]
-            if not data or all(c is not None and c < since for c in created):
-                return None
-            if not page.has_next_page():
-                return None
-            page = connection.call("listing batches", page.get_next_page)
+        for batch in _batches_since(connection, since):
+            metadata = field_of(batch, "metadata") or {}
+            if (
+                metadata.get(METADATA_JOB_KEY) == self.data.job_id
+                and metadata.get("shard") == str(shard.index)
+                and metadata.get("attempt") == str(attempt)
+                and batch.id not in shard.previous_batch_ids
+            ):
+                return batch
+        return None
 
     def _requeue(self, shard: ShardState, batch_id: str | None, reason: str) -> None:
         """A quota refusal (token_limit_exceeded): back off and try again later, or give up
@@ -1317,36 +1305,27 @@ class Job:
         stays live. Left for later while the old resource does not answer."""
         for shard in self.shards:
             for move in shard.moves:
-                name = move.from_resource
-                if move.checked or name is None or name in unreachable:
-                    continue
-                connection = self.resource_connection(name)
-                try:
-                    found = self._find_batch(shard, connection, move.attempt)
-                    status = normalize_status(field_of(found, "status")) if found else None
-                    if (
-                        found is not None
-                        and str(found.id) != shard.batch_id  # taken over by a reconcile
-                        and status not in TERMINAL_STATUSES | {"cancelling"}
-                    ):
-                        connection.call(
-                            f"cancelling batch {found.id} (shard {shard.index}, moved away)",
-                            connection.client.batches.cancel,
-                            found.id,
-                            extra_body=connection.extra_body,
-                        )
-                        shard.previous_batch_ids.append(str(found.id))
-                        self.on_event(
-                            f"shard {shard.index}: cancelled batch {found.id} left on {name}"
-                            " by the move"
-                        )
-                except ServiceError as exc:
-                    if not is_outage(exc):
-                        raise
-                    unreachable.add(name)
-                    continue
-                move.checked = True
-                self.save()
+                if not move.checked and move.from_resource is not None:
+                    check = functools.partial(self._cancel_left_behind, shard, move)
+                    self._on_resource(move.from_resource, check, unreachable)
+
+    def _cancel_left_behind(self, shard: ShardState, move: ShardMove) -> None:
+        name = move.from_resource or ""
+        connection = self.resource_connection(name)
+        found = self._find_batch(shard, connection, move.attempt)
+        status = normalize_status(field_of(found, "status")) if found else None
+        if (
+            found is not None
+            and str(found.id) != shard.batch_id  # taken over by a reconcile
+            and status not in TERMINAL_STATUSES | {"cancelling"}
+        ):
+            self._cancel_batch(shard, connection, str(found.id))
+            shard.previous_batch_ids.append(str(found.id))
+            self.on_event(
+                f"shard {shard.index}: cancelled batch {found.id} left on {name} by the move"
+            )
+        move.checked = True
+        self.save()
 
     @staticmethod
     def _finished_message(shard: ShardState) -> str:
@@ -1508,12 +1487,16 @@ class Job:
         self.save()
         return cancelled
 
-    def _cancel_batch(self, shard: ShardState) -> Any:
-        connection = self.connection_for(shard)
+    def _cancel_batch(
+        self, shard: ShardState, connection: Connection | None = None, batch_id: str | None = None
+    ) -> Any:
+        """Cancel the shard's batch (or ``batch_id`` on ``connection``: one left behind)."""
+        connection = connection or self.connection_for(shard)
+        batch_id = batch_id or shard.batch_id
         return connection.call(
-            f"cancelling batch {shard.batch_id} (shard {shard.index})",
+            f"cancelling batch {batch_id} (shard {shard.index})",
             connection.client.batches.cancel,
-            shard.batch_id,
+            batch_id,
             extra_body=connection.extra_body,
         )
 
@@ -1621,6 +1604,21 @@ def _write_chunk(chunk: list[bytes], digest: Any, writer: AtomicWriter) -> None:
     digest.update(data)
     writer.write_raw(data)
     chunk.clear()
+
+
+def _batches_since(connection: Connection, since: float) -> Iterator[Any]:
+    """The service's batches, newest first, page by page until a page holds only batches
+    created before ``since``."""
+    page = connection.call("listing batches", connection.client.batches.list, limit=100)
+    while True:
+        data = list(page.data)
+        yield from data
+        created = [timestamp_of(field_of(batch, "created_at")) for batch in data]
+        if not data or all(c is not None and c < since for c in created):
+            return
+        if not page.has_next_page():
+            return
+        page = connection.call("listing batches", page.get_next_page)
 
 
 def _not_sent(exc: BaseException) -> bool:
