@@ -192,10 +192,7 @@ def _check_deployment(key: str, value: Any, problems: _Problems) -> Deployment |
         problems.add(key, 'write NAME = "MODEL" or NAME = { model = "MODEL" }')
         return None
     problems.unknown_keys(key, value, DEPLOYMENT_KEYS)
-    model = value.get("model")
-    if not isinstance(model, str) or not model.strip():
-        problems.add(f"{key}.model", "missing: the model this deployment serves, e.g. gpt-4o")
-        model = None
+    model = _required_text(value, key, "model", "the model it serves, e.g. gpt-4o", problems)
     quota = None
     if "enqueued-token-quota" in value:
         quota = parse_quantity(value["enqueued-token-quota"])
@@ -207,7 +204,17 @@ def _check_deployment(key: str, value: Any, problems: _Problems) -> Deployment |
             )
     if model is None:
         return None
-    return Deployment(model=model.strip(), enqueued_token_quota=quota)
+    return Deployment(model=model, enqueued_token_quota=quota)
+
+
+def _required_text(
+    table: Mapping[str, Any], key: str, field: str, what: str, problems: _Problems
+) -> str | None:
+    value = table.get(field)
+    if not isinstance(value, str) or not value.strip():
+        problems.add(f"{key}.{field}", f"missing: {what}")
+        return None
+    return value.strip()
 
 
 def _check_resource(name: str, table: Any, problems: _Problems) -> Resource | None:
@@ -218,12 +225,11 @@ def _check_resource(name: str, table: Any, problems: _Problems) -> Resource | No
         problems.add(key, "must be a table: [resources.NAME] with endpoint, deployments, ...")
         return None
     problems.unknown_keys(key, table, RESOURCE_KEYS)
-    endpoint = table.get("endpoint")
-    if not isinstance(endpoint, str) or not endpoint.strip():
-        problems.add(f"{key}.endpoint", "missing: https://NAME.openai.azure.com or a proxy URL")
-        endpoint = None
-    else:
-        parts = urlsplit(endpoint.strip())
+    endpoint = _required_text(
+        table, key, "endpoint", "https://NAME.openai.azure.com or a proxy URL", problems
+    )
+    if endpoint is not None:
+        parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             problems.add(f"{key}.endpoint", "not an http(s) URL")
         elif parts.username or parts.password or parts.query:
@@ -275,7 +281,7 @@ def _check_resource(name: str, table: Any, problems: _Problems) -> Resource | No
         return None
     return Resource(
         name=name,
-        endpoint=endpoint.strip().rstrip("/"),
+        endpoint=endpoint.rstrip("/"),
         kind=kind,
         auth="entra" if auth == "entra" else "api_key",
         api_key_env=env if isinstance(env, str) else None,
