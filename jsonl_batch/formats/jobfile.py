@@ -176,8 +176,8 @@ class JobFile(_Record):
     retry_of: str | None = Field(None, description="the job whose retry file this job sends")
     reuse_existing: bool = Field(
         True,
-        description="take over batches of the same shard content found on the service (false:"
-        " --ignore-existing), also for shards moved to another resource",
+        description="take over batches of the same shard content found on the service, also"
+        " for shards moved to another resource (false: create new ones)",
     )
     creating_failover_seconds: float = Field(
         900.0,

@@ -833,6 +833,7 @@ class Job:
         return planner.slots_of(self.data.resources, learned, urls)
 
     def _need(self, shard: ShardState) -> planner.Need:
+        """What the planner weighs; ``model``: body.model in the split shard."""
         model = shard.model or shard.deployment or ""
         return planner.Need(shard.index, model, shard.input_tokens or shard.bytes, shard.url)
 
@@ -910,9 +911,12 @@ class Job:
                 checked=not create_sent,
             )
         )
-        model = shard.model if shard.model is not None else shard.deployment or ""
         upload_path, shard.sha256, shard.bytes = self._upload_file(
-            self.resolve(shard.path), shard.index, model, slot.deployment, None
+            self.resolve(shard.path),
+            shard.index,
+            self._need(shard).model,
+            slot.deployment,
+            shard.split_sha256,
         )
         shard.upload_path = _rel(upload_path, self.folder)
         shard.resource, shard.deployment = slot.resource, slot.deployment
