@@ -585,3 +585,31 @@ def test_the_resources_schema_has_the_keys_the_reader_takes(tmp_path: Path) -> N
     )
     assert len(read_resources(path)) == 2
     fmt.ResourcesFile.model_validate(tomllib.loads(path.read_text()))
+
+
+def test_a_resource_down_when_a_lost_job_is_rerun_has_its_second_batches_cancelled(
+    slow: dict[str, Emulator], tmp_path: Path
+) -> None:
+    """The job file is lost and east is down on the rerun, so east's shards cannot be seen
+    and run again on west; once east answers, the batches it still holds are cancelled:
+    one live batch per shard, across resources."""
+    source = write_requests(tmp_path / "data.jsonl", 4)
+    resources = _slow_resources(slow)
+    options: dict[str, Any] = {"split_limits": {"max_requests": 1}, "max_retries": 0}
+    first = Job.submit(source, resources=resources, **options)
+    on_east = {s.batch_id for s in first.shards if s.resource == "east"}
+    assert len(on_east) == 2
+    first.path.unlink()
+    slow["east"].stop_serving()
+
+    job = Job.submit(source, resources=resources, **options)
+    assert {s.resource for s in job.shards} == {"west"}
+    assert job.data.resource_state["east"].unreconciled
+    slow["east"].start()
+    job.refresh()
+    assert not job.data.resource_state["east"].unreconciled
+    assert {b.id: b.status for b in batches_on(slow["east"])} == dict.fromkeys(
+        on_east, "cancelling"
+    )
+    live = [b for b in batches_on(slow["west"]) if b.status not in ("cancelling", "cancelled")]
+    assert sorted(b.id for b in live) == sorted(str(s.batch_id) for s in job.shards)

@@ -72,6 +72,11 @@ class ResourceState(_Record):
 
     down_since: float | None = Field(None, description="failed (auth, 5xx, unreachable) at")
     down_reason: str | None = None
+    unreconciled: bool = Field(
+        False,
+        description="down when the job looked for batches of its content: once it answers,"
+        " one found there is taken over (shard without a batch) or cancelled (a second one)",
+    )
     learned_quota: dict[str, int] = Field(
         default_factory=dict,
         description="deployment -> enqueued-token limit the service reported (quota headers"

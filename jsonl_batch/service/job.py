@@ -531,32 +531,60 @@ class Job:
         ``split_sha256`` (the split shard, before any rewrite) matches on every resource that
         answers, and the shard goes where its batch is (a ``moves`` entry says so): a plan
         that differs from the lost one never adds a second live batch. A resource that does
-        not answer is marked down."""
-        waiting = [
-            shard
-            for shard in self.shards
-            if shard.batch_id is None and shard.status in ("pending", "uploading", "uploaded")
-        ]
+        not answer is marked down, and looked at again once it answers
+        (:meth:`_reconcile_late`)."""
+        waiting = self._waiting()
         if not self.data.resources:
             adopted = self._adopt_batches(waiting, None)
             self._adopt_uploads(waiting, None)
             return adopted
         per_resource = self._on_each_resource(functools.partial(self._adopt_batches, waiting))
         self._on_each_resource(functools.partial(self._adopt_uploads, waiting))
+        if waiting and self._down():
+            for name in self._down():
+                self._state(name).unreconciled = True
+            self.save()
         return sum(n or 0 for n in per_resource)
+
+    def _waiting(self) -> list[ShardState]:
+        """Shards with nothing created yet: what reconciling may take over."""
+        return [
+            shard
+            for shard in self.shards
+            if shard.batch_id is None and shard.status in ("pending", "uploading", "uploaded")
+        ]
+
+    def _reconcile_late(self, name: str) -> None:
+        """Resource ``name`` was down when the job reconciled and answers now. A batch of a
+        shard's content there (a run that lost its job file made it) is taken over when the
+        shard has none yet, else cancelled: one live batch per shard, across resources."""
+        self._adopt_batches(self._waiting(), name)
+        connection = self.resource_connection(name)
+        wanted = _by_content([shard for shard in self.shards if shard.batch_id], name)
+        for batch in _batches_since(connection, self.clock() - RECONCILE_LOOKBACK_SECONDS):
+            shard = _shard_of(batch, wanted, name)
+            status = normalize_status(field_of(batch, "status"))
+            if (
+                shard is None
+                or str(batch.id) == shard.batch_id
+                or status in TERMINAL_STATUSES | {"cancelling"}
+            ):
+                continue
+            self._cancel_batch(shard, connection, str(batch.id))
+            shard.previous_batch_ids.append(str(batch.id))
+            self.on_event(
+                f"shard {shard.index}: cancelled batch {batch.id} on {name}, a second batch of"
+                f" its content (the shard runs as {shard.batch_id} on {shard.resource})"
+            )
+        self._state(name).unreconciled = False
+        self.save()
 
     def _adopt_batches(self, waiting: Sequence[ShardState], name: str | None) -> int:
         """Take over the batches of ``waiting`` shards that resource ``name`` has."""
-        wanted: dict[str, ShardState] = {}
-        for shard in waiting:
-            if shard.batch_id is None:
-                wanted[shard.sha256] = shard
-                if name is not None:
-                    wanted[shard.split_sha256 or shard.sha256] = shard
+        wanted = _by_content([shard for shard in waiting if shard.batch_id is None], name)
         if not wanted:
             return 0
-        fields = ("shard_sha256",) if name is None else ("split_sha256", "shard_sha256")
-        found = self._batches_by_content(wanted, fields, self._connection_of(name))
+        found = self._batches_by_content(wanted, name)
         for shard, batch in found:
             if name is not None and name != shard.resource:
                 slots = planner.serving(self._need(shard), self._slots())
@@ -590,22 +618,20 @@ class Job:
                 self._uploaded(shard, file_id, status)
 
     def _batches_by_content(
-        self, wanted: Mapping[str, ShardState], fields: Sequence[str], connection: Connection
+        self, wanted: Mapping[str, ShardState], name: str | None
     ) -> list[tuple[ShardState, Any]]:
-        """The newest reusable batch per shard whose metadata ``fields`` name a hash in
-        ``wanted``, from the service's list (newest first), back to
+        """The newest reusable batch per shard of ``wanted`` (:func:`_by_content`) on
+        resource ``name``, from the service's list (newest first), back to
         ``RECONCILE_LOOKBACK_SECONDS`` ago."""
         shards = {shard.index for shard in wanted.values()}
         found: dict[int, tuple[ShardState, Any]] = {}
+        connection = self._connection_of(name)
         for batch in _batches_since(connection, self.clock() - RECONCILE_LOOKBACK_SECONDS):
             if normalize_status(field_of(batch, "status")) in _NOT_REUSED:
                 continue
-            metadata = field_of(batch, "metadata") or {}
-            for field in fields:
-                shard = wanted.get(str(metadata.get(field)))
-                if shard is not None:
-                    found.setdefault(shard.index, (shard, batch))
-                    break
+            shard = _shard_of(batch, wanted, name)
+            if shard is not None:
+                found.setdefault(shard.index, (shard, batch))
             if len(found) == len(shards):
                 break
         return list(found.values())
@@ -1278,6 +1304,10 @@ class Job:
                 changed = True
         if self.data.resources:
             self._sweep_moves(unreachable)
+            for name, state in list(self.data.resource_state.items()):
+                if state.unreconciled:
+                    late = functools.partial(self._reconcile_late, name)
+                    self._on_resource(name, late, unreachable)
         for shard in self.shards:
             if not self._needs_refresh(shard):
                 continue
@@ -1608,6 +1638,28 @@ def _write_chunk(chunk: list[bytes], digest: Any, writer: AtomicWriter) -> None:
     digest.update(data)
     writer.write_raw(data)
     chunk.clear()
+
+
+def _by_content(shards: Sequence[ShardState], name: str | None) -> dict[str, ShardState]:
+    """Shards by the content hashes their batches carry: the upload's (``shard_sha256``),
+    and on a resource of a multi-resource job (``name``) the split shard's too."""
+    wanted: dict[str, ShardState] = {}
+    for shard in shards:
+        wanted[shard.sha256] = shard
+        if name is not None:
+            wanted[shard.split_sha256 or shard.sha256] = shard
+    return wanted
+
+
+def _shard_of(batch: Any, wanted: Mapping[str, ShardState], name: str | None) -> ShardState | None:
+    """The shard of ``wanted`` a batch's metadata names by content (see :func:`_by_content`)."""
+    metadata = field_of(batch, "metadata") or {}
+    fields = ("shard_sha256",) if name is None else ("split_sha256", "shard_sha256")
+    for field in fields:
+        shard = wanted.get(str(metadata.get(field)))
+        if shard is not None:
+            return shard
+    return None
 
 
 def _batches_since(connection: Connection, since: float) -> Iterator[Any]:
