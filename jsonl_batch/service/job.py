@@ -570,11 +570,12 @@ class Job:
                 or status in TERMINAL_STATUSES | {"cancelling"}
             ):
                 continue
-            self._cancel_batch(shard, connection, str(batch.id))
-            shard.previous_batch_ids.append(str(batch.id))
-            self.on_event(
-                f"shard {shard.index}: cancelled batch {batch.id} on {name}, a second batch of"
-                f" its content (the shard runs as {shard.batch_id} on {shard.resource})"
+            self._cancel_extra(
+                shard,
+                connection,
+                str(batch.id),
+                f"on {name}, a second batch of its content (the shard runs as"
+                f" {shard.batch_id} on {shard.resource})",
             )
         self._state(name).unreconciled = False
         self.save()
@@ -1343,6 +1344,24 @@ class Job:
                     check = functools.partial(self._cancel_left_behind, shard, move)
                     self._on_resource(move.from_resource, check, unreachable)
 
+    def _cancel_extra(
+        self, shard: ShardState, connection: Connection, batch_id: str, why: str
+    ) -> None:
+        """Cancel a second batch of a shard. One that ended since it was listed refuses (the
+        emulator answers 409): nothing is left to cancel then, so that is no error."""
+        import openai
+
+        try:
+            self._cancel_batch(shard, connection, batch_id)
+        except ServiceError as exc:
+            refused = isinstance(exc.__cause__, openai.APIStatusError) and not is_outage(exc)
+            if not refused:
+                raise
+            self.on_event(f"shard {shard.index}: batch {batch_id} {why} had ended: {exc}")
+            return
+        shard.previous_batch_ids.append(batch_id)
+        self.on_event(f"shard {shard.index}: cancelled batch {batch_id} {why}")
+
     def _cancel_left_behind(self, shard: ShardState, move: ShardMove) -> None:
         name = move.from_resource or ""
         connection = self.resource_connection(name)
@@ -1353,11 +1372,7 @@ class Job:
             and str(found.id) != shard.batch_id  # taken over by a reconcile
             and status not in TERMINAL_STATUSES | {"cancelling"}
         ):
-            self._cancel_batch(shard, connection, str(found.id))
-            shard.previous_batch_ids.append(str(found.id))
-            self.on_event(
-                f"shard {shard.index}: cancelled batch {found.id} left on {name} by the move"
-            )
+            self._cancel_extra(shard, connection, str(found.id), f"left on {name} by the move")
         move.checked = True
         self.save()
 
