@@ -105,6 +105,7 @@ def _job_file(resources: list[Resource], chosen: dict[int, planner.Slot] | None)
             path=f"data.split/data.gpt-4o.{need.index:04d}.jsonl",
             upload_path=f"data.shards/data.{need.index:04d}.gpt-4o-batch.jsonl",
             sha256=uuid.uuid4().hex * 2,
+            split_sha256=uuid.uuid4().hex * 2 if slot else None,
             requests=REQUESTS // SHARDS,
             bytes=20_000_000,
             input_tokens=need.tokens,
