@@ -485,7 +485,7 @@ def _two_resources(emulators: dict[str, Emulator], east: int, west: int) -> list
 def test_a_lost_job_file_and_another_plan_take_over_batches_wherever_they_are(
     emulators: dict[str, Emulator], tmp_path: Path
 ) -> None:
-    """The job file is lost and the rerun plans differently (the quotas changed, and east
+    """The job file is lost and ``recover`` plans differently (the quotas changed, and east
     names its deployment differently): each shard's batch is found by the split shard's own
     hash on whichever resource has it, and no second batch is created anywhere."""
     source = write_requests(tmp_path / "data.jsonl", 12)
@@ -496,9 +496,10 @@ def test_a_lost_job_file_and_another_plan_take_over_batches_wherever_they_are(
     assert Counter(name for name, _ in before.values()) == {"east": 4, "west": 2}
     first.path.unlink()
 
-    again = Job.submit(source, resources=_two_resources(emulators, 1_000_000, 2_000_000),
-                       split_limits=limits)  # fmt: skip
+    flipped = _two_resources(emulators, 1_000_000, 2_000_000)
+    again = Job.recover(source, resources=flipped, split_limits=limits)
     assert {s.index: (s.resource, s.batch_id) for s in again.shards} == before
+    assert Job.submit(source, resources=flipped).shards == again.shards  # nothing left to do
     moved = [s for s in again.shards if s.moves]
     assert len(moved) >= 2 and all("reconciled" in s.moves[0].reason for s in moved)
     assert all(s.deployment == LAYOUT[s.resource or ""][0] for s in again.shards)
