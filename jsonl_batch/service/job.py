@@ -98,7 +98,8 @@ RECONCILE_LOOKBACK_SECONDS = 30 * 24 * 3600.0
 # Azure's token_limit_exceeded text names the limit ("... the configured limit of 30K for
 # the deployment 'gpt-4.1-batch'", a real reply quoted in batch-api-spec.md §3.2 [AZ-QA-TOK]).
 _LIMIT_IN_MESSAGE = re.compile(r"configured limit of ([0-9][0-9.,_]*\s*[KMBkmb]?)\b")
-# Shards not created yet: the ones a multi-resource job may still send elsewhere.
+# Shards not created yet: the ones a multi-resource job may still send elsewhere, and whose
+# batch reconciling may find (a run that lost its job file made it).
 _MOVABLE = frozenset({"pending", "uploading", "uploaded", "queued"})
 # Batches not taken over when reconciling: a new batch is what the shard needs then.
 _NOT_REUSED = frozenset({"failed", "expired", "cancelled", "cancelling"})
@@ -549,9 +550,7 @@ class Job:
     def _waiting(self) -> list[ShardState]:
         """Shards with nothing created yet: what reconciling may take over."""
         return [
-            shard
-            for shard in self.shards
-            if shard.batch_id is None and shard.status in ("pending", "uploading", "uploaded")
+            shard for shard in self.shards if shard.batch_id is None and shard.status in _MOVABLE
         ]
 
     def _reconcile_late(self, name: str) -> None:
