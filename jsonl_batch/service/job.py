@@ -584,8 +584,8 @@ class Job:
         wanted = _by_content([shard for shard in waiting if shard.batch_id is None], name)
         if not wanted:
             return 0
-        found = self._batches_by_content(wanted, name)
-        for shard, batch in found:
+        adopted = 0
+        for shard, batch in self._batches_by_content(wanted, name):
             if name is not None and name != shard.resource:
                 slots = planner.serving(self._need(shard), self._slots())
                 here = [slot for slot in slots if slot.resource == name]
@@ -601,7 +601,8 @@ class Job:
                 " the same content on the service; taking it over instead of creating another"
             )
             self._created(shard, batch, {})
-        return len(found)
+            adopted += 1
+        return adopted
 
     def _adopt_uploads(self, waiting: Sequence[ShardState], name: str | None) -> None:
         """Take over the uploads of ``waiting`` shards of resource ``name`` (by file name)."""
