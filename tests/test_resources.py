@@ -461,7 +461,9 @@ def test_cancel_reaches_every_resource(slow: dict[str, Emulator], tmp_path: Path
     source = write_requests(tmp_path / "data.jsonl", 8)
     run("submit", str(source), "--max-requests", "2",
         "--resource", items[0], "--resource-deployment", "east/gpt-4o=gpt-4o",
-        "--resource", items[1], "--resource-deployment", "west/gpt-4o=gpt-4o")  # fmt: skip
+        "--resource", items[1], "--resource-deployment", "west/gpt-4o=gpt-4o",
+        "--failover-after", "30")  # fmt: skip
+    assert read_job_file(tmp_path / "data.job.json").creating_failover_seconds == 30
     result = run("cancel", str(tmp_path / "data.job.json"))
     assert "cancel requested for 4 batches" in result.output
     for server in slow.values():
@@ -517,7 +519,8 @@ def test_a_create_in_flight_on_a_resource_that_stays_down_moves_after_the_bound(
     options: dict[str, Any] = {"max_retries": 0, "create_retries": 0,
                                "clock": lambda: now[0], "sleep": lambda _s: None}  # fmt: skip
     source = write_requests(tmp_path / "data.jsonl", 3)
-    job = Job.submit(source, resources=_slow_resources(slow), **options)
+    job = Job.submit(source, resources=_slow_resources(slow), creating_failover_seconds=60,
+                     **options)  # fmt: skip
     shard = job.shards[0]
     orphan = shard.batch_id
     assert shard.resource == "east" and orphan
@@ -529,7 +532,7 @@ def test_a_create_in_flight_on_a_resource_that_stays_down_moves_after_the_bound(
     job.step()
     shard = job.shards[0]
     assert (shard.status, shard.resource, shard.moves) == ("creating", "east", [])
-    now[0] += job.data.creating_failover_seconds
+    now[0] += 60  # the bound this job was given, saved in its job file
     job.step()
     assert shard.resource == "west" and shard.attempt == 2 and shard.batch_id
     assert shard.moves[0].create_sent and "create in flight" in shard.moves[0].reason

@@ -232,6 +232,15 @@ def job_input_options(func: F) -> F:
     help="Create new batches even when the service already has batches of the same shard"
     " content (by default a new job takes those over).",
 )
+@click.option(
+    "--failover-after",
+    "creating_failover_seconds",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Several resources: how long a shard whose create was in flight waits for its"
+    " resource, once down, before it moves (a batch found there later is cancelled)."
+    "  [default: 900; saved in the job file]",
+)
 @click.option("--wait", "then_wait", is_flag=True, help="Wait for the job after submitting.")
 @poll_interval_option
 @quota_retry_delay_option
@@ -248,6 +257,7 @@ def submit(
     max_tokens: int | None,
     ignore_existing: bool,
     retry_elsewhere: bool,
+    creating_failover_seconds: float | None,
     then_wait: bool,
     poll_interval: float,
     quota_retry_delay: float,
@@ -280,6 +290,7 @@ def submit(
             "description": description,
             "split_limits": split_limits,
             "reuse_existing": not ignore_existing,
+            "creating_failover_seconds": creating_failover_seconds,
             "on_event": view.event,
             "on_upload": view.upload,
             "quota_retry_seconds": quota_retry_delay,

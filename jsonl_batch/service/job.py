@@ -309,6 +309,7 @@ class Job:
         reuse_existing: bool = True,
         resources: Sequence[Resource] = (),
         avoid_resources: Sequence[str] = (),
+        creating_failover_seconds: float | None = None,
         **options: Any,
     ) -> Job:
         """Split (if needed), upload and create a batch per shard; resume an existing job.
@@ -322,7 +323,9 @@ class Job:
         ``reuse_existing`` is False.
 
         ``resources`` (instead of ``connection``) spreads the shards over several resources;
-        ``avoid_resources`` are used only for models no other resource serves.
+        ``avoid_resources`` are used only for models no other resource serves;
+        ``creating_failover_seconds`` is how long a shard whose create was in flight waits
+        for its resource, once down, before it moves (saved in the job file).
         """
         source = Path(path)
         job_file = Path(job_path) if job_path else naming.job_path(source)
@@ -349,6 +352,9 @@ class Job:
             )
             if reuse_existing:
                 job.reconcile()
+        if creating_failover_seconds is not None:
+            job.data.creating_failover_seconds = creating_failover_seconds
+            job.save()
         job.submit_ready()
         return job
 
