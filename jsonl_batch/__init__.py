@@ -57,6 +57,8 @@ _LAZY = {
     # the files the tool writes, read back
     "read_manifest": "formats.manifest",
     "read_job_file": "formats.jobfile",
+    "read_resources": "formats.resources",
+    "Resource": "formats.resources",
     # tokens and prices
     "TokenCounter": "tokens",
     "count_request_tokens": "tokens",
@@ -79,6 +81,7 @@ __all__ = [  # every name is documented in the README's Library section
     "PriceTable",
     "Report",
     "RequestFileBuilder",
+    "Resource",
     "ResultRow",
     "ServiceError",
     "SplitError",
@@ -97,6 +100,7 @@ __all__ = [  # every name is documented in the README's Library section
     "read_job_file",
     "read_lines",
     "read_manifest",
+    "read_resources",
     "read_results",
     "split_file",
     "validate_file",
@@ -110,6 +114,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each loads on first use
     from .estimate import EstimateResult, estimate_file
     from .formats.jobfile import read_job_file
     from .formats.manifest import read_manifest
+    from .formats.resources import Resource, read_resources
     from .formats.results import ResultRow
     from .merge import MergeResult, merge, read_results
     from .pricing import PriceTable

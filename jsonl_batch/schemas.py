@@ -28,6 +28,7 @@ SCHEMA_MODELS: dict[str, str] = {
     "error_line": "jsonl_batch.formats.wire:ErrorLine",
     "manifest": "jsonl_batch.formats.manifest:Manifest",
     "job": "jsonl_batch.formats.jobfile:JobFile",
+    "resources": "jsonl_batch.formats.resources:ResourcesFile",
     "prices": "jsonl_batch.pricing:PriceFile",
 }
 

@@ -46,7 +46,12 @@ _BAR_WIDTH = 20
 
 
 def resource(job: Job) -> str:
-    """The service a job talks to, as people name it: the endpoint's host."""
+    """The service a job talks to, as people name it: the endpoint's host (the resources'
+    names for a multi-resource job, those down marked so)."""
+    if job.data.resources:
+        rows = job.resource_summary()
+        names = [name + (" (down)" if row["down"] else "") for name, row in rows.items()]
+        return f"{len(names)} resources ({', '.join(names)})"
     endpoint = job.data.connection.endpoint
     return urlparse(endpoint).netloc or endpoint
 
@@ -116,7 +121,9 @@ class ProgressState:
 def shard_table(job: Job, state: ProgressState | None = None) -> Table:
     """One row per shard; with ``state`` (the live view) also a bar, the ETA and uploads."""
     live = state is not None
-    headers = ["shard", "deployment", "status", *([""] if live else []), "done", "failed"]
+    several = bool(job.data.resources)
+    headers = ["shard", *(["resource"] if several else []), "deployment", "status"]
+    headers += [*([""] if live else []), "done", "failed"]
     headers += ["elapsed", *(["eta"] if live else []), "error", "batch"]
     table = new_table(*headers, numeric=("shard", "done", "failed", "elapsed", "eta"))
     for row in job.iter_rows():
@@ -130,7 +137,8 @@ def shard_table(job: Job, state: ProgressState | None = None) -> Table:
             progress = f"{size(sent)}/{size(total)}"
         eta = state.eta(row) if state is not None else None
         status = Text(row["status"], style=_STATUS_STYLES.get(row["status"], ""))
-        cells: list[RenderableType] = [str(row["index"]), row["deployment"] or "-", status]
+        cells: list[RenderableType] = [str(row["index"])]
+        cells += [*([row["resource"] or "-"] if several else []), row["deployment"] or "-", status]
         cells += [*([bar] if live else []), progress, number(row["failed"])]
         cells += [duration(row["elapsed_seconds"]), *([duration(eta)] if live else [])]
         add_row(table, [*cells, error_codes(row), short_id(row["batch_id"])])

@@ -12,11 +12,13 @@ from typing import Any, TypeVar
 import click
 
 from ..display import count, duration, iso_time, local_time, number, short_id, size
+from ..formats import naming
 from ..formats.batch import timestamp_of
 from ..formats.jobfile import read_job_file
 from ..formats.naming import JOB_SUFFIX
+from ..formats.resources import Resource, read_resources, resources_from_items
 from ..profiles import TARGETS
-from ..service.connection import Connection, resolve_connection
+from ..service.connection import Connection, resolve_connection, resource_settings
 from ..service.job import Job
 from ._common import QUANTITY, echo_json, format_option, handle_errors, input_path, target_option
 from ._jobview import JobProgress, print_status
@@ -34,6 +36,9 @@ Connection (flags, else environment, else the job file's saved connection):
                  OPENAI_API_VERSION; or --auth entra (pip install 'jsonl-batch[entra]').
   LiteLLM proxy: --base-url http://localhost:4000 --api-key sk-...  [--custom-llm-provider azure]
   OpenAI:        OPENAI_API_KEY (base URL https://api.openai.com/v1).
+  Several:       --resources resources.toml (see the README), or --resource east=URL
+                 --resource-deployment east/gpt-4o-batch=gpt-4o@200M (key of resource
+                 east in AZURE_OPENAI_API_KEY_EAST); a job file remembers them.
 """
 
 
@@ -70,6 +75,69 @@ def connection_options(func: F) -> F:
     return func
 
 
+def resource_options(func: F) -> F:
+    """The flags that spread a job over several resources."""
+    options = [
+        click.option(
+            "--resources",
+            "resources_file",
+            type=input_path(),
+            metavar="FILE",
+            help="Resources file (TOML): several resources, their deployments and quotas.",
+        ),
+        click.option(
+            "--resource",
+            "resource_items",
+            multiple=True,
+            metavar="NAME=URL",
+            help="An Azure resource (repeat); its key is in AZURE_OPENAI_API_KEY_<NAME>.",
+        ),
+        click.option(
+            "--resource-deployment",
+            "resource_deployments",
+            multiple=True,
+            metavar="NAME/DEPLOYMENT=MODEL[@QUOTA]",
+            help="A deployment of --resource NAME, its model and optionally its enqueued-token"
+            " quota (repeat), e.g. east/gpt-4o-batch=gpt-4o@200M.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _resources(options: dict[str, Any]) -> list[Resource]:
+    """The resources the flags name (and removes those flags from ``options``)."""
+    path = options.pop("resources_file", None)
+    items = options.pop("resource_items", ())
+    deployments = options.pop("resource_deployments", ())
+    if deployments and not items:
+        raise click.UsageError("--resource-deployment needs --resource NAME=URL")
+    if not path and not items:
+        return []
+    if path and items:
+        raise click.UsageError("use --resources FILE or --resource items, not both")
+    single = [flag for flag in ("endpoint", "base_url", "api_key") if options.get(flag)]
+    if single:
+        raise click.UsageError(
+            f"--{single[0].replace('_', '-')} names one service; with several resources each"
+            " names its own endpoint and key variable"
+        )
+    if path:
+        return read_resources(path)
+    auth = options.get("auth") or "api-key"
+    return resources_from_items(
+        items, deployments, api_version=options.get("api_version"), auth=auth
+    )
+
+
+def _resources_of(job_path: Path) -> list[Resource]:
+    """The resources of an existing job file: ``submit`` resumes it without the flags."""
+    if job_path.name.endswith(JOB_SUFFIX) and job_path.exists():
+        return list(read_job_file(job_path).resources)
+    return []
+
+
 def _connection(options: dict[str, Any], saved: dict[str, Any] | None = None) -> Connection:
     auth = options.get("auth")
     settings = resolve_connection(
@@ -92,9 +160,11 @@ def _say(message: str) -> None:
 
 def _open_job(path: str, options: dict[str, Any], **job_options: Any) -> Job:
     job_path = Path(path)
-    saved = read_job_file(job_path).connection.model_dump()
+    data = read_job_file(job_path)
     job_options.setdefault("on_event", _say)
-    return Job.load(job_path, _connection(options, saved), **job_options)
+    if data.resources:  # each resource names its endpoint and key variable
+        return Job.load(job_path, None, max_retries=options.get("max_retries"), **job_options)
+    return Job.load(job_path, _connection(options, data.connection.model_dump()), **job_options)
 
 
 # --- submit --------------------------------------------------------------------------
@@ -147,13 +217,29 @@ def job_input_options(func: F) -> F:
 @click.command(epilog=_CONNECTION_HELP)
 @click.argument("input_path", metavar="INPUT", type=input_path())
 @connection_options
+@resource_options
 @job_input_options
 @click.option("--description", help="Stored in each batch's metadata.")
+@click.option(
+    "--retry-elsewhere",
+    is_flag=True,
+    help="INPUT is a merged multi-resource job: send its retry file (failed, expired"
+    " requests) as a new job, on resources other than those the failures came from.",
+)
 @click.option(
     "--ignore-existing",
     is_flag=True,
     help="Create new batches even when the service already has batches of the same shard"
     " content (by default a new job takes those over).",
+)
+@click.option(
+    "--failover-after",
+    "creating_failover_seconds",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Several resources: how long a shard whose create was in flight waits for its"
+    " resource, once down, before it moves (a batch found there later is cancelled)."
+    "  [default: 900; saved in the job file]",
 )
 @click.option("--wait", "then_wait", is_flag=True, help="Wait for the job after submitting.")
 @poll_interval_option
@@ -170,6 +256,8 @@ def submit(
     max_bytes: int | None,
     max_tokens: int | None,
     ignore_existing: bool,
+    retry_elsewhere: bool,
+    creating_failover_seconds: float | None,
     then_wait: bool,
     poll_interval: float,
     quota_retry_delay: float,
@@ -189,26 +277,45 @@ def submit(
       jsonl-batch submit requests.jsonl --endpoint https://NAME.openai.azure.com \\
           --deployment gpt-4o-batch --deployment gpt-4o-batch-2 --enqueued-limit 5000000
       jsonl-batch wait requests.job.json
+      jsonl-batch submit requests.jsonl --resources resources.toml --max-requests 50000
+      jsonl-batch submit requests.job.json --retry-elsewhere   # after merge
     """
-    connection = _connection(options)
+    resources = _resources(options) or _resources_of(Path(job_path or naming.job_path(input_path)))
+    if resources and deployments:
+        raise click.UsageError("--deployment with several resources: list them per resource")
+    split_limits = {"max_requests": max_requests, "max_bytes": max_bytes, "max_tokens": max_tokens}
     with JobProgress(console(err=True)) as view:
-        job = Job.submit(
-            input_path,
-            connection,
-            job_path=job_path,
-            deployments=deployments,
-            enqueued_limit=enqueued_limit,
-            description=description,
-            split_limits={
-                "max_requests": max_requests,
-                "max_bytes": max_bytes,
-                "max_tokens": max_tokens,
-            },
-            reuse_existing=not ignore_existing,
-            on_event=view.event,
-            on_upload=view.upload,
-            quota_retry_seconds=quota_retry_delay,
-        )
+        common: dict[str, Any] = {
+            "job_path": job_path,
+            "description": description,
+            "split_limits": split_limits,
+            "reuse_existing": not ignore_existing,
+            "creating_failover_seconds": creating_failover_seconds,
+            "on_event": view.event,
+            "on_upload": view.upload,
+            "quota_retry_seconds": quota_retry_delay,
+        }
+        if retry_elsewhere:
+            job = Job.retry_elsewhere(
+                input_path, resources=resources, max_retries=options.get("max_retries"), **common
+            )
+        elif resources:
+            job = Job.submit(
+                input_path,
+                None,
+                resources=resources,
+                enqueued_limit=enqueued_limit,
+                max_retries=options.get("max_retries"),
+                **common,
+            )
+        else:
+            job = Job.submit(
+                input_path,
+                _connection(options),
+                deployments=deployments,
+                enqueued_limit=enqueued_limit,
+                **common,
+            )
         if then_wait:
             _wait(job, view, poll_interval, None, None)
     _report(job, output_format)
@@ -219,6 +326,7 @@ def submit(
 @click.command(epilog=_CONNECTION_HELP)
 @click.argument("input_path", metavar="INPUT", type=input_path())
 @connection_options
+@resource_options
 @job_input_options
 @format_option()
 @handle_errors
@@ -246,9 +354,14 @@ def recover(
           --deployment gpt-4o-batch
       jsonl-batch wait requests.job.json
     """
+    resources = _resources(options)
+    if resources and deployments:
+        raise click.UsageError("--deployment with several resources: list them per resource")
     job = Job.recover(
         input_path,
-        _connection(options),
+        None if resources else _connection(options),
+        resources=resources,
+        max_retries=options.get("max_retries"),
         job_path=job_path,
         deployments=deployments,
         enqueued_limit=enqueued_limit,
@@ -419,6 +532,7 @@ def cancel(what: str, output_format: str, **options: Any) -> None:
 
 @click.command("list", epilog=_CONNECTION_HELP)
 @connection_options
+@resource_options
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
@@ -435,28 +549,44 @@ def list_batches(limit: int, job_filter: str | None, output_format: str, **optio
     \b
     Example:
       jsonl-batch list --limit 50 --job requests.job.json
+      jsonl-batch list --resources resources.toml   # every resource, newest first
     """
-    saved = None
     job_id = job_filter
+    connections: dict[str | None, Connection] = {}
     if job_filter and (job_filter.endswith(JOB_SUFFIX) or Path(job_filter).is_file()):
-        data = read_job_file(Path(job_filter))
-        job_id, saved = data.job_id, data.connection.model_dump()
-    connection = _connection(options, saved)
-    rows = connection.call("listing batches", lambda: _collect_batches(connection, limit, job_id))
+        job = _open_job(job_filter, options)
+        job_id = job.data.job_id
+        names = [resource.name for resource in job.data.resources]
+        connections = {name: job.resource_connection(name) for name in names}
+        connections = connections or {None: job.connection}
+    elif resources := _resources(options):
+        connections = {
+            r.name: Connection(resource_settings(r, max_retries=options.get("max_retries")))
+            for r in resources
+        }
+    else:
+        connections = {None: _connection(options)}
+    rows = []
+    for name, connection in connections.items():
+        found = connection.call(
+            "listing batches", lambda c=connection: _collect_batches(c, limit, job_id)
+        )
+        rows += [{**row, **({"resource": name} if name else {})} for row in found]
+    rows = sorted(rows, key=lambda row: -(row["created"] or 0))[:limit]
     if output_format == "json":
         echo_json([{**row, "created": iso_time(row["created"])} for row in rows])
         return
     if not rows:
         click.echo("no batches" + (f" for job {job_id}" if job_id else ""))
         return
-    table = new_table(
-        "batch", "status", "created", "done", "failed", "job", "shard", numeric=("done", "failed")
-    )
+    several = any("resource" in row for row in rows)
+    headers = ["batch", "status", "created", "done", "failed", "job", "shard"]
+    table = new_table(*headers, *(["resource"] if several else []), numeric=("done", "failed"))
     for row in rows:
         done = f"{number(row['completed'] + row['failed'])}/{number(row['total'])}"
         cells = [short_id(row["id"]), row["status"], local_time(row["created"]), done]
         cells += [number(row["failed"]), short_id(row["job_id"]), row["shard"] or "-"]
-        add_row(table, cells)
+        add_row(table, [*cells, *([row.get("resource") or "-"] if several else [])])
     print_table(table)
 
 

@@ -248,6 +248,13 @@ def render_text(result: MergeResult) -> str:
             f"  {shard.name}{status}: {count(shard.requests, 'request')}, {_counts(shard.counts)};"
             f" {_cost_text(shard.cost)}"
         )
+    if result.resources:
+        lines.append("per resource:")
+    for resource in result.resources:
+        lines.append(
+            f"  {resource.name}: {count(resource.requests, 'request')},"
+            f" {_counts(resource.counts)}; {_cost_text(resource.cost)}"
+        )
     for kind, found in result.problem_counts.items():
         if not found:
             continue

@@ -141,6 +141,15 @@ class Emulator:
     def api_key(self) -> str:
         return self.config.api_key
 
+    def stop_serving(self) -> None:
+        """Refuse connections but keep every file and batch (they go on running): a
+        resource's outage. ``start()`` serves again on the same port."""
+        if self._server is not None:
+            self.config.port = self.port
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
     def close(self) -> None:
         if self._server is not None:
             self._server.shutdown()

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..errors import JobError, first_problem
 from ..jsonl import atomic_write_json, read_json
 from .batch import ACTIVE_STATUSES, TERMINAL_STATUSES, field_of
+from .resources import Resource
 
 
 class _Record(BaseModel):
@@ -50,6 +51,39 @@ class ConnectionInfo(_Record):
     custom_llm_provider: str | None = None
 
 
+class ShardMove(_Record):
+    """A shard sent to another resource (failover or free quota elsewhere), and why."""
+
+    from_resource: str | None
+    from_deployment: str | None
+    to_resource: str
+    to_deployment: str
+    reason: str
+    at: float
+    attempt: int = Field(description="the attempt abandoned on from_resource")
+    create_sent: bool = Field(
+        False, description="a create reached from_resource: look there for a batch to cancel"
+    )
+    checked: bool = Field(False, description="from_resource answered: no live batch is left")
+
+
+class ResourceState(_Record):
+    """What a multi-resource job learned about one resource while it ran."""
+
+    down_since: float | None = Field(None, description="failed (auth, 5xx, unreachable) at")
+    down_reason: str | None = None
+    unreconciled: bool = Field(
+        False,
+        description="down when the job looked for batches of its content: once it answers,"
+        " one found there is taken over (shard without a batch) or cancelled (a second one)",
+    )
+    learned_quota: dict[str, int] = Field(
+        default_factory=dict,
+        description="deployment -> enqueued-token limit the service reported (quota headers"
+        " or a token_limit_exceeded reply)",
+    )
+
+
 class ShardState(_Record):
     """One shard of the job: its file, upload, batch and downloaded results."""
 
@@ -63,6 +97,14 @@ class ShardState(_Record):
     bytes: int
     input_tokens: int | None = None
     deployment: str | None = Field(None, description="body.model of every line (Azure deployment)")
+    resource: str | None = Field(None, description="the resource it goes to (multi-resource job)")
+    model: str | None = Field(None, description="body.model in the split shard, before rewrite")
+    split_sha256: str | None = Field(
+        None,
+        description="sha256 of the split shard before any body.model rewrite: tags its"
+        " batches on every resource (None in older job files: sha256)",
+    )
+    moves: list[ShardMove] = Field(default_factory=list)
     url: str
     endpoint: str = Field(description="the endpoint passed at batch create")
     status: str = "pending"
@@ -128,6 +170,25 @@ class JobFile(_Record):
     enqueued_limit: int | None = Field(None, description="input tokens per deployment at once")
     completion_window: str = "24h"
     file_expiry_seconds: int | None = None
+    resources: list[Resource] = Field(
+        default_factory=list,
+        description="the resources shards spread over; empty: one resource, ``connection``",
+    )
+    resource_state: dict[str, ResourceState] = Field(default_factory=dict)
+    avoid_resources: list[str] = Field(
+        default_factory=list, description="used only for models no other resource serves"
+    )
+    retry_of: str | None = Field(None, description="the job whose retry file this job sends")
+    reuse_existing: bool = Field(
+        True,
+        description="take over batches of the same shard content found on the service, also"
+        " for shards moved to another resource (false: create new ones)",
+    )
+    creating_failover_seconds: float = Field(
+        900.0,
+        description="a shard whose create was in flight on a resource that has been down this"
+        " long moves to another (a new attempt; a batch found there later is cancelled)",
+    )
     shards: list[ShardState]
 
 

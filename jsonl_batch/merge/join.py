@@ -63,6 +63,7 @@ from .summary import (
     Problem,
     Problems,
     Tally,
+    by_resource,
     count_input,
     price_tallies,
     token_counter,
@@ -675,6 +676,7 @@ class Join:
             index_spilled=outputs.index.spilled,
             output_files=[str(path) for path in outputs.files],
             models=models,
+            resources=by_resource(self.groups, [shard.resource for shard in self.plan.shards]),
         )
 
 

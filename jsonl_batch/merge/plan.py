@@ -28,6 +28,8 @@ class ShardRef:
     output_file: Path | None = None
     error_file: Path | None = None
     model: str | None = None
+    resource: str | None = None
+    """The resource its batch ran on (multi-resource job)."""
     error: tuple[str, str] | None = None
     """(code, message) of the batch's own failure (``errors.data[0]``), e.g. model_not_found."""
 
@@ -83,6 +85,7 @@ def _plan_from_job(path: Path) -> MergePlan:
         shard = manifest_shards.get(item.index) or ShardRef(index=item.index)
         shard.path = base / item.path
         shard.status = normalize_status(item.status) or None
+        shard.resource = item.resource
         if item.output_file:
             shard.output_file = base / item.output_file
             plan.outputs.append(shard.output_file)

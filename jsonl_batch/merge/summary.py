@@ -169,6 +169,8 @@ class MergeResult:
     summary_path: Path | None = None
     """``<stem>.merge.json``: this summary, with the results and retry files' sha256."""
     models: list[ModelSummary] = field(default_factory=list)
+    resources: list[GroupSummary] = field(default_factory=list)
+    """Per resource of a multi-resource job: its shards' counts, usage and cost summed."""
 
     @property
     def ok(self) -> bool:
@@ -194,6 +196,7 @@ class MergeResult:
             "errors": [stat.to_dict() for stat in self.errors],
             "shards": [shard.to_dict() for shard in self.shards],
             "models": [model.to_dict() for model in self.models],
+            "resources": [resource.to_dict() for resource in self.resources],
             "problem_counts": dict(self.problem_counts),
             "problems": [problem.to_dict() for problem in self.problems],
             "notes": list(self.notes),
@@ -294,6 +297,36 @@ class Tally:
             self.above.setdefault(threshold, Usage()).add(usage)
         for threshold, tokens in other.estimated_above.items():
             self.estimated_above[threshold] = self.estimated_above.get(threshold, 0) + tokens
+
+
+def _add_money(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a + b
+
+
+def by_resource(groups: list[GroupSummary], resources: list[str | None]) -> list[GroupSummary]:
+    """Shard summaries summed per resource (``resources[i]`` is shard i's), in the order the
+    resources first appear; empty when no shard names one."""
+    totals: dict[str, GroupSummary] = {}
+    for group, name in zip(groups, resources, strict=True):
+        if name is None:
+            continue
+        total = totals.get(name)
+        if total is None:
+            total = totals[name] = GroupSummary(name)
+            total.cost.estimated_input_usd = group.cost.estimated_input_usd and 0.0
+            total.cost.estimated_input_tokens = group.cost.estimated_input_tokens and 0
+        total.requests += group.requests
+        for status, n in group.counts.items():
+            total.counts[status] = total.counts.get(status, 0) + n
+        total.usage.add(group.usage)
+        cost, add = total.cost, group.cost
+        cost.actual_usd = _add_money(cost.actual_usd, add.actual_usd)
+        cost.actual_input_usd = _add_money(cost.actual_input_usd, add.actual_input_usd)
+        cost.estimated_input_usd = _add_money(cost.estimated_input_usd, add.estimated_input_usd)
+        if cost.estimated_input_tokens is not None and add.estimated_input_tokens is not None:
+            cost.estimated_input_tokens += add.estimated_input_tokens
+        cost.unpriced_models = sorted({*cost.unpriced_models, *add.unpriced_models})
+    return list(totals.values())
 
 
 def token_counter(deployment_map: dict[str, str]) -> Any:

@@ -213,6 +213,19 @@ class CostRow:
 
 
 @dataclass(slots=True, frozen=True)
+class ResourceRow:
+    """One resource of a multi-resource job, from the merge summary: where the work ran and
+    what it cost there."""
+
+    name: str
+    requests: int
+    counts: dict[str, int]
+    prompt_tokens: int
+    completion_tokens: int
+    actual_usd: float | None
+
+
+@dataclass(slots=True, frozen=True)
 class ErrorRow:
     """One error code: how many requests (or batches) got it, with one example."""
 
@@ -259,6 +272,7 @@ class Report:
     models: list[CostRow] = field(default_factory=list)
     groups: list[CostRow] = field(default_factory=list)
     group_kind: str = "file"  # what ``groups`` are: "shard" or "file"
+    resources: list[ResourceRow] = field(default_factory=list)
     histogram: Histogram | None = None
     top: list[RequestCost] = field(default_factory=list)
     counts: dict[str, int] | None = None
@@ -453,6 +467,18 @@ class ReportBuilder:
             if row.requests is None and type(shard.get("requests")) is int:
                 row.requests = shard["requests"]
             row.status = _clip_or_none(shard.get("shard_status")) or row.status
+        for item in _items(merge.get("resources")):
+            usage, counts = _mapping(item.get("usage")), _mapping(item.get("counts"))
+            report.resources.append(
+                ResourceRow(
+                    name=clip(item.get("name")),
+                    requests=int(_number(item.get("requests")) or 0),
+                    counts={clip(k): v for k, v in counts.items() if type(v) is int},
+                    prompt_tokens=int(_number(usage.get("prompt_tokens")) or 0),
+                    completion_tokens=int(_number(usage.get("completion_tokens")) or 0),
+                    actual_usd=_number(_mapping(item.get("cost")).get("actual_usd")),
+                )
+            )
         for text in [*_strings(merge.get("warnings")), *_strings(merge.get("notes"))]:
             self.note(f"merge: {text}")
 

@@ -169,6 +169,7 @@ def render_html(report: Report) -> str:
     sections = [
         ("cost", "Cost by model", _cost_by_model(report)),
         ("groups", f"Cost by {report.group_kind}", _cost_by_group(report)),
+        ("resources", "Cost and usage by resource", _resources_section(report)),
         ("tokens", "Input tokens per request", _histogram_section(report)),
         ("top", f"The {len(report.top) or ''} most expensive requests", _top_section(report)),
         ("status", "Status", _status_section(report)),
@@ -312,6 +313,40 @@ def _cost_by_group(report: Report) -> str:
     if not rows or not any(row.estimate or row.actual_usd is not None for row in rows):
         return ""
     return _cost_block(report, rows, report.group_kind, None)
+
+
+def _resources_section(report: Report) -> str:
+    """Where a multi-resource job ran: requests, outcomes, tokens and cost per resource."""
+    if not report.resources:
+        return ""
+    header = [
+        ("resource", False),
+        ("requests", True),
+        ("succeeded", True),
+        ("failed", True),
+        ("other", True),
+        ("input tokens", True),
+        ("output tokens", True),
+        ("actual", True),
+    ]
+    rows = (
+        [
+            text(row.name),
+            count(row.requests),
+            count(row.counts.get("succeeded", 0)),
+            count(row.counts.get("failed", 0)),
+            count(row.requests - row.counts.get("succeeded", 0) - row.counts.get("failed", 0)),
+            count(row.prompt_tokens),
+            count(row.completion_tokens),
+            usd(row.actual_usd),
+        ]
+        for row in report.resources
+    )
+    caption = (
+        "Per resource, from the merge summary: requests, how they ended (other: expired,"
+        " cancelled or missing), token usage and the actual cost, US dollars at Batch prices."
+    )
+    return _table(caption, header, rows)
 
 
 def _cost_block(report: Report, rows: list[CostRow], kind: str, total: list[str] | None) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError, ServiceError
+from ..formats.resources import Resource
 from ..profiles import load_profile
 
 if TYPE_CHECKING:  # the SDK takes a second to import: only commands that talk to a service do
@@ -195,6 +196,39 @@ def resolve_connection(
     )
 
 
+def resource_settings(
+    resource: Resource,
+    *,
+    max_retries: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ConnectionSettings:
+    """Settings for one resource of a resources file; its key from the variable it names."""
+    env = os.environ if environ is None else environ
+    key = None
+    if resource.auth == "api_key":
+        key = (env.get(resource.api_key_env or "") or "").strip() or None
+        if key is None:
+            raise ConfigError(
+                f"resource {resource.name}: no API key: {resource.api_key_env} is not set",
+                hint=f"export {resource.api_key_env}=KEY (the key of {resource.endpoint})",
+            )
+    common: dict[str, Any] = {
+        "api_key": key,
+        "auth": resource.auth,
+        "target": resource.target,
+        "custom_llm_provider": resource.custom_llm_provider,
+        "max_retries": max_retries,
+        "environ": {},  # nothing else from the environment: the resource says it all
+    }
+    if resource.kind == "azure":
+        return resolve_connection(
+            endpoint=resource.endpoint,
+            api_version=resource.api_version or load_profile("azure").api_version,
+            **common,
+        )
+    return resolve_connection(base_url=resource.endpoint, **common)
+
+
 def _entra_token_provider() -> Callable[[], str]:
     """A bearer-token provider from ``azure-identity`` (an optional extra, imported lazily)."""
     try:
@@ -284,6 +318,19 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (408, 409, 429) or exc.status_code >= 500
     return False
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A resource to leave for others (issue 18): credentials refused, unreachable, or a 5xx
+    still there after the client's retries. A ServiceError counts by the SDK error under it."""
+    import openai
+
+    cause = exc.__cause__ if isinstance(exc, ServiceError) else exc
+    if isinstance(cause, openai.AuthenticationError | openai.PermissionDeniedError):
+        return True
+    if isinstance(cause, openai.APIConnectionError):
+        return True
+    return isinstance(cause, openai.APIStatusError) and cause.status_code >= 500
 
 
 def retry_after_seconds(exc: BaseException) -> float | None:
