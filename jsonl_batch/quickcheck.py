@@ -335,10 +335,10 @@ def _model_struct(model_cls: type[BaseModel], /, **fixed: Any) -> Any:
     )
 
 
-def quick_struct(model_cls: type[BaseModel], /, **fixed: str) -> Any:
+def quick_struct(model_cls: type[BaseModel], /, **fixed: str | tuple[str, ...]) -> Any:
     """A msgspec type that ``msgspec.convert`` accepts only for inputs ``model`` accepts, or
-    None when the model has no msgspec form. ``fixed`` pins fields to one string value
-    (``model="gpt-4o"``): a line with another value is not accepted."""
+    None when the model has no msgspec form. ``fixed`` pins fields to a string value or a
+    tuple of them (``model="gpt-4o"``): a line with another value is not accepted."""
     try:
         kind = _model_struct(model_cls, **fixed)
         msgspec.convert({}, kind)  # msgspec says here whether it supports every union

@@ -30,7 +30,7 @@ import datetime as dt
 import hashlib
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -339,57 +339,6 @@ def _route(obj: Any) -> tuple[str, str, str]:
     )
 
 
-def _lines(
-    source: Path, validator: Validator | None, max_line_bytes: int
-) -> Iterator[tuple[int, bytes, Any, bool, int]]:
-    """(number, raw bytes, parsed object or None, is blank, size) of every line of ``source``;
-    a line over ``max_line_bytes`` has no bytes (``size`` says how long it was).
-
-    With a validator, lines come from :func:`read_lines` and are checked on the way. Without
-    one, a leaner loop parses only what routing needs (``orjson`` accepts the trailing
-    newline, so no copy of the line is made); blank lines are the same as ``read_lines``'.
-    """
-    if validator is not None:
-        for line in read_lines(source, max_line_bytes=max_line_bytes):
-            validator.check(line)
-            yield line.number, line.raw, line.obj, BLANK in line.notices, line.size
-        return
-    number = 0
-    loads = orjson.loads
-    with open_binary(source) as stream:
-        lines = iter_raw_lines(stream, max_line_bytes)
-        while True:
-            try:
-                raw = next(lines, None)
-            except ReadError as exc:  # say on which line reading stopped
-                raise InputError(
-                    f"{source}:{number + 1}: cannot read past byte {exc.position}: {exc.reason}",
-                    hint=exc.hint,
-                ) from None
-            if raw is None:
-                return
-            number += 1
-            if isinstance(raw, int):
-                yield number, b"", None, False, raw
-                continue
-            if raw.isspace():
-                yield number, raw, None, True, len(raw)
-                continue
-            try:
-                obj = loads(raw)
-            except orjson.JSONDecodeError:
-                line = Line(number, 0, raw)
-                content = line.content
-                if not content.strip():
-                    yield number, raw, None, True, len(raw)
-                    continue
-                try:
-                    obj = loads(content)  # a BOM on line 1, or a bad line
-                except orjson.JSONDecodeError:
-                    obj = None
-            yield number, raw, obj, False, len(raw)
-
-
 def _embedding_inputs(obj: Any) -> int:
     """How many inputs an embeddings request sends (a list of strings or of token lists)."""
     body = obj.get("body")
@@ -510,42 +459,39 @@ def _stream(
     max_line_bytes: int,
     on_progress: ProgressCallback | None,
 ) -> SourceInfo:
-    """The one pass: hash, validate, count tokens and route each line to its shard."""
+    """The one pass: hash, validate, count tokens and route each line to its shard; a clean
+    line the validator takes quickly is routed straight from the reader (no :class:`Line`
+    made for it)."""
     source_hash = hashlib.sha256()
+    hash_line = source_hash.update
     total = requests = blank = unreported = 0
     writing = True
     max_bytes = limits.max_bytes
     budget = limits.token_budget
     max_inputs = limits.max_embedding_inputs
     embedding_urls = {url for url, endpoint in profile.urls.items() if endpoint == "embeddings"}
-    for number, raw, obj, is_blank, size in _lines(source, validator, max_line_bytes):
-        source_hash.update(raw)
+    add = shard_set.add
+
+    def take(number: int, raw: bytes, obj: Any, size: int, route: tuple[str, str, str]) -> None:
+        """Count one request line and, while writing, add it to its shard."""
+        nonlocal total, requests, unreported
+        hash_line(raw)
         total += size
+        requests += 1
         if on_progress is not None:
             unreported += size
             if unreported >= PROGRESS_EVERY_BYTES:
                 on_progress(unreported)
                 unreported = 0
-        if validator is not None:
-            if writing and validator.error_count and not force:
-                writing = False  # keep validating for the full report; write nothing
-                shard_set.discard()
-            if not writing and validator.stopped:
-                validator.report.truncated = True
-                break
-        if is_blank:
-            blank += 1
-            continue
-        requests += 1
         if not writing:
-            continue
+            return
         if size != len(raw):
             raise SplitError(
                 f"{source}:{number}: this line is {size:,} bytes, longer than the"
                 f" {max_line_bytes:,} bytes read per line ({LINE_TOO_LONG}); it cannot be copied",
                 hint="raise max_line_bytes, or remove the line",
             )
-        model, url, custom_id = _route(obj)
+        model, url, custom_id = route
         if size > max_bytes:
             raise SplitError(
                 f"{source}:{number}: this request alone is {size:,} bytes, more than "
@@ -575,7 +521,43 @@ def _stream(
                     f"more than the {max_inputs:,} allowed per batch",
                     hint="split the input list over several requests",
                 )
-        shard_set.add(raw, number, model, url, custom_id, tokens, inputs)
+        add(raw, number, model, url, custom_id, tokens, inputs)
+
+    def skip_blank(raw: bytes) -> None:
+        nonlocal total, blank, unreported
+        hash_line(raw)
+        size = len(raw)
+        total += size
+        blank += 1
+        if on_progress is not None:
+            unreported += size
+
+    if validator is not None:
+        accepts = validator.accepts_parsed
+
+        def fast(number: int, raw: bytes, obj: Any) -> bool:
+            if not accepts(number, raw, obj):
+                return False
+            url: str = validator.report.url  # type: ignore[assignment]
+            # a line the quick path took has the first good line's url
+            route = (obj["body"]["model"], url, obj["custom_id"])
+            take(number, raw, obj, len(raw), route)
+            return True
+
+        for line in read_lines(source, max_line_bytes=max_line_bytes, fast=fast):
+            validator.check(line)
+            if writing and validator.error_count and not force:
+                writing = False  # keep validating for the full report; write nothing
+                shard_set.discard()
+            if not writing and validator.stopped:
+                validator.report.truncated = True
+                break
+            if BLANK in line.notices:
+                skip_blank(line.raw)
+            else:
+                take(line.number, line.raw, line.obj, line.size, _route(line.obj))
+    else:
+        _read_for_routing(source, max_line_bytes, take, skip_blank)
     if on_progress is not None and unreported:
         on_progress(unreported)
     return SourceInfo(
@@ -585,6 +567,50 @@ def _stream(
         requests=requests,
         blank_lines=blank,
     )
+
+
+def _read_for_routing(
+    source: Path,
+    max_line_bytes: int,
+    take: Callable[[int, bytes, Any, int, tuple[str, str, str]], None],
+    skip_blank: Callable[[bytes], None],
+) -> None:
+    """Without a validator: a lean loop that parses only what routing needs (``orjson``
+    accepts the trailing newline, so no copy of the line is made); blank lines are the same
+    as ``read_lines``'."""
+    number = 0
+    loads = orjson.loads
+    with open_binary(source) as stream:
+        lines = iter_raw_lines(stream, max_line_bytes)
+        while True:
+            try:
+                raw = next(lines, None)
+            except ReadError as exc:  # say on which line reading stopped
+                raise InputError(
+                    f"{source}:{number + 1}: cannot read past byte {exc.position}: {exc.reason}",
+                    hint=exc.hint,
+                ) from None
+            if raw is None:
+                return
+            number += 1
+            if isinstance(raw, int):
+                take(number, b"", None, raw, ("", "", ""))
+                continue
+            try:
+                obj = loads(raw)
+            except orjson.JSONDecodeError:
+                if raw.isspace():
+                    skip_blank(raw)
+                    continue
+                content = Line(number, 0, raw).content
+                if not content.strip():
+                    skip_blank(raw)
+                    continue
+                try:
+                    obj = loads(content)  # a BOM on line 1, or a bad line
+                except orjson.JSONDecodeError:
+                    obj = None
+            take(number, raw, obj, len(raw), _route(obj))
 
 
 def _build_manifest(

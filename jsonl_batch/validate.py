@@ -239,6 +239,12 @@ class Validator:
         self._fast: tuple[str, str, Callable[[Any], bool]] | None = None
         # the same as one msgspec type, when the body model has one: see accepts_parsed.
         self._fast_line: Any = None
+        # With model_mismatch silenced (split ignores it), a request for another model has
+        # nothing to report either: the quick path takes every (non-placeholder) model seen.
+        silenced = "model_mismatch" in self.ignore_codes or (
+            self.profile.rule("model_mismatch").severity == "off"
+        )
+        self._fast_models: set[str] | None = set() if silenced else None
 
     @property
     def error_count(self) -> int:
@@ -499,6 +505,11 @@ class Validator:
                 self._first_model = (model, number)
                 self.report.model = model
             elif model != self._first_model[0]:
+                if self._fast_models is not None and model not in self._fast_models:
+                    self._fast_models.add(model)  # the mismatch is silenced: see __init__
+                    if self._fast is not None:
+                        url, first = self._fast[:2]
+                        self._fast_line = self._line_struct(self.profile.urls[url], url, first)
                 what = "deployment" if self.profile.model_is_deployment else "model"
                 self._add(
                     "model_mismatch",
@@ -543,7 +554,8 @@ class Validator:
         model_cls = BODY_MODELS[endpoint]
         if self.profile.forbid_unknown_body_fields or "stream" not in model_cls.model_fields:
             return None
-        body = quick_struct(model_cls, model=model)
+        models = tuple(sorted({model, *(self._fast_models or ())}))
+        body = quick_struct(model_cls, model=models)
         if body is None:
             return None
         custom_id = msgspec.Meta(min_length=1, max_length=self._max_id or None)
