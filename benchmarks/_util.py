@@ -25,6 +25,17 @@ def throughput(func: Callable[[], Any], size_bytes: int, repeat: int = 3) -> flo
     return size_bytes / 1e6 / best
 
 
+def wall_throughput(func: Callable[[], Any], size_bytes: int, repeat: int = 3) -> float:
+    """Best MB/s of ``repeat`` runs of ``func``, in wall-clock time: for baselines that run
+    in another process (coreutils), where this process's CPU time says nothing."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        best = min(best, time.perf_counter() - start)
+    return size_bytes / 1e6 / best
+
+
 def peak_rss_mb(code: str) -> float:
     """Peak resident memory (MB) of a fresh Python process running ``code``.
 

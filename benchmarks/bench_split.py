@@ -1,11 +1,13 @@
 """split: MB/s on one core against a plain buffered copy of the same file, with and without
-validation in the same pass and with a token limit; peak memory at two file sizes (it must
-not grow with the file; with validation it grows only with the number of custom_ids)."""
+validation in the same pass and with a token limit; against coreutils ``split -l`` in wall-clock
+time (it runs in its own process); peak memory at two file sizes (it must not grow with the
+file; with validation it grows only with the number of custom_ids)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from jsonl_batch.split import split_file
 from jsonl_batch.tokens import TokenCounter
 from jsonl_batch.validate import validate_file
 
-from ._util import peak_rss_mb, row, throughput
+from ._util import peak_rss_mb, row, throughput, wall_throughput
 from .generate import generate_requests
 
 MODELS = ("gpt-4o-batch", "gpt-4o-mini-batch", "gpt-4.1-batch")
@@ -28,6 +30,14 @@ def buffered_copy(source: Path, target: Path) -> None:
             dst.write(block)
         dst.flush()
         os.fsync(dst.fileno())
+
+
+def coreutils_split(source: Path, out_dir: Path) -> None:
+    """The baseline users reach for: ``split -l`` into files of MAX_REQUESTS lines each (no
+    parsing, no hashing, no fsync)."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir()
+    subprocess.run(["split", "-l", str(MAX_REQUESTS), str(source), str(out_dir / "x")], check=True)
 
 
 def _split(source: Path, out_dir: Path, **options: Any) -> None:
@@ -64,6 +74,13 @@ def run(tmpdir: Path, lines: int = 100_000) -> list[dict[str, Any]]:
 
     copy = throughput(lambda: buffered_copy(small, tmpdir / "split-copy.jsonl"), size, repeat=3)
     fast = throughput(lambda: _split(small, out, validate=False), size, repeat=3)
+    fast_wall = wall_throughput(lambda: _split(small, out, validate=False), size, repeat=3)
+    checked_wall = wall_throughput(lambda: _split(small, out), size, repeat=2)
+    coreutils = (
+        wall_throughput(lambda: coreutils_split(small, out), size, repeat=3)
+        if shutil.which("split")
+        else None
+    )
     checked = throughput(lambda: _split(small, out), size, repeat=2)
     validate_only = throughput(lambda: validate_file(small), size, repeat=2)
     token_lines = max(1, lines // 10)
@@ -86,6 +103,20 @@ def run(tmpdir: Path, lines: int = 100_000) -> list[dict[str, Any]]:
     return [
         row("split --no-validate", what, fast, baseline, copy, rss["small", False]),
         row("split", what + ", validated in the same pass", checked, baseline, copy),
+        row(
+            "split --no-validate",
+            "same, wall clock",
+            fast_wall,
+            f"coreutils split -l {MAX_REQUESTS}, wall clock",
+            coreutils,
+        ),
+        row(
+            "split",
+            "same, validated, wall clock",
+            checked_wall,
+            f"coreutils split -l {MAX_REQUESTS}, wall clock",
+            coreutils,
+        ),
         row("split", "validated in the same pass", checked, "validate alone", validate_only),
         row(
             "split",
