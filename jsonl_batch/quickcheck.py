@@ -321,8 +321,10 @@ def _model_struct(model_cls: type[BaseModel], /, **fixed: Any) -> Any:
         raise _NoStruct(model_cls.__name__)
     fields: list[Any] = []
     for name, info in model_cls.model_fields.items():
-        if name in fixed:  # pinned: required, whatever the model says
-            fields.append((name, Literal[fixed[name]]))
+        if name in fixed:  # pinned: required unless None is one of the values
+            values = fixed[name] if isinstance(fixed[name], tuple) else (fixed[name],)
+            pinned: Any = Literal[values]
+            fields.append((name, pinned, None) if None in values else (name, pinned))
             continue
         kind = _struct_type(_spec(info.annotation, list(info.metadata)), name)
         fields.append((name, kind) if info.is_required() else (name, kind, None))
@@ -335,10 +337,11 @@ def _model_struct(model_cls: type[BaseModel], /, **fixed: Any) -> Any:
     )
 
 
-def quick_struct(model_cls: type[BaseModel], /, **fixed: str | tuple[str, ...]) -> Any:
+def quick_struct(model_cls: type[BaseModel], /, **fixed: Any) -> Any:
     """A msgspec type that ``msgspec.convert`` accepts only for inputs ``model`` accepts, or
-    None when the model has no msgspec form. ``fixed`` pins fields to a string value or a
-    tuple of them (``model="gpt-4o"``): a line with another value is not accepted."""
+    None when the model has no msgspec form. ``fixed`` pins fields to a value or a tuple of
+    them (``model="gpt-4o"``, ``stream=(False, None)``): a line with another value is not
+    accepted, nor one without the field unless None is among the values."""
     try:
         kind = _model_struct(model_cls, **fixed)
         msgspec.convert({}, kind)  # msgspec says here whether it supports every union

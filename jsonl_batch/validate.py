@@ -289,13 +289,13 @@ class Validator:
         custom_id, a body its model accepts), counted as checked. False changes nothing: the
         line then goes to :meth:`check`, which says what is wrong. ``read_lines(fast=...)``
         calls this before it makes a :class:`Line`."""
-        try:  # no type yet (None): a dict is not None, so this fails too
+        try:  # no type yet (None): a dict is not None, so this fails too; stream=true fails
             line = _convert(obj, self._fast_line)
         except _StructError:
             return False
         custom_id = line.custom_id
         seen = self._seen_ids
-        if line.body.stream is True or custom_id in seen or custom_id.isspace():
+        if custom_id in seen or custom_id.isspace():
             return False
         seen[custom_id] = number
         report = self.report
@@ -555,7 +555,7 @@ class Validator:
         if self.profile.forbid_unknown_body_fields or "stream" not in model_cls.model_fields:
             return None
         models = tuple(sorted({model, *(self._fast_models or ())}))
-        body = quick_struct(model_cls, model=models)
+        body = quick_struct(model_cls, model=models, stream=(False, None))
         if body is None:
             return None
         custom_id = msgspec.Meta(min_length=1, max_length=self._max_id or None)
