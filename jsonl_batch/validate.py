@@ -289,9 +289,12 @@ class Validator:
         custom_id, a body its model accepts), counted as checked. False changes nothing: the
         line then goes to :meth:`check`, which says what is wrong. ``read_lines(fast=...)``
         calls this before it makes a :class:`Line`."""
-        try:  # no type yet (None): a dict is not None, so this fails too; stream=true fails
-            line = _convert(obj, self._fast_line)
-        except _StructError:
+        kind = self._fast_line
+        if kind is None:  # no good line yet, or no struct for this target or body model
+            return False
+        try:
+            line = _convert(obj, kind)
+        except _StructError:  # anything unusual, stream=true included: the full checks
             return False
         custom_id = line.custom_id
         seen = self._seen_ids
