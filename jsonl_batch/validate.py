@@ -352,11 +352,11 @@ class Validator:
             self._limit_lines["requests"] = number
         if self.report.bytes > self._max_bytes >= 0 and "bytes" not in self._limit_lines:
             self._limit_lines["bytes"] = number
-        # past a limit it was noted (or it never will be): the quick path stops looking
-        self._watch_requests = (
-            math.inf if self.report.requests > self._max_requests else self._max_requests
-        )
-        self._watch_bytes = math.inf if "bytes" in self._limit_lines else self._max_bytes
+        # past a limit it was noted (or there is none): the quick path stops looking
+        if self.report.requests > self._max_requests:
+            self._watch_requests = math.inf
+        if "bytes" in self._limit_lines or self._max_bytes < 0:
+            self._watch_bytes = math.inf
 
     def _check_slowly(self, line: Line) -> None:
         # Only a line that takes this path can lack its final newline (fast lines have no
