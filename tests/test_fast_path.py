@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from benchmarks.generate import generate_requests
 from jsonl_batch.errors import JsonlBatchError
+from jsonl_batch.profiles import load_profile
 from jsonl_batch.split import split_file
 from jsonl_batch.validate import Validator, validate_file
 
@@ -168,3 +169,17 @@ def test_a_clean_file_goes_the_quick_way(generated: list[bytes], tmp_path: Path)
         taken = 0
         split_file(path, tmp_path / "out", max_requests=7)
         assert taken == len(generated) - 3
+
+
+def test_limits_crossed_on_the_quick_path_name_the_same_lines(
+    generated: list[bytes], tmp_path: Path
+) -> None:
+    path = tmp_path / "one-model.jsonl"
+    path.write_bytes(b"".join(generated).replace(b'"gpt-4.1"', b'"gpt-4o-batch"'))
+    for name in ("azure", "vllm"):
+        profile = load_profile(name)
+        small = type(profile)(**{**profile.__dict__, "max_requests": 7, "max_bytes": 5000})
+        quick = validate_file(path, target=small).to_dict()
+        with full_checks_only():
+            assert validate_file(path, target=small).to_dict() == quick
+        assert {"too_many_tasks", "file_too_large"} <= set(quick["counts"])
