@@ -30,6 +30,8 @@ import datetime as dt
 import hashlib
 import math
 import os
+import queue
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +56,8 @@ from .jsonl import (
     LINE_TOO_LONG,
     Line,
     ReadError,
+    finish_line,
+    is_regular_file,
     iter_raw_lines,
     open_binary,
     read_lines,
@@ -63,6 +67,8 @@ from .publish import FileSet, sha256_file
 from .validate import ValidationReport, Validator
 
 PROGRESS_EVERY_BYTES = 1 << 20
+_BLOCK_BYTES = 4 << 20  # read at a time by the block router
+_HASH_QUEUE = 4  # buffers waiting to be hashed, at most
 _FLUSH_BYTES = 1 << 20
 # Findings a split itself cures: file-level limits and mixed url / model in one file.
 FIXED_BY_SPLIT = frozenset(
@@ -191,6 +197,38 @@ class _Group:
     label: str = ""
 
 
+class _Hashing:
+    """sha256 updates on a thread of their own, in the order given.
+
+    Why: hashing every byte twice (the source and the shards) costs as much as the rest of
+    a split without validation; ``hashlib`` lets go of the GIL for big updates, so on a
+    second core it runs alongside the main loop. Only big buffers are handed over, and at
+    most ``_HASH_QUEUE`` at a time (memory stays bounded when hashing falls behind).
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[Any, Any] | None] = queue.Queue(_HASH_QUEUE)
+        self._thread: threading.Thread | None = None
+
+    def update(self, hasher: Any, data: Any) -> None:
+        """``hasher.update(data)`` soon; ``data`` must not change afterwards."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="split-sha256", daemon=True)
+            self._thread.start()
+        self._queue.put((hasher, data))
+
+    def _run(self) -> None:
+        while (task := self._queue.get()) is not None:
+            task[0].update(task[1])
+
+    def stop(self) -> None:
+        """Wait until every update is done; the next update starts a new thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+
 class _ShardSet:
     """The staging folder and every group's shards in it."""
 
@@ -205,6 +243,7 @@ class _ShardSet:
         self.max_bytes = limits.max_bytes
         self.token_budget = limits.token_budget
         self.max_inputs = limits.max_embedding_inputs or 0
+        self.hashing = _Hashing()
 
     def add(
         self,
@@ -268,8 +307,8 @@ class _ShardSet:
             shard.file.write(shard.buffer)
         except OSError as exc:
             raise storage_error(exc, self.out_dir, "write a shard") from None
-        shard.hasher.update(shard.buffer)
-        shard.buffer.clear()
+        self.hashing.update(shard.hasher, shard.buffer)
+        shard.buffer = bytearray()  # the old one is the hashing thread's now
 
     def _close(self, shard: _Shard) -> None:
         self._flush(shard)
@@ -279,16 +318,20 @@ class _ShardSet:
         except OSError as exc:
             raise storage_error(exc, self.out_dir, "write a shard") from None
         shard.file = None
-        shard.sha256 = shard.hasher.hexdigest()
 
     def close_all(self) -> None:
         for group in self.groups.values():
             last = group.shards[-1]
             if last.file is not None:
                 self._close(last)
+        self.hashing.stop()
+        for group in self.groups.values():
+            for shard in group.shards:
+                shard.sha256 = shard.hasher.hexdigest()
 
     def discard(self) -> None:
         """Drop every shard written so far (the staging folder and all in it)."""
+        self.hashing.stop()
         for group in self.groups.values():
             for shard in group.shards:
                 if shard.file is not None:
@@ -464,7 +507,7 @@ def _stream(
     made for it)."""
     source_hash = hashlib.sha256()
     hash_line = source_hash.update
-    total = requests = blank = unreported = 0
+    tally = _Tally()
     writing = True
     max_bytes = limits.max_bytes
     budget = limits.token_budget
@@ -474,15 +517,14 @@ def _stream(
 
     def take(number: int, raw: bytes, obj: Any, size: int, route: tuple[str, str, str]) -> None:
         """Count one request line and, while writing, add it to its shard."""
-        nonlocal total, requests, unreported
         hash_line(raw)
-        total += size
-        requests += 1
+        tally.total += size
+        tally.requests += 1
         if on_progress is not None:
-            unreported += size
-            if unreported >= PROGRESS_EVERY_BYTES:
-                on_progress(unreported)
-                unreported = 0
+            tally.unreported += size
+            if tally.unreported >= PROGRESS_EVERY_BYTES:
+                on_progress(tally.unreported)
+                tally.unreported = 0
         if not writing:
             return
         if size != len(raw):
@@ -524,13 +566,12 @@ def _stream(
         add(raw, number, model, url, custom_id, tokens, inputs)
 
     def skip_blank(raw: bytes) -> None:
-        nonlocal total, blank, unreported
         hash_line(raw)
         size = len(raw)
-        total += size
-        blank += 1
+        tally.total += size
+        tally.blank += 1
         if on_progress is not None:
-            unreported += size
+            tally.unreported += size
 
     if validator is not None:
         accepts = validator.accepts_parsed
@@ -556,17 +597,206 @@ def _stream(
                 skip_blank(line.raw)
             else:
                 take(line.number, line.raw, line.obj, line.size, _route(line.obj))
+    elif counter is None and _block_readable(source):
+        hash_line = _hashed_by_blocks  # the router hashes what it reads, a block at a time
+        router = _BlockRouter(shard_set, tally, take, skip_blank, on_progress)
+        if max_inputs is not None:
+            router.slow_urls = embedding_urls
+        hashing = shard_set.hashing
+        router.route(source, max_line_bytes, lambda data: hashing.update(source_hash, data))
+        hashing.stop()
     else:
         _read_for_routing(source, max_line_bytes, take, skip_blank)
-    if on_progress is not None and unreported:
-        on_progress(unreported)
+    if on_progress is not None and tally.unreported:
+        on_progress(tally.unreported)
     return SourceInfo(
         path=str(source),
         sha256=source_hash.hexdigest(),
-        bytes=total,
-        requests=requests,
-        blank_lines=blank,
+        bytes=tally.total,
+        requests=tally.requests,
+        blank_lines=tally.blank,
     )
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What the pass has counted so far (shared by the per-line and the block routes)."""
+
+    total: int = 0
+    requests: int = 0
+    blank: int = 0
+    unreported: int = 0
+
+
+def _hashed_by_blocks(raw: Any) -> None:
+    """Per-line hashing turned off: the block router hashes the source itself."""
+
+
+def _block_readable(source: Path) -> bool:
+    """A plain, uncompressed regular file: read in big blocks, not a line at a time."""
+    return not source.name.endswith(".gz") and is_regular_file(source)
+
+
+class _BlockRouter:
+    """Routes a plain file read in big blocks (split with no validation, no token limit).
+
+    Why: per-line reading and adding cost more than parsing. Lines are found in each block
+    with ``bytes.find``; a run of consecutive lines for the same open shard, each an object
+    with string ``body.model``, ``url`` and ``custom_id`` that fits, is copied to the shard
+    as one byte range, with the source hashed by blocks. Every other line (line 1, a blank,
+    broken or non-object line, a line over a limit or the cap, the last line with no newline,
+    an embeddings line when inputs are capped) goes through ``take`` / ``skip_blank`` exactly
+    as the line-at-a-time route does, so shards and manifest are the same byte for byte.
+    """
+
+    def __init__(
+        self,
+        shard_set: _ShardSet,
+        tally: _Tally,
+        take: Callable[[int, bytes, Any, int, tuple[str, str, str]], None],
+        skip_blank: Callable[[bytes], None],
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.shard_set = shard_set
+        self.tally = tally
+        self.take = take
+        self.skip_blank = skip_blank
+        self.on_progress = on_progress
+        self.slow_urls: set[str] = set()
+        self.number = 0
+
+    def route(self, source: Path, max_line_bytes: int, hash_block: Callable[[Any], object]) -> None:
+        head = b""  # the start of a line whose end is in a later block
+        offset = 0  # where ``head`` starts in the file
+        with open_binary(source) as stream:
+            try:
+                while block := stream.read(_BLOCK_BYTES):
+                    start = 0
+                    if head:
+                        found = block.find(b"\n")
+                        if found < 0 and len(head) < _BLOCK_BYTES:
+                            head += block
+                            continue
+                        if found < 0:  # a long line: the rest read as the line reader does
+                            line = finish_line(stream, head + block, max_line_bytes)
+                        else:
+                            start = found + 1
+                            line = head + block[:start]
+                        head = b""
+                        self._one(line, max_line_bytes, hash_block)
+                        offset += line if isinstance(line, int) else len(line)
+                        if found < 0:
+                            continue
+                    cut = block.rfind(b"\n") + 1
+                    if cut > start:
+                        view = memoryview(block)[start:cut]
+                        hash_block(view)
+                        self._lines(block, start, cut, max_line_bytes)
+                        offset += cut - start
+                    else:
+                        cut = start
+                    head = block[cut:]
+            except ReadError as exc:  # say on which line reading stopped
+                raise InputError(
+                    f"{source}:{self.number + 1}: cannot read past byte {offset}: {exc.reason}",
+                    hint=exc.hint,
+                ) from None
+        if head:
+            self._one(head, max_line_bytes, hash_block)
+
+    def _one(
+        self, line: bytes | int, max_line_bytes: int, hash_block: Callable[[Any], object]
+    ) -> None:
+        """A line read across two blocks (or the last one): the line-at-a-time route."""
+        self.number += 1
+        if isinstance(line, int) or len(line) > max_line_bytes:  # over the cap
+            size = line if isinstance(line, int) else len(line)
+            self.take(self.number, b"", None, size, ("", "", ""))
+            return
+        hash_block(line)
+        _route_line(self.number, line, self.take, self.skip_blank)
+
+    def _lines(self, data: bytes, start: int, cut: int, max_line_bytes: int) -> None:
+        """Every line of ``data[start:cut]`` (whole lines); a line for an open shard it fits
+        in is added here, any other the line-at-a-time way."""
+        shard_set = self.shard_set
+        tally = self.tally
+        on_progress = self.on_progress
+        slow_urls = self.slow_urls
+        take = self.take
+        open_shard = shard_set.open_shards.get
+        flush = shard_set._flush
+        max_requests = shard_set.max_requests
+        max_bytes = shard_set.max_bytes
+        loads = orjson.loads
+        find = data.find
+        number = self.number
+        total = requests = 0
+        unreported = tally.unreported
+        pos = start
+        while pos < cut:
+            end = find(b"\n", pos) + 1
+            number += 1
+            size = end - pos
+            raw = data[pos:end]
+            pos = end
+            obj = None
+            if number > 1 and size <= max_line_bytes:
+                try:  # noqa: SIM105 - a with statement costs per line
+                    obj = loads(raw)
+                except orjson.JSONDecodeError:
+                    pass
+            if type(obj) is dict:
+                body = obj.get("body")
+                model: Any = body.get("model") if type(body) is dict else None
+                if type(model) is not str:
+                    model = ""
+                url: Any = obj.get("url")
+                if type(url) is not str:
+                    url = ""
+                custom_id: Any = obj.get("custom_id")
+                if type(custom_id) is not str:
+                    custom_id = ""
+                shard = open_shard((model, url))
+                if (
+                    shard is not None
+                    and shard.requests < max_requests
+                    and shard.bytes + size <= max_bytes
+                    and (not slow_urls or url not in slow_urls)
+                ):  # ``_ShardSet.add`` for a line that fits its group's open shard
+                    shard.requests += 1
+                    shard.bytes += size
+                    shard.last_custom_id = custom_id
+                    shard.last_line = number
+                    buffer = shard.buffer
+                    buffer += raw
+                    if len(buffer) >= _FLUSH_BYTES:
+                        flush(shard)
+                    total += size
+                    requests += 1
+                    if on_progress is not None:
+                        unreported += size
+                        if unreported >= PROGRESS_EVERY_BYTES:
+                            on_progress(unreported)
+                            unreported = 0
+                    continue
+            # any other line: the line-at-a-time way
+            tally.total += total
+            tally.requests += requests
+            tally.unreported = unreported
+            total = requests = 0
+            self.number = number
+            if type(obj) is dict:
+                take(number, raw, obj, size, (model, url, custom_id))
+            elif size > max_line_bytes:
+                take(number, b"", None, size, ("", "", ""))
+            else:
+                _route_line(number, raw, take, self.skip_blank)
+            unreported = tally.unreported
+        tally.total += total
+        tally.requests += requests
+        tally.unreported = unreported
+        self.number = number
 
 
 def _read_for_routing(
@@ -599,18 +829,34 @@ def _read_for_routing(
             try:
                 obj = loads(raw)
             except orjson.JSONDecodeError:
-                if raw.isspace():
-                    skip_blank(raw)
-                    continue
-                content = Line(number, 0, raw).content
-                if not content.strip():
-                    skip_blank(raw)
-                    continue
-                try:
-                    obj = loads(content)  # a BOM on line 1, or a bad line
-                except orjson.JSONDecodeError:
-                    obj = None
+                _route_line(number, raw, take, skip_blank)
+                continue
             take(number, raw, obj, len(raw), _route(obj))
+
+
+def _route_line(
+    number: int,
+    raw: bytes,
+    take: Callable[[int, bytes, Any, int, tuple[str, str, str]], None],
+    skip_blank: Callable[[bytes], None],
+) -> None:
+    """One line (not over the cap) parsed for routing: a blank one is skipped; a BOM on
+    line 1 is not part of the JSON; a line that does not parse is routed with no model."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        if raw.isspace():
+            skip_blank(raw)
+            return
+        content = Line(number, 0, raw).content
+        if not content.strip():
+            skip_blank(raw)
+            return
+        try:
+            obj = orjson.loads(content)  # a BOM on line 1, or a bad line
+        except orjson.JSONDecodeError:
+            obj = None
+    take(number, raw, obj, len(raw), _route(obj))
 
 
 def _build_manifest(

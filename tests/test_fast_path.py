@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.generate import generate_requests
+from jsonl_batch import split as split_module
 from jsonl_batch.errors import JsonlBatchError
 from jsonl_batch.profiles import load_profile
 from jsonl_batch.split import split_file
@@ -183,3 +184,63 @@ def test_limits_crossed_on_the_quick_path_name_the_same_lines(
         with full_checks_only():
             assert validate_file(path, target=small).to_dict() == quick
         assert {"too_many_tasks", "file_too_large"} <= set(quick["counts"])
+
+
+def split_unvalidated(path: Path, out: Path, **options: Any) -> Any:
+    """The manifest (less its time), every shard's bytes and the progress calls, or the
+    error, of a split with no validation."""
+    shutil.rmtree(out, ignore_errors=True)
+    progress: list[int] = []
+    try:
+        result = split_file(path, out, validate=False, on_progress=progress.append, **options)
+    except JsonlBatchError as exc:
+        return f"{type(exc).__name__}: {exc}", progress
+    manifest = json.loads(result.manifest_path.read_text())
+    manifest.pop("created_at")
+    shards = {p.name: p.read_bytes() for p in sorted(out.glob("*.part-*.jsonl"))}
+    return manifest, shards, progress
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    seed=st.integers(0, 10**6),
+    ending=st.sampled_from([b"", b"bom", b"cut", b"long"]),
+    block=st.sampled_from([64, 3000, 1 << 16]),
+    limits=st.sampled_from(
+        [
+            {"max_requests": 7},
+            {"max_requests": 50, "max_bytes": 9000},
+            {"max_requests": 7, "max_line_bytes": 2500},
+            {"max_requests": 100_000, "max_bytes": 10**8},
+        ]
+    ),
+)
+def test_block_router_and_line_reader_split_alike(
+    generated: list[bytes],
+    tmp_path: Path,
+    seed: int,
+    ending: bytes,
+    block: int,
+    limits: dict[str, int],
+) -> None:
+    """split --no-validate reads a plain file in blocks (lines that cross blocks, long lines,
+    a BOM, blank and broken lines, no final newline): same shards, manifest, errors and
+    progress as the line-at-a-time reader (kept for .gz and pipes)."""
+    data = _mutated(generated, seed)
+    if ending == b"bom":
+        data = b"\xef\xbb\xbf" + data
+    elif ending == b"cut":
+        data = data.rstrip(b"\n")
+    elif ending == b"long":  # one line longer than a block (and than a small line cap)
+        data = data.replace(b'"messages":', b'"pad":"' + b"x" * 70_000 + b'","messages":', 1)
+    path = tmp_path / f"unvalidated-{seed}.jsonl"
+    path.write_bytes(data)
+    with mock.patch.object(split_module, "_BLOCK_BYTES", block):
+        blocks = split_unvalidated(path, tmp_path / f"b{seed}", **limits)
+    with mock.patch.object(split_module, "_block_readable", lambda _path: False):
+        lines = split_unvalidated(path, tmp_path / f"l{seed}", **limits)
+    assert blocks == lines
