@@ -279,6 +279,27 @@ class _ShardSet:
         if len(buffer) >= _FLUSH_BYTES:
             self._flush(shard)
 
+    def add_if_fits(self, raw: bytes, number: int, model: str, url: str, custom_id: str) -> bool:
+        """:meth:`add` for a line (no tokens, no embedding inputs) that fits its group's open
+        shard; False (nothing done) when it does not: then :meth:`add` decides."""
+        shard = self.open_shards.get((model, url))
+        size = len(raw)
+        if (
+            shard is None
+            or shard.requests >= self.max_requests
+            or shard.bytes + size > self.max_bytes
+        ):
+            return False
+        shard.requests += 1
+        shard.bytes += size
+        shard.last_custom_id = custom_id
+        shard.last_line = number
+        buffer = shard.buffer
+        buffer += raw
+        if len(buffer) >= _FLUSH_BYTES:
+            self._flush(shard)
+        return True
+
     def _next_shard(self, model: str, url: str, full: _Shard | None) -> _Shard:
         if full is not None:
             self._close(full)
@@ -507,6 +528,10 @@ def _stream(
     made for it)."""
     source_hash = hashlib.sha256()
     hash_line = source_hash.update
+    file_hash = None
+    if _block_readable(source):  # hashed on a thread of its own, not a line at a time
+        file_hash = _FileHash(source)
+        hash_line = _hashed_elsewhere
     tally = _Tally()
     writing = True
     max_bytes = limits.max_bytes
@@ -514,6 +539,9 @@ def _stream(
     max_inputs = limits.max_embedding_inputs
     embedding_urls = {url for url, endpoint in profile.urls.items() if endpoint == "embeddings"}
     add = shard_set.add
+    add_if_fits = shard_set.add_if_fits
+    lean = counter is None  # no tokens to count per line
+    slow_urls = embedding_urls if max_inputs is not None else set()  # inputs counted per line
 
     def take(number: int, raw: bytes, obj: Any, size: int, route: tuple[str, str, str]) -> None:
         """Count one request line and, while writing, add it to its shard."""
@@ -573,45 +601,66 @@ def _stream(
         if on_progress is not None:
             tally.unreported += size
 
-    if validator is not None:
-        accepts = validator.accepts_parsed
+    try:
+        if validator is not None:
+            accepts = validator.accepts_parsed
 
-        def fast(number: int, raw: bytes, obj: Any) -> bool:
-            if not accepts(number, raw, obj):
-                return False
-            url: str = validator.report.url  # type: ignore[assignment]
-            # a line the quick path took has the first good line's url
-            route = (obj["body"]["model"], url, obj["custom_id"])
-            take(number, raw, obj, len(raw), route)
-            return True
+            def fast(number: int, raw: bytes, obj: Any) -> bool:
+                if not accepts(number, raw, obj):
+                    return False
+                url: str = validator.report.url  # type: ignore[assignment]
+                # a line the quick path took has the first good line's url
+                model, custom_id = obj["body"]["model"], obj["custom_id"]
+                if (
+                    lean
+                    and writing
+                    and url not in slow_urls
+                    and add_if_fits(raw, number, model, url, custom_id)
+                ):  # ``take`` for a line that fits its open shard
+                    hash_line(raw)
+                    size = len(raw)
+                    tally.total += size
+                    tally.requests += 1
+                    if on_progress is not None:
+                        tally.unreported += size
+                        if tally.unreported >= PROGRESS_EVERY_BYTES:
+                            on_progress(tally.unreported)
+                            tally.unreported = 0
+                    return True
+                take(number, raw, obj, len(raw), (model, url, custom_id))
+                return True
 
-        for line in read_lines(source, max_line_bytes=max_line_bytes, fast=fast):
-            validator.check(line)
-            if writing and validator.error_count and not force:
-                writing = False  # keep validating for the full report; write nothing
-                shard_set.discard()
-            if not writing and validator.stopped:
-                validator.report.truncated = True
-                break
-            if BLANK in line.notices:
-                skip_blank(line.raw)
-            else:
-                take(line.number, line.raw, line.obj, line.size, _route(line.obj))
-    elif counter is None and _block_readable(source):
-        hash_line = _hashed_by_blocks  # the router hashes what it reads, a block at a time
-        router = _BlockRouter(shard_set, tally, take, skip_blank, on_progress)
-        if max_inputs is not None:
-            router.slow_urls = embedding_urls
-        hashing = shard_set.hashing
-        router.route(source, max_line_bytes, lambda data: hashing.update(source_hash, data))
-        hashing.stop()
-    else:
-        _read_for_routing(source, max_line_bytes, take, skip_blank)
+            for line in read_lines(source, max_line_bytes=max_line_bytes, fast=fast):
+                validator.check(line)
+                if writing and validator.error_count and not force:
+                    writing = False  # keep validating for the full report; write nothing
+                    shard_set.discard()
+                if not writing and validator.stopped:
+                    validator.report.truncated = True
+                    break
+                if BLANK in line.notices:
+                    skip_blank(line.raw)
+                else:
+                    take(line.number, line.raw, line.obj, line.size, _route(line.obj))
+        elif counter is None and _block_readable(source):
+            router = _BlockRouter(shard_set, tally, take, skip_blank, on_progress)
+            router.slow_urls = slow_urls
+            router.route(source, max_line_bytes)
+        else:
+            _read_for_routing(source, max_line_bytes, take, skip_blank)
+    except BaseException:
+        if file_hash is not None:
+            file_hash.cancel()
+        raise
     if on_progress is not None and tally.unreported:
         on_progress(tally.unreported)
+    if file_hash is None:
+        sha256 = source_hash.hexdigest()
+    else:  # every byte was read when writing: a file that changed meanwhile is refused
+        sha256 = file_hash.result(source, tally.total if writing else None)
     return SourceInfo(
         path=str(source),
-        sha256=source_hash.hexdigest(),
+        sha256=sha256,
         bytes=tally.total,
         requests=tally.requests,
         blank_lines=tally.blank,
@@ -628,8 +677,52 @@ class _Tally:
     unreported: int = 0
 
 
-def _hashed_by_blocks(raw: Any) -> None:
-    """Per-line hashing turned off: the block router hashes the source itself."""
+def _hashed_elsewhere(raw: Any) -> None:
+    """Per-line hashing turned off: :class:`_FileHash` hashes the source."""
+
+
+class _FileHash:
+    """The sha256 of a plain file, read a second time in big blocks on a thread of its own.
+
+    Why: hashing each line as it is read costs the main loop as much as routing it; the
+    manifest's hash is of every byte of the file (a split that skips or drops a line fails),
+    so a second read gives the same digest, with ``hashlib`` and the reads off the GIL.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._hasher = hashlib.sha256()
+        self._bytes = 0
+        self._error: OSError | None = None
+        self._cancelled = False
+        self._thread = threading.Thread(
+            target=self._run, args=(path,), name="split-source-sha256", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, path: Path) -> None:
+        try:
+            with open(path, "rb", buffering=0) as stream:
+                while not self._cancelled and (block := stream.read(_BLOCK_BYTES)):
+                    self._hasher.update(block)
+                    self._bytes += len(block)
+        except OSError as exc:
+            self._error = exc
+
+    def cancel(self) -> None:
+        self._cancelled = True
+
+    def result(self, source: Path, expected_bytes: int | None) -> str:
+        """The hex digest, once the file is read; ``expected_bytes``: what the pass read."""
+        self._thread.join()
+        if self._error is not None:
+            raise storage_error(self._error, source, "read it") from None
+        if expected_bytes is not None and expected_bytes != self._bytes:
+            raise InputError(
+                f"{source}: changed while it was being split ({expected_bytes:,} bytes read,"
+                f" now {self._bytes:,})",
+                hint="split it again once nothing writes to it",
+            )
+        return self._hasher.hexdigest()
 
 
 def _block_readable(source: Path) -> bool:
@@ -665,7 +758,7 @@ class _BlockRouter:
         self.slow_urls: set[str] = set()
         self.number = 0
 
-    def route(self, source: Path, max_line_bytes: int, hash_block: Callable[[Any], object]) -> None:
+    def route(self, source: Path, max_line_bytes: int) -> None:
         head = b""  # the start of a line whose end is in a later block
         offset = 0  # where ``head`` starts in the file
         with open_binary(source) as stream:
@@ -683,14 +776,12 @@ class _BlockRouter:
                             start = found + 1
                             line = head + block[:start]
                         head = b""
-                        self._one(line, max_line_bytes, hash_block)
+                        self._one(line, max_line_bytes)
                         offset += line if isinstance(line, int) else len(line)
                         if found < 0:
                             continue
                     cut = block.rfind(b"\n") + 1
                     if cut > start:
-                        view = memoryview(block)[start:cut]
-                        hash_block(view)
                         self._lines(block, start, cut, max_line_bytes)
                         offset += cut - start
                     else:
@@ -702,18 +793,15 @@ class _BlockRouter:
                     hint=exc.hint,
                 ) from None
         if head:
-            self._one(head, max_line_bytes, hash_block)
+            self._one(head, max_line_bytes)
 
-    def _one(
-        self, line: bytes | int, max_line_bytes: int, hash_block: Callable[[Any], object]
-    ) -> None:
+    def _one(self, line: bytes | int, max_line_bytes: int) -> None:
         """A line read across two blocks (or the last one): the line-at-a-time route."""
         self.number += 1
         if isinstance(line, int) or len(line) > max_line_bytes:  # over the cap
             size = line if isinstance(line, int) else len(line)
             self.take(self.number, b"", None, size, ("", "", ""))
             return
-        hash_block(line)
         _route_line(self.number, line, self.take, self.skip_blank)
 
     def _lines(self, data: bytes, start: int, cut: int, max_line_bytes: int) -> None:
@@ -724,10 +812,7 @@ class _BlockRouter:
         on_progress = self.on_progress
         slow_urls = self.slow_urls
         take = self.take
-        open_shard = shard_set.open_shards.get
-        flush = shard_set._flush
-        max_requests = shard_set.max_requests
-        max_bytes = shard_set.max_bytes
+        add_if_fits = shard_set.add_if_fits
         loads = orjson.loads
         find = data.find
         number = self.number
@@ -757,21 +842,9 @@ class _BlockRouter:
                 custom_id: Any = obj.get("custom_id")
                 if type(custom_id) is not str:
                     custom_id = ""
-                shard = open_shard((model, url))
-                if (
-                    shard is not None
-                    and shard.requests < max_requests
-                    and shard.bytes + size <= max_bytes
-                    and (not slow_urls or url not in slow_urls)
-                ):  # ``_ShardSet.add`` for a line that fits its group's open shard
-                    shard.requests += 1
-                    shard.bytes += size
-                    shard.last_custom_id = custom_id
-                    shard.last_line = number
-                    buffer = shard.buffer
-                    buffer += raw
-                    if len(buffer) >= _FLUSH_BYTES:
-                        flush(shard)
+                if (not slow_urls or url not in slow_urls) and add_if_fits(
+                    raw, number, model, url, custom_id
+                ):
                     total += size
                     requests += 1
                     if on_progress is not None:
