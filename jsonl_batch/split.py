@@ -200,10 +200,10 @@ class _Group:
 class _Hashing:
     """sha256 updates on a thread of their own, in the order given.
 
-    Why: hashing every byte twice (the source and the shards) costs as much as the rest of
-    a split without validation; ``hashlib`` lets go of the GIL for big updates, so on a
-    second core it runs alongside the main loop. Only big buffers are handed over, and at
-    most ``_HASH_QUEUE`` at a time (memory stays bounded when hashing falls behind).
+    Why: hashing every shard byte costs the main loop as much as parsing its lines;
+    ``hashlib`` lets go of the GIL for big updates, so on a second core it runs alongside
+    the main loop. Only big buffers are handed over, and at most ``_HASH_QUEUE`` at a time
+    (memory stays bounded when hashing falls behind).
     """
 
     def __init__(self) -> None:
@@ -229,6 +229,47 @@ class _Hashing:
             self._thread = None
 
 
+class _Syncing:
+    """fsync of each shard as soon as it is closed, on a thread of its own.
+
+    Why: syncing every shard when the set is published costs a split as much as writing
+    them; a full shard synced while the next is filled makes the publish's fsync of it
+    cheap. The first error is kept and raised by :meth:`finish` (an error reported once by
+    the kernel is not lost: the set is then not published).
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Path | None] = queue.Queue()  # one path per full shard
+        self._thread: threading.Thread | None = None
+        self.error: OSError | None = None
+
+    def sync(self, path: Path) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="split-fsync", daemon=True)
+            self._thread.start()
+        self._queue.put(path)
+
+    def _run(self) -> None:
+        while (path := self._queue.get()) is not None:
+            if self.error is not None:
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                self.error = exc
+
+    def stop(self) -> None:
+        """Wait until every shard given is synced."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+
 class _ShardSet:
     """The staging folder and every group's shards in it."""
 
@@ -244,6 +285,7 @@ class _ShardSet:
         self.token_budget = limits.token_budget
         self.max_inputs = limits.max_embedding_inputs or 0
         self.hashing = _Hashing()
+        self.syncing = _Syncing()
 
     def add(
         self,
@@ -303,6 +345,7 @@ class _ShardSet:
     def _next_shard(self, model: str, url: str, full: _Shard | None) -> _Shard:
         if full is not None:
             self._close(full)
+            self.syncing.sync(full.staging_path)
         group = self.groups.get((model, url))
         if group is None:
             group = self.groups[(model, url)] = _Group(len(self.groups) + 1, model, url)
@@ -346,6 +389,9 @@ class _ShardSet:
             if last.file is not None:
                 self._close(last)
         self.hashing.stop()
+        self.syncing.stop()
+        if self.syncing.error is not None:
+            raise storage_error(self.syncing.error, self.out_dir, "write a shard") from None
         for group in self.groups.values():
             for shard in group.shards:
                 shard.sha256 = shard.hasher.hexdigest()
@@ -353,6 +399,7 @@ class _ShardSet:
     def discard(self) -> None:
         """Drop every shard written so far (the staging folder and all in it)."""
         self.hashing.stop()
+        self.syncing.stop()
         for group in self.groups.values():
             for shard in group.shards:
                 if shard.file is not None:

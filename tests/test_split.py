@@ -650,3 +650,20 @@ def test_a_file_that_changes_while_it_is_split_is_refused(
     with pytest.raises(InputError, match="changed while it was being split"):
         split_file(source, tmp_path / "out", max_requests=2, validate=False)
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_failed_fsync_of_a_full_shard_publishes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Full shards are synced while the next ones fill: an error there (reported once by the
+    kernel) is a StorageError and nothing is published, not a lost error."""
+    source = _sample_file(tmp_path, 9)
+    out = tmp_path / "out"
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(StorageError, match="Input/output error"):
+        split_file(source, out, max_requests=2)
+    assert not out.exists() or list(out.iterdir()) == []
