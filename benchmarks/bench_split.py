@@ -83,6 +83,18 @@ def run(tmpdir: Path, lines: int = 100_000) -> list[dict[str, Any]]:
     )
     checked = throughput(lambda: _split(small, out), size, repeat=2)
     validate_only = throughput(lambda: validate_file(small), size, repeat=2)
+    # One model: validate alone has no model_mismatch lines to check slowly (the 3-model
+    # file flatters split's ratio). Wall clock too: split hashes and syncs on other threads.
+    single = tmpdir / "split-single.jsonl"
+    single_size = generate_requests(single, lines, seed=6, models=MODELS[:1])
+    single_fast_wall = wall_throughput(
+        lambda: _split(single, out, validate=False), single_size, repeat=3
+    )
+    single_checked = throughput(lambda: _split(single, out), single_size, repeat=2)
+    single_validate = throughput(lambda: validate_file(single), single_size, repeat=2)
+    single_checked_wall = wall_throughput(lambda: _split(single, out), single_size, repeat=2)
+    single_validate_wall = wall_throughput(lambda: validate_file(single), single_size, repeat=2)
+    single.unlink()
     token_lines = max(1, lines // 10)
     tokens_file = tmpdir / "split-tokens.jsonl"
     token_size = generate_requests(tokens_file, token_lines, seed=5, models=MODELS)
@@ -118,6 +130,27 @@ def run(tmpdir: Path, lines: int = 100_000) -> list[dict[str, Any]]:
             coreutils,
         ),
         row("split", "validated in the same pass", checked, "validate alone", validate_only),
+        row(
+            "split --no-validate",
+            f"one model, {single_size / 1e6:.0f} MB, wall clock",
+            single_fast_wall,
+            f"coreutils split -l {MAX_REQUESTS}, wall clock",
+            coreutils,
+        ),
+        row(
+            "split",
+            "one model, validated in the same pass",
+            single_checked,
+            "validate alone",
+            single_validate,
+        ),
+        row(
+            "split",
+            "one model, validated in the same pass, wall clock",
+            single_checked_wall,
+            "validate alone, wall clock",
+            single_validate_wall,
+        ),
         row(
             "split",
             "peak RSS, validated (grows with custom_ids only)",

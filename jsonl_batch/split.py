@@ -67,8 +67,9 @@ from .publish import FileSet, sha256_file
 from .validate import ValidationReport, Validator
 
 PROGRESS_EVERY_BYTES = 1 << 20
-_BLOCK_BYTES = 4 << 20  # read at a time by the block router
-_HASH_QUEUE = 4  # buffers waiting to be hashed, at most
+_BLOCK_BYTES = 1 << 20  # read at a time by the block router
+_HASH_QUEUE = 2  # buffers waiting to be hashed, at most
+_HASH_READ_BYTES = 1 << 20  # the source is read this much at a time to hash it
 _FLUSH_BYTES = 1 << 20
 # Findings a split itself cures: file-level limits and mixed url / model in one file.
 FIXED_BY_SPLIT = frozenset(
@@ -234,8 +235,8 @@ class _Syncing:
 
     Why: syncing every shard when the set is published costs a split as much as writing
     them; a full shard synced while the next is filled makes the publish's fsync of it
-    cheap. The first error is kept and raised by :meth:`finish` (an error reported once by
-    the kernel is not lost: the set is then not published).
+    cheap. The first error is kept and raised by :meth:`_ShardSet.close_all`, before the
+    publish: an error the kernel reports once is not lost.
     """
 
     def __init__(self) -> None:
@@ -748,10 +749,12 @@ class _FileHash:
 
     def _run(self, path: Path) -> None:
         try:
+            block = bytearray(_HASH_READ_BYTES)  # one buffer, read into: no allocation per read
+            view = memoryview(block)
             with open(path, "rb", buffering=0) as stream:
-                while not self._cancelled and (block := stream.read(_BLOCK_BYTES)):
-                    self._hasher.update(block)
-                    self._bytes += len(block)
+                while not self._cancelled and (size := stream.readinto(block)):
+                    self._hasher.update(view[:size])
+                    self._bytes += size
         except OSError as exc:
             self._error = exc
 
