@@ -198,77 +198,59 @@ class _Group:
     label: str = ""
 
 
-class _Hashing:
-    """sha256 updates on a thread of their own, in the order given.
+class _Background:
+    """``work(item)`` for each item given, in order, on a thread of its own.
 
-    Why: hashing every shard byte costs the main loop as much as parsing its lines;
-    ``hashlib`` lets go of the GIL for big updates, so on a second core it runs alongside
-    the main loop. Only big buffers are handed over, and at most ``_HASH_QUEUE`` at a time
-    (memory stays bounded when hashing falls behind).
+    Why: hashing every shard byte costs the main loop as much as parsing its lines, and
+    syncing every shard when the set is published as much as writing them; ``hashlib`` and
+    ``fsync`` let go of the GIL, so on a second core they run alongside the main loop. With
+    a ``limit`` at most that many items wait (memory stays bounded when the work falls
+    behind). The first OSError is kept in ``error`` and the items after it are skipped: the
+    owner raises it before the set is published, so an error the kernel reports once (a
+    failed fsync) is not lost.
     """
 
-    def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[Any, Any] | None] = queue.Queue(_HASH_QUEUE)
-        self._thread: threading.Thread | None = None
-
-    def update(self, hasher: Any, data: Any) -> None:
-        """``hasher.update(data)`` soon; ``data`` must not change afterwards."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="split-sha256", daemon=True)
-            self._thread.start()
-        self._queue.put((hasher, data))
-
-    def _run(self) -> None:
-        while (task := self._queue.get()) is not None:
-            task[0].update(task[1])
-
-    def stop(self) -> None:
-        """Wait until every update is done; the next update starts a new thread."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-
-
-class _Syncing:
-    """fsync of each shard as soon as it is closed, on a thread of its own.
-
-    Why: syncing every shard when the set is published costs a split as much as writing
-    them; a full shard synced while the next is filled makes the publish's fsync of it
-    cheap. The first error is kept and raised by :meth:`_ShardSet.close_all`, before the
-    publish: an error the kernel reports once is not lost.
-    """
-
-    def __init__(self) -> None:
-        self._queue: queue.Queue[Path | None] = queue.Queue()  # one path per full shard
+    def __init__(self, work: Callable[[Any], object], name: str, limit: int = 0) -> None:
+        self._work = work
+        self._name = name
+        self._queue: queue.Queue[Any] = queue.Queue(limit)
         self._thread: threading.Thread | None = None
         self.error: OSError | None = None
 
-    def sync(self, path: Path) -> None:
+    def put(self, item: Any) -> None:
+        """``work(item)`` soon; ``item`` must not change afterwards."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="split-fsync", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
-        self._queue.put(path)
+        self._queue.put(item)
 
     def _run(self) -> None:
-        while (path := self._queue.get()) is not None:
-            if self.error is not None:
-                continue
-            try:
-                fd = os.open(path, os.O_RDONLY)
+        while (item := self._queue.get()) is not None:
+            if self.error is None:
                 try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            except OSError as exc:
-                self.error = exc
+                    self._work(item)
+                except OSError as exc:
+                    self.error = exc
 
     def stop(self) -> None:
-        """Wait until every shard given is synced."""
+        """Wait until every item given is done; the next one starts a new thread."""
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+
+
+def _hash_update(task: tuple[Any, Any]) -> None:
+    hasher, data = task
+    hasher.update(data)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class _ShardSet:
@@ -285,8 +267,8 @@ class _ShardSet:
         self.max_bytes = limits.max_bytes
         self.token_budget = limits.token_budget
         self.max_inputs = limits.max_embedding_inputs or 0
-        self.hashing = _Hashing()
-        self.syncing = _Syncing()
+        self.hashing = _Background(_hash_update, "split-sha256", _HASH_QUEUE)
+        self.syncing = _Background(_fsync_path, "split-fsync")  # one path per full shard
 
     def add(
         self,
@@ -346,7 +328,7 @@ class _ShardSet:
     def _next_shard(self, model: str, url: str, full: _Shard | None) -> _Shard:
         if full is not None:
             self._close(full)
-            self.syncing.sync(full.staging_path)
+            self.syncing.put(full.staging_path)  # the publish's fsync of it is then cheap
         group = self.groups.get((model, url))
         if group is None:
             group = self.groups[(model, url)] = _Group(len(self.groups) + 1, model, url)
@@ -372,7 +354,7 @@ class _ShardSet:
             shard.file.write(shard.buffer)
         except OSError as exc:
             raise storage_error(exc, self.out_dir, "write a shard") from None
-        self.hashing.update(shard.hasher, shard.buffer)
+        self.hashing.put((shard.hasher, shard.buffer))
         shard.buffer = bytearray()  # the old one is the hashing thread's now
 
     def _close(self, shard: _Shard) -> None:
