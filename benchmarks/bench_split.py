@@ -1,11 +1,13 @@
 """split: MB/s on one core against a plain buffered copy of the same file, with and without
-validation in the same pass and with a token limit; peak memory at two file sizes (it must
-not grow with the file; with validation it grows only with the number of custom_ids)."""
+validation in the same pass and with a token limit; against coreutils ``split -l`` in wall-clock
+time (it runs in its own process); peak memory at two file sizes (it must not grow with the
+file; with validation it grows only with the number of custom_ids)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from jsonl_batch.split import split_file
 from jsonl_batch.tokens import TokenCounter
 from jsonl_batch.validate import validate_file
 
-from ._util import peak_rss_mb, row, throughput
+from ._util import peak_rss_mb, row, throughput, wall_throughput
 from .generate import generate_requests
 
 MODELS = ("gpt-4o-batch", "gpt-4o-mini-batch", "gpt-4.1-batch")
@@ -28,6 +30,14 @@ def buffered_copy(source: Path, target: Path) -> None:
             dst.write(block)
         dst.flush()
         os.fsync(dst.fileno())
+
+
+def coreutils_split(source: Path, out_dir: Path) -> None:
+    """The baseline users reach for: ``split -l`` into files of MAX_REQUESTS lines each (no
+    parsing, no hashing, no fsync)."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir()
+    subprocess.run(["split", "-l", str(MAX_REQUESTS), str(source), str(out_dir / "x")], check=True)
 
 
 def _split(source: Path, out_dir: Path, **options: Any) -> None:
@@ -64,8 +74,27 @@ def run(tmpdir: Path, lines: int = 100_000) -> list[dict[str, Any]]:
 
     copy = throughput(lambda: buffered_copy(small, tmpdir / "split-copy.jsonl"), size, repeat=3)
     fast = throughput(lambda: _split(small, out, validate=False), size, repeat=3)
+    fast_wall = wall_throughput(lambda: _split(small, out, validate=False), size, repeat=3)
+    checked_wall = wall_throughput(lambda: _split(small, out), size, repeat=2)
+    coreutils = (
+        wall_throughput(lambda: coreutils_split(small, out), size, repeat=3)
+        if shutil.which("split")
+        else None
+    )
     checked = throughput(lambda: _split(small, out), size, repeat=2)
     validate_only = throughput(lambda: validate_file(small), size, repeat=2)
+    # One model: validate alone has no model_mismatch lines to check slowly (the 3-model
+    # file flatters split's ratio). Wall clock too: split hashes and syncs on other threads.
+    single = tmpdir / "split-single.jsonl"
+    single_size = generate_requests(single, lines, seed=6, models=MODELS[:1])
+    single_fast_wall = wall_throughput(
+        lambda: _split(single, out, validate=False), single_size, repeat=3
+    )
+    single_checked = throughput(lambda: _split(single, out), single_size, repeat=2)
+    single_validate = throughput(lambda: validate_file(single), single_size, repeat=2)
+    single_checked_wall = wall_throughput(lambda: _split(single, out), single_size, repeat=2)
+    single_validate_wall = wall_throughput(lambda: validate_file(single), single_size, repeat=2)
+    single.unlink()
     token_lines = max(1, lines // 10)
     tokens_file = tmpdir / "split-tokens.jsonl"
     token_size = generate_requests(tokens_file, token_lines, seed=5, models=MODELS)
@@ -86,7 +115,42 @@ def run(tmpdir: Path, lines: int = 100_000) -> list[dict[str, Any]]:
     return [
         row("split --no-validate", what, fast, baseline, copy, rss["small", False]),
         row("split", what + ", validated in the same pass", checked, baseline, copy),
+        row(
+            "split --no-validate",
+            "same, wall clock",
+            fast_wall,
+            f"coreutils split -l {MAX_REQUESTS}, wall clock",
+            coreutils,
+        ),
+        row(
+            "split",
+            "same, validated, wall clock",
+            checked_wall,
+            f"coreutils split -l {MAX_REQUESTS}, wall clock",
+            coreutils,
+        ),
         row("split", "validated in the same pass", checked, "validate alone", validate_only),
+        row(
+            "split --no-validate",
+            f"one model, {single_size / 1e6:.0f} MB, wall clock",
+            single_fast_wall,
+            f"coreutils split -l {MAX_REQUESTS}, wall clock",
+            coreutils,
+        ),
+        row(
+            "split",
+            "one model, validated in the same pass",
+            single_checked,
+            "validate alone",
+            single_validate,
+        ),
+        row(
+            "split",
+            "one model, validated in the same pass, wall clock",
+            single_checked_wall,
+            "validate alone, wall clock",
+            single_validate_wall,
+        ),
         row(
             "split",
             "peak RSS, validated (grows with custom_ids only)",

@@ -30,7 +30,9 @@ import datetime as dt
 import hashlib
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping
+import queue
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -54,6 +56,8 @@ from .jsonl import (
     LINE_TOO_LONG,
     Line,
     ReadError,
+    finish_line,
+    is_regular_file,
     iter_raw_lines,
     open_binary,
     read_lines,
@@ -63,6 +67,9 @@ from .publish import FileSet, sha256_file
 from .validate import ValidationReport, Validator
 
 PROGRESS_EVERY_BYTES = 1 << 20
+_BLOCK_BYTES = 1 << 20  # read at a time by the block router
+_HASH_QUEUE = 2  # buffers waiting to be hashed, at most
+_HASH_READ_BYTES = 1 << 20  # the source is read this much at a time to hash it
 _FLUSH_BYTES = 1 << 20
 # Findings a split itself cures: file-level limits and mixed url / model in one file.
 FIXED_BY_SPLIT = frozenset(
@@ -191,6 +198,61 @@ class _Group:
     label: str = ""
 
 
+class _Background:
+    """``work(item)`` for each item given, in order, on a thread of its own.
+
+    Why: hashing every shard byte costs the main loop as much as parsing its lines, and
+    syncing every shard when the set is published as much as writing them; ``hashlib`` and
+    ``fsync`` let go of the GIL, so on a second core they run alongside the main loop. With
+    a ``limit`` at most that many items wait (memory stays bounded when the work falls
+    behind). The first OSError is kept in ``error`` and the items after it are skipped: the
+    owner raises it before the set is published, so an error the kernel reports once (a
+    failed fsync) is not lost.
+    """
+
+    def __init__(self, work: Callable[[Any], object], name: str, limit: int = 0) -> None:
+        self._work = work
+        self._name = name
+        self._queue: queue.Queue[Any] = queue.Queue(limit)
+        self._thread: threading.Thread | None = None
+        self.error: OSError | None = None
+
+    def put(self, item: Any) -> None:
+        """``work(item)`` soon; ``item`` must not change afterwards."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+        self._queue.put(item)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self._work(item)
+                except OSError as exc:
+                    self.error = exc
+
+    def stop(self) -> None:
+        """Wait until every item given is done; the next one starts a new thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+
+def _hash_update(task: tuple[Any, Any]) -> None:
+    hasher, data = task
+    hasher.update(data)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class _ShardSet:
     """The staging folder and every group's shards in it."""
 
@@ -205,6 +267,8 @@ class _ShardSet:
         self.max_bytes = limits.max_bytes
         self.token_budget = limits.token_budget
         self.max_inputs = limits.max_embedding_inputs or 0
+        self.hashing = _Background(_hash_update, "split-sha256", _HASH_QUEUE)
+        self.syncing = _Background(_fsync_path, "split-fsync")  # one path per full shard
 
     def add(
         self,
@@ -240,9 +304,31 @@ class _ShardSet:
         if len(buffer) >= _FLUSH_BYTES:
             self._flush(shard)
 
+    def add_if_fits(self, raw: bytes, number: int, model: str, url: str, custom_id: str) -> bool:
+        """:meth:`add` for a line (no tokens, no embedding inputs) that fits its group's open
+        shard; False (nothing done) when it does not: then :meth:`add` decides."""
+        shard = self.open_shards.get((model, url))
+        size = len(raw)
+        if (
+            shard is None
+            or shard.requests >= self.max_requests
+            or shard.bytes + size > self.max_bytes
+        ):
+            return False
+        shard.requests += 1
+        shard.bytes += size
+        shard.last_custom_id = custom_id
+        shard.last_line = number
+        buffer = shard.buffer
+        buffer += raw
+        if len(buffer) >= _FLUSH_BYTES:
+            self._flush(shard)
+        return True
+
     def _next_shard(self, model: str, url: str, full: _Shard | None) -> _Shard:
         if full is not None:
             self._close(full)
+            self.syncing.put(full.staging_path)  # the publish's fsync of it is then cheap
         group = self.groups.get((model, url))
         if group is None:
             group = self.groups[(model, url)] = _Group(len(self.groups) + 1, model, url)
@@ -268,8 +354,8 @@ class _ShardSet:
             shard.file.write(shard.buffer)
         except OSError as exc:
             raise storage_error(exc, self.out_dir, "write a shard") from None
-        shard.hasher.update(shard.buffer)
-        shard.buffer.clear()
+        self.hashing.put((shard.hasher, shard.buffer))
+        shard.buffer = bytearray()  # the old one is the hashing thread's now
 
     def _close(self, shard: _Shard) -> None:
         self._flush(shard)
@@ -279,16 +365,24 @@ class _ShardSet:
         except OSError as exc:
             raise storage_error(exc, self.out_dir, "write a shard") from None
         shard.file = None
-        shard.sha256 = shard.hasher.hexdigest()
 
     def close_all(self) -> None:
         for group in self.groups.values():
             last = group.shards[-1]
             if last.file is not None:
                 self._close(last)
+        self.hashing.stop()
+        self.syncing.stop()
+        if self.syncing.error is not None:
+            raise storage_error(self.syncing.error, self.out_dir, "write a shard") from None
+        for group in self.groups.values():
+            for shard in group.shards:
+                shard.sha256 = shard.hasher.hexdigest()
 
     def discard(self) -> None:
         """Drop every shard written so far (the staging folder and all in it)."""
+        self.hashing.stop()
+        self.syncing.stop()
         for group in self.groups.values():
             for shard in group.shards:
                 if shard.file is not None:
@@ -337,57 +431,6 @@ def _route(obj: Any) -> tuple[str, str, str]:
         url if type(url) is str else "",
         custom_id if type(custom_id) is str else "",
     )
-
-
-def _lines(
-    source: Path, validator: Validator | None, max_line_bytes: int
-) -> Iterator[tuple[int, bytes, Any, bool, int]]:
-    """(number, raw bytes, parsed object or None, is blank, size) of every line of ``source``;
-    a line over ``max_line_bytes`` has no bytes (``size`` says how long it was).
-
-    With a validator, lines come from :func:`read_lines` and are checked on the way. Without
-    one, a leaner loop parses only what routing needs (``orjson`` accepts the trailing
-    newline, so no copy of the line is made); blank lines are the same as ``read_lines``'.
-    """
-    if validator is not None:
-        for line in read_lines(source, max_line_bytes=max_line_bytes):
-            validator.check(line)
-            yield line.number, line.raw, line.obj, BLANK in line.notices, line.size
-        return
-    number = 0
-    loads = orjson.loads
-    with open_binary(source) as stream:
-        lines = iter_raw_lines(stream, max_line_bytes)
-        while True:
-            try:
-                raw = next(lines, None)
-            except ReadError as exc:  # say on which line reading stopped
-                raise InputError(
-                    f"{source}:{number + 1}: cannot read past byte {exc.position}: {exc.reason}",
-                    hint=exc.hint,
-                ) from None
-            if raw is None:
-                return
-            number += 1
-            if isinstance(raw, int):
-                yield number, b"", None, False, raw
-                continue
-            if raw.isspace():
-                yield number, raw, None, True, len(raw)
-                continue
-            try:
-                obj = loads(raw)
-            except orjson.JSONDecodeError:
-                line = Line(number, 0, raw)
-                content = line.content
-                if not content.strip():
-                    yield number, raw, None, True, len(raw)
-                    continue
-                try:
-                    obj = loads(content)  # a BOM on line 1, or a bad line
-                except orjson.JSONDecodeError:
-                    obj = None
-            yield number, raw, obj, False, len(raw)
 
 
 def _embedding_inputs(obj: Any) -> int:
@@ -510,42 +553,45 @@ def _stream(
     max_line_bytes: int,
     on_progress: ProgressCallback | None,
 ) -> SourceInfo:
-    """The one pass: hash, validate, count tokens and route each line to its shard."""
+    """The one pass: hash, validate, count tokens and route each line to its shard; a clean
+    line the validator takes quickly is routed straight from the reader (no :class:`Line`
+    made for it)."""
     source_hash = hashlib.sha256()
-    total = requests = blank = unreported = 0
+    hash_line = source_hash.update
+    file_hash = None
+    if _block_readable(source):  # hashed on a thread of its own, not a line at a time
+        file_hash = _FileHash(source)
+        hash_line = _hashed_elsewhere
+    tally = _Tally()
     writing = True
     max_bytes = limits.max_bytes
     budget = limits.token_budget
     max_inputs = limits.max_embedding_inputs
     embedding_urls = {url for url, endpoint in profile.urls.items() if endpoint == "embeddings"}
-    for number, raw, obj, is_blank, size in _lines(source, validator, max_line_bytes):
-        source_hash.update(raw)
-        total += size
+    add = shard_set.add
+    add_if_fits = shard_set.add_if_fits
+    lean = counter is None  # no tokens to count per line
+    slow_urls = embedding_urls if max_inputs is not None else set()  # inputs counted per line
+
+    def take(number: int, raw: bytes, obj: Any, size: int, route: tuple[str, str, str]) -> None:
+        """Count one request line and, while writing, add it to its shard."""
+        hash_line(raw)
+        tally.total += size
+        tally.requests += 1
         if on_progress is not None:
-            unreported += size
-            if unreported >= PROGRESS_EVERY_BYTES:
-                on_progress(unreported)
-                unreported = 0
-        if validator is not None:
-            if writing and validator.error_count and not force:
-                writing = False  # keep validating for the full report; write nothing
-                shard_set.discard()
-            if not writing and validator.stopped:
-                validator.report.truncated = True
-                break
-        if is_blank:
-            blank += 1
-            continue
-        requests += 1
+            tally.unreported += size
+            if tally.unreported >= PROGRESS_EVERY_BYTES:
+                on_progress(tally.unreported)
+                tally.unreported = 0
         if not writing:
-            continue
+            return
         if size != len(raw):
             raise SplitError(
                 f"{source}:{number}: this line is {size:,} bytes, longer than the"
                 f" {max_line_bytes:,} bytes read per line ({LINE_TOO_LONG}); it cannot be copied",
                 hint="raise max_line_bytes, or remove the line",
             )
-        model, url, custom_id = _route(obj)
+        model, url, custom_id = route
         if size > max_bytes:
             raise SplitError(
                 f"{source}:{number}: this request alone is {size:,} bytes, more than "
@@ -575,16 +621,347 @@ def _stream(
                     f"more than the {max_inputs:,} allowed per batch",
                     hint="split the input list over several requests",
                 )
-        shard_set.add(raw, number, model, url, custom_id, tokens, inputs)
-    if on_progress is not None and unreported:
-        on_progress(unreported)
+        add(raw, number, model, url, custom_id, tokens, inputs)
+
+    def skip_blank(raw: bytes) -> None:
+        hash_line(raw)
+        size = len(raw)
+        tally.total += size
+        tally.blank += 1
+        if on_progress is not None:
+            tally.unreported += size
+
+    try:
+        if validator is not None:
+            accepts = validator.accepts_parsed
+
+            def fast(number: int, raw: bytes, obj: Any) -> bool:
+                if not accepts(number, raw, obj):
+                    return False
+                url: str = validator.report.url  # type: ignore[assignment]
+                # a line the quick path took has the first good line's url
+                model, custom_id = obj["body"]["model"], obj["custom_id"]
+                if (
+                    lean
+                    and writing
+                    and url not in slow_urls
+                    and add_if_fits(raw, number, model, url, custom_id)
+                ):  # ``take`` for a line that fits its open shard
+                    hash_line(raw)
+                    size = len(raw)
+                    tally.total += size
+                    tally.requests += 1
+                    if on_progress is not None:
+                        tally.unreported += size
+                        if tally.unreported >= PROGRESS_EVERY_BYTES:
+                            on_progress(tally.unreported)
+                            tally.unreported = 0
+                    return True
+                take(number, raw, obj, len(raw), (model, url, custom_id))
+                return True
+
+            for line in read_lines(source, max_line_bytes=max_line_bytes, fast=fast):
+                validator.check(line)
+                if writing and validator.error_count and not force:
+                    writing = False  # keep validating for the full report; write nothing
+                    shard_set.discard()
+                if not writing and validator.stopped:
+                    validator.report.truncated = True
+                    break
+                if BLANK in line.notices:
+                    skip_blank(line.raw)
+                else:
+                    take(line.number, line.raw, line.obj, line.size, _route(line.obj))
+        elif counter is None and _block_readable(source):
+            router = _BlockRouter(shard_set, tally, take, skip_blank, on_progress)
+            router.slow_urls = slow_urls
+            router.route(source, max_line_bytes)
+        else:
+            _read_for_routing(source, max_line_bytes, take, skip_blank)
+    except BaseException:
+        if file_hash is not None:
+            file_hash.cancel()
+        raise
+    if on_progress is not None and tally.unreported:
+        on_progress(tally.unreported)
+    if file_hash is None:
+        sha256 = source_hash.hexdigest()
+    else:  # every byte was read when writing: a file that changed meanwhile is refused
+        sha256 = file_hash.result(source, tally.total if writing else None)
     return SourceInfo(
         path=str(source),
-        sha256=source_hash.hexdigest(),
-        bytes=total,
-        requests=requests,
-        blank_lines=blank,
+        sha256=sha256,
+        bytes=tally.total,
+        requests=tally.requests,
+        blank_lines=tally.blank,
     )
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What the pass has counted so far (shared by the per-line and the block routes)."""
+
+    total: int = 0
+    requests: int = 0
+    blank: int = 0
+    unreported: int = 0
+
+
+def _hashed_elsewhere(raw: Any) -> None:
+    """Per-line hashing turned off: :class:`_FileHash` hashes the source."""
+
+
+class _FileHash:
+    """The sha256 of a plain file, read a second time in big blocks on a thread of its own.
+
+    Why: hashing each line as it is read costs the main loop as much as routing it; the
+    manifest's hash is of every byte of the file (a split that skips or drops a line fails),
+    so a second read gives the same digest, with ``hashlib`` and the reads off the GIL.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._hasher = hashlib.sha256()
+        self._bytes = 0
+        self._error: OSError | None = None
+        self._cancelled = False
+        self._thread = threading.Thread(
+            target=self._run, args=(path,), name="split-source-sha256", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, path: Path) -> None:
+        try:
+            block = bytearray(_HASH_READ_BYTES)  # one buffer, read into: no allocation per read
+            view = memoryview(block)
+            with open(path, "rb", buffering=0) as stream:
+                while not self._cancelled and (size := stream.readinto(block)):
+                    self._hasher.update(view[:size])
+                    self._bytes += size
+        except OSError as exc:
+            self._error = exc
+
+    def cancel(self) -> None:
+        self._cancelled = True
+
+    def result(self, source: Path, expected_bytes: int | None) -> str:
+        """The hex digest, once the file is read; ``expected_bytes``: what the pass read."""
+        self._thread.join()
+        if self._error is not None:
+            raise storage_error(self._error, source, "read it") from None
+        if expected_bytes is not None and expected_bytes != self._bytes:
+            raise InputError(
+                f"{source}: changed while it was being split ({expected_bytes:,} bytes read,"
+                f" now {self._bytes:,})",
+                hint="split it again once nothing writes to it",
+            )
+        return self._hasher.hexdigest()
+
+
+def _block_readable(source: Path) -> bool:
+    """A plain, uncompressed regular file: read in big blocks, not a line at a time."""
+    return not source.name.endswith(".gz") and is_regular_file(source)
+
+
+class _BlockRouter:
+    """Routes a plain file read in big blocks (split with no validation, no token limit).
+
+    Why: reading, counting and adding a line at a time cost more than parsing it. Lines are
+    found in each block with ``bytes.find``; a line that parses to an object and fits its
+    group's open shard is added in one lean loop (:meth:`_ShardSet.add_if_fits`). Every
+    other line (line 1, a blank, broken or non-object line, a line over a limit or the cap,
+    one across two blocks, the last with no newline, an embeddings line when inputs are
+    capped) goes through ``take`` / ``skip_blank`` as the line reader's lines do, so shards,
+    manifest, errors and progress are the same (``tests/test_fast_path.py``).
+    """
+
+    def __init__(
+        self,
+        shard_set: _ShardSet,
+        tally: _Tally,
+        take: Callable[[int, bytes, Any, int, tuple[str, str, str]], None],
+        skip_blank: Callable[[bytes], None],
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.shard_set = shard_set
+        self.tally = tally
+        self.take = take
+        self.skip_blank = skip_blank
+        self.on_progress = on_progress
+        self.slow_urls: set[str] = set()
+        self.number = 0
+
+    def route(self, source: Path, max_line_bytes: int) -> None:
+        head = b""  # the start of a line whose end is in a later block
+        offset = 0  # where ``head`` starts in the file
+        with open_binary(source) as stream:
+            try:
+                while block := stream.read(_BLOCK_BYTES):
+                    start = 0
+                    if head:
+                        found = block.find(b"\n")
+                        if found < 0 and len(head) < _BLOCK_BYTES:
+                            head += block
+                            continue
+                        if found < 0:  # a long line: the rest read as the line reader does
+                            line = finish_line(stream, head + block, max_line_bytes)
+                        else:
+                            start = found + 1
+                            line = head + block[:start]
+                        head = b""
+                        self._one(line, max_line_bytes)
+                        offset += line if isinstance(line, int) else len(line)
+                        if found < 0:
+                            continue
+                    cut = block.rfind(b"\n") + 1
+                    if cut > start:
+                        self._lines(block, start, cut, max_line_bytes)
+                        offset += cut - start
+                    else:
+                        cut = start
+                    head = block[cut:]
+            except ReadError as exc:  # say on which line reading stopped
+                raise InputError(
+                    f"{source}:{self.number + 1}: cannot read past byte {offset}: {exc.reason}",
+                    hint=exc.hint,
+                ) from None
+        if head:
+            self._one(head, max_line_bytes)
+
+    def _one(self, line: bytes | int, max_line_bytes: int) -> None:
+        """A line read across two blocks (or the last one): the line-at-a-time route."""
+        self.number += 1
+        if isinstance(line, int) or len(line) > max_line_bytes:  # over the cap
+            size = line if isinstance(line, int) else len(line)
+            self.take(self.number, b"", None, size, ("", "", ""))
+            return
+        _route_line(self.number, line, self.take, self.skip_blank)
+
+    def _lines(self, data: bytes, start: int, cut: int, max_line_bytes: int) -> None:
+        """Every line of ``data[start:cut]`` (whole lines); a line for an open shard it fits
+        in is added here, any other the line-at-a-time way."""
+        shard_set = self.shard_set
+        tally = self.tally
+        on_progress = self.on_progress
+        slow_urls = self.slow_urls
+        take = self.take
+        add_if_fits = shard_set.add_if_fits
+        loads = orjson.loads
+        find = data.find
+        number = self.number
+        total = requests = 0
+        unreported = tally.unreported
+        pos = start
+        while pos < cut:
+            end = find(b"\n", pos) + 1
+            number += 1
+            size = end - pos
+            raw = data[pos:end]
+            pos = end
+            obj = None
+            if number > 1 and size <= max_line_bytes:
+                try:  # noqa: SIM105 - a with statement costs per line
+                    obj = loads(raw)
+                except orjson.JSONDecodeError:
+                    pass
+            if type(obj) is dict:  # ``_route``, inlined
+                body = obj.get("body")
+                model: Any = body.get("model") if type(body) is dict else None
+                if type(model) is not str:
+                    model = ""
+                url: Any = obj.get("url")
+                if type(url) is not str:
+                    url = ""
+                custom_id: Any = obj.get("custom_id")
+                if type(custom_id) is not str:
+                    custom_id = ""
+                if (not slow_urls or url not in slow_urls) and add_if_fits(
+                    raw, number, model, url, custom_id
+                ):
+                    total += size
+                    requests += 1
+                    if on_progress is not None:
+                        unreported += size
+                        if unreported >= PROGRESS_EVERY_BYTES:
+                            on_progress(unreported)
+                            unreported = 0
+                    continue
+            # any other line: the line-at-a-time way
+            tally.total += total
+            tally.requests += requests
+            tally.unreported = unreported
+            total = requests = 0
+            self.number = number
+            if type(obj) is dict:
+                take(number, raw, obj, size, (model, url, custom_id))
+            elif size > max_line_bytes:
+                take(number, b"", None, size, ("", "", ""))
+            else:
+                _route_line(number, raw, take, self.skip_blank)
+            unreported = tally.unreported
+        tally.total += total
+        tally.requests += requests
+        tally.unreported = unreported
+        self.number = number
+
+
+def _read_for_routing(
+    source: Path,
+    max_line_bytes: int,
+    take: Callable[[int, bytes, Any, int, tuple[str, str, str]], None],
+    skip_blank: Callable[[bytes], None],
+) -> None:
+    """Without a validator: a lean loop that parses only what routing needs (``orjson``
+    accepts the trailing newline, so no copy of the line is made); blank lines are the same
+    as ``read_lines``'."""
+    number = 0
+    loads = orjson.loads
+    with open_binary(source) as stream:
+        lines = iter_raw_lines(stream, max_line_bytes)
+        while True:
+            try:
+                raw = next(lines, None)
+            except ReadError as exc:  # say on which line reading stopped
+                raise InputError(
+                    f"{source}:{number + 1}: cannot read past byte {exc.position}: {exc.reason}",
+                    hint=exc.hint,
+                ) from None
+            if raw is None:
+                return
+            number += 1
+            if isinstance(raw, int):
+                take(number, b"", None, raw, ("", "", ""))
+                continue
+            try:
+                obj = loads(raw)
+            except orjson.JSONDecodeError:
+                _route_line(number, raw, take, skip_blank)
+                continue
+            take(number, raw, obj, len(raw), _route(obj))
+
+
+def _route_line(
+    number: int,
+    raw: bytes,
+    take: Callable[[int, bytes, Any, int, tuple[str, str, str]], None],
+    skip_blank: Callable[[bytes], None],
+) -> None:
+    """One line (not over the cap) parsed for routing: a blank one is skipped; a BOM on
+    line 1 is not part of the JSON; a line that does not parse is routed with no model."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        if raw.isspace():
+            skip_blank(raw)
+            return
+        content = Line(number, 0, raw).content
+        if not content.strip():
+            skip_blank(raw)
+            return
+        try:
+            obj = orjson.loads(content)  # a BOM on line 1, or a bad line
+        except orjson.JSONDecodeError:
+            obj = None
+    take(number, raw, obj, len(raw), _route(obj))
 
 
 def _build_manifest(

@@ -10,12 +10,14 @@ writes shards.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Annotated, Any, Literal
 
+import msgspec
 from pydantic import BaseModel, ValidationError
 
 from .errors import PriceNotFound
@@ -35,7 +37,7 @@ from .jsonl import (
     source_name,
 )
 from .profiles import Profile, as_profile
-from .quickcheck import quick_check
+from .quickcheck import quick_check, quick_struct
 
 if TYPE_CHECKING:  # the tokenizer loads only when tokens are counted
     from .pricing import ModelPrice, PriceTable
@@ -85,6 +87,9 @@ RULES: dict[str, str] = {
 }
 
 MAX_FINDINGS_PER_CODE = 100  # kept with their line; the rest of a code is only counted
+
+_convert = msgspec.convert
+_StructError = msgspec.ValidationError
 
 _PROGRESS_BYTES = 1 << 20
 _TOP_LEVEL_KEYS = frozenset({"custom_id", "method", "url", "body"})
@@ -227,8 +232,19 @@ class Validator:
         self._max_requests = -1 if profile.max_requests is None else profile.max_requests
         self._max_bytes = -1 if profile.max_bytes is None else profile.max_bytes
         self._max_id = profile.max_custom_id_length or 0
+        # the quick path calls _note_limits only past these (inf: nothing left to note)
+        self._watch_requests: float = self._max_requests if self._max_requests >= 0 else math.inf
+        self._watch_bytes: float = self._max_bytes if self._max_bytes >= 0 else math.inf
         # (url, model, quick check) of the first good line, once known: see _fast_accepts.
         self._fast: tuple[str, str, Callable[[Any], bool]] | None = None
+        # the same as one msgspec type, when the body model has one: see accepts_parsed.
+        self._fast_line: Any = None
+        # With model_mismatch silenced (split ignores it), a request for another model has
+        # nothing to report either: the quick path takes every (non-placeholder) model seen.
+        silenced = "model_mismatch" in self.ignore_codes or (
+            self.profile.rule("model_mismatch").severity == "off"
+        )
+        self._fast_models: set[str] | None = set() if silenced else None
 
     @property
     def error_count(self) -> int:
@@ -266,6 +282,31 @@ class Validator:
             )
 
     # -- per line ---------------------------------------------------------------------
+
+    def accepts_parsed(self, number: int, raw: bytes, obj: Any) -> bool:
+        """Check a clean line (one JSON object, ``\\n``-terminated, no notices) the quick
+        way: True when it is a request like the first good one (same url and model, new
+        custom_id, a body its model accepts), counted as checked. False changes nothing: the
+        line then goes to :meth:`check`, which says what is wrong. ``read_lines(fast=...)``
+        calls this before it makes a :class:`Line`."""
+        kind = self._fast_line
+        if kind is None:  # no good line yet, or no struct for this target or body model
+            return False
+        try:
+            line = _convert(obj, kind)
+        except _StructError:  # anything unusual, stream=true included: the full checks
+            return False
+        custom_id = line.custom_id
+        seen = self._seen_ids
+        if custom_id in seen or custom_id.isspace():
+            return False
+        seen[custom_id] = number
+        report = self.report
+        report.bytes += len(raw)
+        report.requests += 1
+        if report.requests > self._watch_requests or report.bytes > self._watch_bytes:
+            self._note_limits(number)
+        return True
 
     def check(self, line: Line) -> None:
         """Check one line (in file order)."""
@@ -306,10 +347,16 @@ class Validator:
         return True
 
     def _note_limits(self, number: int) -> None:
+        """Note the line where the file crosses the target's request or byte limit."""
         if self.report.requests == self._max_requests + 1:
             self._limit_lines["requests"] = number
         if self.report.bytes > self._max_bytes >= 0 and "bytes" not in self._limit_lines:
             self._limit_lines["bytes"] = number
+        # past a limit it was noted (or there is none): the quick path stops looking
+        if self.report.requests > self._max_requests:
+            self._watch_requests = math.inf
+        if "bytes" in self._limit_lines or self._max_bytes < 0:
+            self._watch_bytes = math.inf
 
     def _check_slowly(self, line: Line) -> None:
         # Only a line that takes this path can lack its final newline (fast lines have no
@@ -461,6 +508,11 @@ class Validator:
                 self._first_model = (model, number)
                 self.report.model = model
             elif model != self._first_model[0]:
+                if self._fast_models is not None and model not in self._fast_models:
+                    self._fast_models.add(model)  # the mismatch is silenced: see __init__
+                    if self._fast is not None:
+                        url, first = self._fast[:2]
+                        self._fast_line = self._line_struct(self.profile.urls[url], url, first)
                 what = "deployment" if self.profile.model_is_deployment else "model"
                 self._add(
                     "model_mismatch",
@@ -493,8 +545,34 @@ class Validator:
             and endpoint == self.profile.urls.get(self._first_url[0])
             and (endpoint != "embeddings" or self.profile.max_embedding_inputs is None)
         ):
+            url, model = self._first_url[0], self._first_model[0]
             accepts = quick_check(BODY_MODELS[endpoint])
-            self._fast = (self._first_url[0], self._first_model[0], accepts)
+            self._fast = (url, model, accepts)
+            self._fast_line = self._line_struct(endpoint, url, model)
+
+    def _line_struct(self, endpoint: str, url: str, model: str) -> Any:
+        """The msgspec type of a line :meth:`_fast_accepts` would accept, or None when the
+        body model has no msgspec form, no ``stream`` field to see, or the target forbids
+        unknown body fields (the struct ignores them)."""
+        model_cls = BODY_MODELS[endpoint]
+        if self.profile.forbid_unknown_body_fields or "stream" not in model_cls.model_fields:
+            return None
+        models = tuple(sorted({model, *(self._fast_models or ())}))
+        body = quick_struct(model_cls, model=models, stream=(False, None))
+        if body is None:
+            return None
+        custom_id = msgspec.Meta(min_length=1, max_length=self._max_id or None)
+        return msgspec.defstruct(
+            "FastRequestLine",
+            [
+                ("custom_id", Annotated[str, custom_id]),
+                ("method", Literal["POST"]),
+                ("url", Literal[url]),
+                ("body", body),
+            ],
+            forbid_unknown_fields=True,
+            gc=False,
+        )
 
     def _check_schema(self, number: int, endpoint: str, body: dict[str, Any]) -> None:
         model_cls = BODY_MODELS[endpoint]
@@ -614,7 +692,20 @@ def validate_file(
         )
     validator = Validator(source_name(path), target, max_errors=max_errors, token_check=token_check)
     pending = 0  # bytes not yet reported to on_progress (reported per MiB, not per line)
-    for line in read_lines(path, max_line_bytes=max_line_bytes):
+    fast = validator.accepts_parsed
+    if on_progress is not None:
+
+        def fast(number: int, raw: bytes, obj: Any) -> bool:
+            nonlocal pending
+            if not validator.accepts_parsed(number, raw, obj):
+                return False
+            pending += len(raw)
+            if pending >= _PROGRESS_BYTES:
+                on_progress(pending)
+                pending = 0
+            return True
+
+    for line in read_lines(path, max_line_bytes=max_line_bytes, fast=fast):
         validator.check(line)
         if on_progress is not None:
             pending += len(line.raw) or line.dropped

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -15,7 +16,7 @@ from jsonl_batch.formats.wire import (
     OutputLine,
     endpoint_of,
 )
-from jsonl_batch.quickcheck import quick_check
+from jsonl_batch.quickcheck import quick_check, quick_struct
 
 from .conftest import ROOT, SAMPLES
 
@@ -124,6 +125,38 @@ def test_quick_check_never_accepts_what_the_model_rejects(endpoint: str, body: d
             model.model_validate(body)
         except ValidationError as exc:  # pragma: no cover - the failure being tested
             raise AssertionError(f"quick check accepted an invalid body: {exc}") from None
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.sampled_from(sorted(BODY_MODELS)), bodies)
+def test_quick_struct_accepts_what_the_quick_check_accepts_and_no_more(
+    endpoint: str, body: dict
+) -> None:
+    """The validator's msgspec types answer as the quick check does: never accept what the
+    model rejects, and miss nothing the quick check takes (so the fast path stays fast)."""
+    model = BODY_MODELS[endpoint]
+    kind = quick_struct(model)
+    if kind is None:
+        return
+    try:
+        msgspec.convert(body, kind)
+    except msgspec.ValidationError:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted == quick_check(model)(body)
+
+
+def test_quick_struct_pins_the_model() -> None:
+    kind = quick_struct(ChatCompletionsBody, model="gpt-4o")
+    good = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}
+    assert msgspec.convert(good, kind).messages[0].content == "x"
+    for other in ({**good, "model": "gpt-4.1"}, {"messages": good["messages"]}):
+        try:
+            msgspec.convert(other, kind)
+        except msgspec.ValidationError:
+            continue
+        raise AssertionError(f"accepted {other}")
 
 
 def test_quick_check_accepts_the_common_shapes() -> None:

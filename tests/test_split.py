@@ -434,6 +434,7 @@ def test_an_error_in_the_middle_leaves_nothing_behind(
     out.mkdir()
     (out / "unrelated.txt").write_text("mine")
     real_add = split_module._ShardSet.add
+    real_add_if_fits = split_module._ShardSet.add_if_fits
     calls = {"n": 0}
 
     def failing_add(self: object, *args: object) -> None:
@@ -442,7 +443,16 @@ def test_an_error_in_the_middle_leaves_nothing_behind(
             raise exception
         real_add(self, *args)  # type: ignore[arg-type]
 
+    def failing_add_if_fits(self: object, *args: object) -> bool:
+        if not real_add_if_fits(self, *args):  # type: ignore[arg-type]
+            return False  # then add is called
+        calls["n"] += 1
+        if calls["n"] == 20:
+            raise exception
+        return True
+
     monkeypatch.setattr(split_module._ShardSet, "add", failing_add)
+    monkeypatch.setattr(split_module._ShardSet, "add_if_fits", failing_add_if_fits)
     with pytest.raises(type(exception)):
         split_file(source, out, max_requests=3)
     assert calls["n"] == 20
@@ -622,3 +632,38 @@ def test_embedding_inputs_are_capped_per_shard_for_openai(tmp_path: Path) -> Non
             tmp_path / "out2",
             target=dataclasses.replace(profile, max_embedding_inputs=3),
         )
+
+
+def test_a_file_that_changes_while_it_is_split_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest's sha256 is read on a second pass: a file that grew meanwhile is an error,
+    never a manifest whose hash is not of the lines split."""
+    source = _sample_file(tmp_path, 9)
+    real_run = split_module._FileHash._run
+
+    def grown_after_the_pass(self: split_module._FileHash, path: Path) -> None:
+        real_run(self, path)
+        self._bytes += 1  # as if a line was appended between the two reads
+
+    monkeypatch.setattr(split_module._FileHash, "_run", grown_after_the_pass)
+    with pytest.raises(InputError, match="changed while it was being split"):
+        split_file(source, tmp_path / "out", max_requests=2, validate=False)
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_failed_fsync_of_a_full_shard_publishes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Full shards are synced while the next ones fill: an error there (reported once by the
+    kernel) is a StorageError and nothing is published, not a lost error."""
+    source = _sample_file(tmp_path, 9)
+    out = tmp_path / "out"
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(StorageError, match="Input/output error"):
+        split_file(source, out, max_requests=2)
+    assert not out.exists() or list(out.iterdir()) == []
