@@ -207,18 +207,30 @@ class _Background:
     a ``limit`` at most that many items wait (memory stays bounded when the work falls
     behind). The first OSError is kept in ``error`` and the items after it are skipped: the
     owner raises it before the set is published, so an error the kernel reports once (a
-    failed fsync) is not lost.
+    failed fsync) is not lost. With ``inline`` the work is done at once, on the caller's
+    thread: where the main loop is bound by something slower (counting tokens), a second
+    thread only adds hand-offs of the GIL.
     """
 
-    def __init__(self, work: Callable[[Any], object], name: str, limit: int = 0) -> None:
+    def __init__(
+        self, work: Callable[[Any], object], name: str, limit: int = 0, *, inline: bool = False
+    ) -> None:
         self._work = work
         self._name = name
+        self._inline = inline
         self._queue: queue.Queue[Any] = queue.Queue(limit)
         self._thread: threading.Thread | None = None
         self.error: OSError | None = None
 
     def put(self, item: Any) -> None:
         """``work(item)`` soon; ``item`` must not change afterwards."""
+        if self._inline:
+            if self.error is None:
+                try:
+                    self._work(item)
+                except OSError as exc:
+                    self.error = exc
+            return
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
@@ -257,6 +269,7 @@ class _ShardSet:
     """The staging folder and every group's shards in it."""
 
     def __init__(self, out_dir: Path, stem: str, limits: SplitLimits) -> None:
+        threads = limits.token_budget is None  # counting tokens bounds the loop: no threads
         self.out_dir = out_dir
         self.limits = limits
         self.files = FileSet(out_dir, naming.split_set(stem))
@@ -267,8 +280,9 @@ class _ShardSet:
         self.max_bytes = limits.max_bytes
         self.token_budget = limits.token_budget
         self.max_inputs = limits.max_embedding_inputs or 0
-        self.hashing = _Background(_hash_update, "split-sha256", _HASH_QUEUE)
-        self.syncing = _Background(_fsync_path, "split-fsync")  # one path per full shard
+        self.hashing = _Background(_hash_update, "split-sha256", _HASH_QUEUE, inline=not threads)
+        # one path per full shard
+        self.syncing = _Background(_fsync_path, "split-fsync", inline=not threads)
 
     def add(
         self,
@@ -559,7 +573,7 @@ def _stream(
     source_hash = hashlib.sha256()
     hash_line = source_hash.update
     file_hash = None
-    if _block_readable(source):  # hashed on a thread of its own, not a line at a time
+    if counter is None and _block_readable(source):  # hashed on a thread, not per line
         file_hash = _FileHash(source)
         hash_line = _hashed_elsewhere
     tally = _Tally()
