@@ -187,7 +187,9 @@ class JobFile(_Record):
     creating_failover_seconds: float = Field(
         900.0,
         description="a shard whose create was in flight on a resource that has been down this"
-        " long moves to another (a new attempt; a batch found there later is cancelled)",
+        " long moves to another (a new attempt; a batch found there later is cancelled);"
+        " 900 is our choice (no service sets it): long enough for a short outage not to cost"
+        " a second batch",
     )
     shards: list[ShardState]
 

@@ -64,6 +64,12 @@ _UNITS = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
 CLI_KEY_PREFIX = "AZURE_OPENAI_API_KEY_"
 
 
+def is_azure_endpoint(endpoint: str) -> bool:
+    """An Azure OpenAI or AI Foundry resource's URL (the hosts Azure gives resources)."""
+    host = urlsplit(endpoint).hostname or ""
+    return host.endswith(("openai.azure.com", "services.ai.azure.com"))
+
+
 class Deployment(BaseModel):
     """One deployment (a LiteLLM model group) of a resource and the model it serves."""
 
@@ -96,10 +102,7 @@ class Resource(BaseModel):
             return "litellm"
         if self.kind == "azure":
             return "azure"
-        host = urlsplit(self.endpoint).hostname or ""
-        if host.endswith(("openai.azure.com", "services.ai.azure.com")):
-            return "azure"  # Azure's v1 API: Azure's limits
-        return "openai"
+        return "azure" if is_azure_endpoint(self.endpoint) else "openai"  # v1 API: Azure's limits
 
 
 class DeploymentEntry(BaseModel):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError, ServiceError
-from ..formats.resources import Resource
+from ..formats.resources import Resource, is_azure_endpoint
 from ..profiles import load_profile
 
 if TYPE_CHECKING:  # the SDK takes a second to import: only commands that talk to a service do
@@ -106,10 +106,9 @@ def strip_credentials(url: str) -> tuple[str, str | None]:
 def _guess_target(kind: Kind, endpoint: str, custom_llm_provider: str | None) -> str:
     if kind == "azure":
         return "azure"
-    host = urlsplit(endpoint).hostname or ""
-    if host.endswith("openai.azure.com") or host.endswith("services.ai.azure.com"):
+    if is_azure_endpoint(endpoint):
         return "azure"
-    if host == "api.openai.com":
+    if urlsplit(endpoint).hostname == "api.openai.com":
         return "openai"
     return "litellm"
 
