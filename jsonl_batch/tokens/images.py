@@ -143,11 +143,15 @@ def image_tokens(model: str, width: int | None, height: int | None, detail: str 
     ):
         budget = patch_rule["budget"]
         max_side: int | None = rules["patch_max_side"]
-        if detail == "original" or (detail == "auto" and patch_rule.get("auto_is_original")):
+        original = detail == "original" or (detail == "auto" and patch_rule.get("auto_is_original"))
+        if original:
             budget = patch_rule.get("original_budget", budget)
             max_side = rules["original_max_side"]
         if width is None or height is None:
-            patches = budget
+            patches = budget  # an unresized original is counted up to the original budget
+        elif original and patch_rule.get("original_unresized"):
+            side = rules["patch_size"]
+            patches = math.ceil(width / side) * math.ceil(height / side)
         else:
             patches = patch_count(width, height, budget, max_side)
         # the product is rounded up as a float, like the service does (300 x 1.62 -> 487),
