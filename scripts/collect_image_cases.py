@@ -2,12 +2,15 @@
 
 Usage::
 
-    python scripts/collect_image_cases.py /work/.mirror   # writes cases_images.jsonl.gz
+    python scripts/collect_image_cases.py MIRRORS   # writes cases_images.jsonl.gz
 
-Reads the VCR cassettes of the projects in ``PROJECTS`` from bare git mirrors
-(``<mirrors>/<owner>+<name>/repo``, at the commit named there) and writes every recorded
-request to api.openai.com or an Azure OpenAI endpoint that carries an image or file input
-and whose response reports ``prompt_tokens`` / ``input_tokens``, in the format of
+``MIRRORS`` holds one bare git snapshot per project as ``<owner>+<name>/repo`` (the layout
+of the snapshots the ``fetch`` tool makes); each needs the commit named in ``PROJECTS``.
+
+Reads the VCR cassettes of the projects in ``PROJECTS`` at the commit named there and
+writes every recorded request to api.openai.com or an Azure OpenAI endpoint that carries an
+image or file input and whose response reports ``prompt_tokens`` / ``input_tokens``, in the
+format of
 ``tests/data/token_cases/cases.jsonl.gz`` (fields in its README). Nothing is computed: the
 body is the one recorded and the count the one the API returned. Requests already in
 ``cases.jsonl.gz`` (same endpoint, same body up to key order, same count) are skipped, and
