@@ -837,8 +837,8 @@ def _findings(
     if merged.ranged:
         notes.append(
             f"{merged.ranged} request(s) have an input count that is a range (a remote "
-            "image's size or server-side text is unknown offline): low uses the least, high "
-            "the most; fetch_image_sizes=True reads remote image sizes"
+            "image's size, a file's extracted text or server-side text is unknown offline): "
+            "low uses the least, high the most; fetch_image_sizes=True reads remote image sizes"
         )
     for flag, count in sorted(merged.flags.items()):
         if flag == FLAG_REMOTE_IMAGE:

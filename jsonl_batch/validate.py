@@ -771,9 +771,9 @@ def token_limit_check(
                 (
                     "token_count_approximate",
                     "body",
-                    f"between {low:,} and {high:,} input tokens (a remote image's size or "
-                    f"server-side text is unknown offline; fetch_image_sizes=True reads image "
-                    f"sizes){over}",
+                    f"between {low:,} and {high:,} input tokens (a remote image's size, a "
+                    f"file's extracted text or server-side text is unknown offline; "
+                    f"fetch_image_sizes=True reads image sizes){over}",
                 )
             )
         elif FLAG_REMOTE_IMAGE in count.flags:

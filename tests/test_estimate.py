@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 import itertools
@@ -553,6 +554,29 @@ def test_fetch_image_sizes_counts_remote_images_exactly(tmp_path: Path, image_ur
         .invoke(main, ["validate", "--tokens", "--target", "openai", str(path)])
         .output
     )
+
+
+def test_a_pdf_input_is_a_flagged_range_in_estimate_and_validate(tmp_path: Path) -> None:
+    # the service adds a PDF's text and page images, which cannot be counted offline
+    pdf = base64.b64encode(b"%PDF-1.7\n1 0 obj <</Type /Page>>").decode()
+    content = [
+        {"type": "text", "text": "Summarise."},
+        {
+            "type": "file",
+            "file": {"filename": "a.pdf", "file_data": f"data:application/pdf;base64,{pdf}"},
+        },
+    ]
+    line = _chat("pdf", "gpt-4o", "", max_tokens=10)
+    line["body"]["messages"] = [{"role": "user", "content": content}]
+    path = _write(tmp_path / "pdf.jsonl", [line])
+    args = ["estimate", "--format", "json", "--target", "openai", str(path)]
+    report = json.loads(CliRunner().invoke(main, args).output)["files"][0]
+    (row,) = report["models"]
+    assert row["input_tokens"] == row["input_tokens_low"] < row["input_tokens_high"]
+    assert any("file_input_not_counted" in note for note in report["notes"])
+    result = CliRunner().invoke(main, ["validate", "--tokens", "--target", "openai", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "a file's extracted text" in result.output
 
 
 # --- validate --tokens ------------------------------------------------------------------------

@@ -28,15 +28,15 @@ from .token_cases import CLEAN, KINDS, SPLITS, Report, load_cases, measure, requ
 FLOORS = {
     ("fit", "chat"): (0.96, 0.99),
     ("fit", "tools"): (0.88, 0.95),
-    ("fit", "image"): (0.85, 0.9),
+    ("fit", "image"): (1.0, 1.0),
     ("fit", "embedding"): (0.98, 0.98),
     ("fit", "responses"): (0.9, 0.96),
     ("fit", "all"): (0.93, 0.97),
     ("heldout", "chat"): (0.76, 0.81),
     ("heldout", "tools"): (0.65, 0.93),
-    ("heldout", "image"): (0.48, 0.63),
+    ("heldout", "image"): (0.5, 0.68),
     ("heldout", "embedding"): (1.0, 1.0),
-    ("heldout", "responses"): (0.65, 0.77),
+    ("heldout", "responses"): (0.66, 0.78),
     ("heldout", "all"): (0.7, 0.88),
     ("heldout_unread", "chat"): (0.94, 0.95),
     ("heldout_unread", "tools"): (0.69, 0.88),
@@ -48,21 +48,23 @@ FLOORS = {
 # Cases left out of the exact figures, by reason (tests/token_cases.py); a change here means
 # the data or the rule changed.
 EXCLUDED = {
-    ("fit", "body_not_as_sent"): 85,
-    ("fit", "early_responses"): 22,
+    ("fit", "body_not_as_sent"): 118,
+    ("fit", "early_responses"): 23,
+    ("fit", "file_input"): 20,
     ("fit", "hidden_server_text"): 36,
-    ("fit", "key_order_lost"): 10,
-    ("fit", "remote_image"): 17,
+    ("fit", "key_order_lost"): 13,
+    ("fit", "remote_image"): 24,
     ("heldout", "early_responses"): 8,
     ("heldout", "hidden_server_text"): 126,
     ("heldout", "remote_image"): 56,
 }
 # How often the range of a case counted as a range holds the API's count (floors).
 RANGE_COVERAGE = {
-    ("fit", "remote_image"): 0.94,
+    ("fit", "remote_image"): 0.95,
+    ("fit", "file_input"): 1.0,
     ("fit", "hidden_server_text"): 0.97,
     ("heldout", "remote_image"): 1.0,
-    ("heldout", "hidden_server_text"): 0.65,
+    ("heldout", "hidden_server_text"): 0.64,
 }
 
 

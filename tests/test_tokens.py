@@ -191,7 +191,55 @@ def test_patch_formula_doc_examples(size: tuple[int, int], patches: int) -> None
     # o4-mini: patches x 1.72, rounded up, plus the one extra token measured on the 2025-04
     # patch models (gpt-4.1-mini/nano, o4-mini)
     assert image_tokens("o4-mini", size[0], size[1], "high") == -(-patches * 172 // 100) + 1
-    assert image_tokens("gpt-5-mini", size[0], size[1], "high") == -(-patches * 12 // 10)
+    assert image_tokens("gpt-5-mini", size[0], size[1], "high") == -(-patches * 12 // 10) + 1
+
+
+@pytest.mark.parametrize(
+    ("model", "size", "expected"),
+    [
+        # measured (fit cases, rules file images._patch_extra): ceil(patches x multiplier) + 1
+        ("gpt-4.1-mini", (640, 480), 488),  # 300 x 1.62 is 486.00000000000006 in floats
+        ("gpt-4.1-nano", (540, 360), 503),
+        ("o4-mini", (640, 480), 517),
+        ("gpt-5-mini", (640, 480), 361),
+        ("gpt-5-nano", (640, 480), 451),
+        ("gpt-5.4", (60, 30), 4),
+        # the guide's patch-model list, and what the API bills for them
+        ("codex-mini-latest", (640, 480), 517),
+        ("gpt-5.1-codex-mini", (640, 480), 361),
+        ("gpt-5.2-chat-latest", (640, 480), 361),
+        ("ft:gpt-4.1-mini-2025-04-14:org::abc", (640, 480), 488),
+        # tile models: base + tiles (gpt-5 and the gpt-5.1 family 70/140, o-series 75/150)
+        ("gpt-5.1", (1024, 1024), 70 + 140 * 4),
+        ("gpt-5-codex", (1024, 1024), 70 + 140 * 4),
+        ("o3", (1024, 1024), 75 + 150 * 4),
+        ("computer-use-preview", (1024, 1024), 65 + 129 * 4),
+    ],
+)
+def test_each_model_family_takes_its_image_rule(
+    model: str, size: tuple[int, int], expected: int
+) -> None:
+    assert image_tokens(model, size[0], size[1], None) == expected
+
+
+def test_detail_low_auto_high_and_original() -> None:
+    # tiles: low is the base cost whatever the size; omitted means auto, which is high
+    assert image_tokens("gpt-4o", 4096, 8192, "low") == 85
+    assert image_tokens("gpt-4o", 1024, 1024, None) == image_tokens("gpt-4o", 1024, 1024, "auto")
+    assert image_tokens("gpt-4o", 1024, 1024, "auto") == 765
+    # patches: low changes nothing (measured on o4-mini and gpt-4.1-mini/nano)
+    assert image_tokens("gpt-4.1-mini", 640, 480, "low") == 488
+    # gpt-5.4: 2,500 patches at high and auto; original 10,000 patches or 6,000 px
+    assert image_tokens("gpt-5.4", 1600, 1600, "auto") == 2500 * 12 // 10 + 1
+    assert image_tokens("gpt-5.4", 3200, 3200, "original") == 10000 * 12 // 10 + 1
+    # gpt-5.5: auto and omitted detail take the original sizing
+    assert image_tokens("gpt-5.5", 3200, 3200, None) == image_tokens(
+        "gpt-5.5", 3200, 3200, "original"
+    )
+    assert image_tokens("gpt-5.5", 3200, 3200, "high") == 2500 * 12 // 10 + 1
+    # gpt-5.6 and gpt-6 models: original (and auto) takes the image as sent, unresized
+    assert image_tokens("gpt-5.6-luna", 4000, 3000, None) == 125 * 94 * 12 // 10 + 1
+    assert image_tokens("gpt-6-sol", 1600, 1600, "high") == 2500 * 12 // 10 + 1
 
 
 def test_image_size_is_read_from_the_data_url_header() -> None:
@@ -214,6 +262,92 @@ def test_image_size_is_read_from_the_data_url_header() -> None:
         "data:image/webp;base64," + base64.b64encode(webp).decode()
     ) == (100, 50)
     assert image_size_from_data_url("https://example.com/cat.png") is None
+
+
+def _jpeg(width: int, height: int, *, padding: int = 0) -> bytes:
+    """A JPEG header: SOI, an APP1 segment of ``padding`` bytes, fill bytes, a DQT, then SOF2."""
+    app1 = b"\xff\xe1" + struct.pack(">H", padding + 2) + b"E" * padding
+    dqt = b"\xff\xdb\x00\x43" + b"\x01" * 65
+    sof = b"\xff\xc2\x00\x11\x08" + struct.pack(">HH", height, width) + b"\x03" + b"\x00" * 9
+    return b"\xff\xd8" + app1 + b"\xff\xff" + dqt + sof
+
+
+def test_data_url_sizes_of_every_accepted_format() -> None:
+    def url(kind: str, data: bytes, wrap: int = 0) -> str:
+        text = base64.b64encode(data).decode()
+        if wrap:  # Ruby's Base64.encode64 and MIME encoders break lines
+            text = "\n".join(text[i : i + wrap] for i in range(0, len(text), wrap))
+        return f"data:image/{kind};base64,{text}"
+
+    # a progressive JPEG whose frame header sits 20 kB in, behind a large EXIF segment
+    assert image_size_from_data_url(url("jpeg", _jpeg(4032, 3024, padding=20000))) == (4032, 3024)
+    assert image_size_from_data_url(url("jpeg", _jpeg(800, 600, padding=9000), 60)) == (800, 600)
+    assert image_size_from_data_url(png_data_url(640, 480).replace(";base64", ";BASE64")) == (
+        640,
+        480,
+    )
+    vp8 = b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"\x00" * 4 + b"\x00\x00\x00\x9d\x01\x2a"
+    vp8 += struct.pack("<HH", 320, 200)
+    assert image_size_from_data_url(url("webp", vp8)) == (320, 200)
+    bits = (320 - 1) | ((200 - 1) << 14)
+    vp8l = b"RIFF\x00\x00\x00\x00WEBPVP8L" + b"\x00" * 4 + b"\x2f" + bits.to_bytes(4, "little")
+    assert image_size_from_data_url(url("webp", vp8l + b"\x00" * 8)) == (320, 200)
+    assert image_size_from_data_url(url("gif", b"GIF87a" + struct.pack("<HH", 1, 1))) == (1, 1)
+    assert image_size_from_data_url(url("bmp", b"BM" + b"\x00" * 40)) is None
+
+
+def test_images_in_responses_parts_tool_results_and_several_per_message() -> None:
+    image = {"type": "input_image", "image_url": png_data_url(640, 480)}
+    text = {"type": "input_text", "text": "What is this?"}
+
+    def responses(model: str, items: list[Any]) -> int:
+        return _responses_tokens(model=model, input=items).input_tokens
+
+    def message(*parts: Any) -> dict[str, Any]:
+        return {"role": "user", "content": list(parts)}
+
+    base = responses("gpt-4o", [message(text)])
+    assert responses("gpt-4o", [message(text, image)]) == base + 425
+    assert responses("gpt-4o", [message(text, image, image)]) == base + 2 * 425
+    # a message that opens with the image costs one token more on non-reasoning models
+    # (fitted: chatlas gpt-4.1); reasoning models and Chat Completions take no extra token
+    alone = responses("gpt-4o", [message(text), message()])
+    assert responses("gpt-4o", [message(text), message(image)]) == alone + 425 + 1
+    alone = responses("gpt-5.4", [message(text), message()])
+    assert responses("gpt-5.4", [message(text), message(image)]) == alone + 20 * 15 * 12 // 10 + 1
+    # an image a tool returned counts as an image
+    call = {"type": "function_call", "call_id": "c1", "name": "get_photo", "arguments": "{}"}
+    output = {"type": "function_call_output", "call_id": "c1"}
+    plain = responses("gpt-4.1", [message(text), call, {**output, "output": [text]}])
+    with_image = responses("gpt-4.1", [message(text), call, {**output, "output": [text, image]}])
+    assert with_image == plain + 425
+
+
+def test_images_by_file_id_and_file_inputs_are_ranges() -> None:
+    by_id = _responses_tokens(
+        model="gpt-4.1-mini",
+        input=[{"role": "user", "content": [{"type": "input_image", "file_id": "file-abc"}]}],
+    )
+    assert "remote_image_size_unknown" in by_id.flags
+    assert by_id.input_tokens_range is not None
+    # a PDF: its text and page images are not counted; the range reaches the most per page
+    pdf = b"%PDF-1.7\n1 0 obj <</Type /Pages /Count 2>> 2 0 obj <</Type /Page>> "
+    pdf += b"3 0 obj <</Type/Page /Parent 1 0 R>>"
+    part = {
+        "type": "file",
+        "file": {
+            "filename": "a.pdf",
+            "file_data": "data:application/pdf;base64," + base64.b64encode(pdf).decode(),
+        },
+    }
+    text = {"type": "text", "text": "Summarise this."}
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": [text, part]}]}
+    result = TokenCounter().count_body("chat/completions", body)
+    assert result.flags == ("file_input_not_counted",)
+    assert result.input_tokens == chat("gpt-4o", [{"role": "user", "content": [text]}])
+    files = token_rules()["images"]["files"]
+    most = 2 * (85 + 170 * 8 + files["page_text_most"]) + files["wrapper_most"]
+    assert result.input_tokens_range == (result.input_tokens, result.input_tokens + most)
 
 
 def test_image_message_adds_image_tokens() -> None:

