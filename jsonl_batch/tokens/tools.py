@@ -45,6 +45,11 @@ def _ts_type(
             inner = {key: value for key, value in defs.items() if key != name}
             return _ts_type(merged, inner, depth + 1, strict, indent)
         return "any"
+    all_of = schema.get("allOf")
+    if isinstance(all_of, list) and len(all_of) == 1 and isinstance(all_of[0], dict):
+        # pydantic wraps a described $ref so: {"allOf": [{"$ref": ...}], "description": ...}
+        merged = {**all_of[0], **{k: v for k, v in schema.items() if k != "allOf"}}
+        return _ts_type(merged, defs, depth + 1, strict, indent)
     for union_key in ("anyOf", "oneOf"):
         variants = schema.get(union_key)
         if isinstance(variants, list) and variants:
@@ -98,9 +103,14 @@ def _ts_object(
     for key, value in properties.items():
         if isinstance(value, dict):
             title = value.get("title")
+            description = value.get("description")
+            described = isinstance(description, str) and bool(description)
             if isinstance(title, str) and title:
                 lines.append(f"{indent}// {title}")
-            description = value.get("description")
+                if described and not indent:
+                    # an empty comment line between a top-level property's title and its
+                    # description (harmony's renderer; rules: tools._property_title)
+                    lines.append("//")
             if isinstance(description, str) and description:
                 lines.extend(indent + line for line in _comment_lines(description))
         optional = "" if key in required_names else "?"
@@ -245,9 +255,11 @@ def tool_choice_tokens(choice: Any, text: Callable[[str], int]) -> int:
     """What ``tool_choice`` adds on a non-reasoning model (fitted constant, rules file).
 
     Naming one function adds a hidden instruction that names it again as
-    ``functions.<name>``: a constant plus those tokens. ``"required"`` and ``"none"`` cost
-    the same as ``"auto"``.
+    ``functions.<name>``: a constant plus those tokens. ``"none"`` costs a token more than
+    ``"auto"`` (fitted, ``none_tool_choice``); ``"required"`` the same.
     """
+    if choice == "none":
+        return int(token_rules()["tools"]["none_tool_choice"])
     if not isinstance(choice, dict):
         return 0
     function = choice.get("function")
