@@ -48,11 +48,11 @@ def exclusion(case: dict[str, Any]) -> str | None:
     - ``key_order_lost``: a serializer sorted the body's keys and the body has tools or a
       JSON schema, whose property order the service renders into the prompt;
     - ``remote_image``: an image by URL whose size the request does not carry;
-    - ``hidden_server_text``: a hosted tool or an encrypted reasoning item, text the request
-      does not show;
     - ``stored_items``: a Responses request that continues a stored response or
       conversation (``previous_response_id``, ``conversation``) or names a stored item
       (``item_reference``): text the request does not show;
+    - ``hidden_server_text``: a hosted tool or an encrypted reasoning item, text the request
+      does not show;
     - ``early_responses``: a Responses request recorded before EARLY_RESPONSES_BEFORE, when
       the service added hidden text it no longer adds (18 tokens without tools, 211 to 228
       with them, on every such fit case).
@@ -69,10 +69,10 @@ def exclusion(case: dict[str, Any]) -> str | None:
         return "key_order_lost"
     if _has_remote_image(case["request_body"]):
         return "remote_image"
+    if _refers_to_stored(case["request_body"]):
+        return "stored_items"  # before hosted tools: its range spans theirs
     if caveats & {"hosted_tool", "encrypted_reasoning"}:
         return "hidden_server_text"
-    if _refers_to_stored(case["request_body"]):
-        return "stored_items"
     recorded = case["recorded"] or "9999"
     if case["endpoint"].startswith("/v1/responses") and recorded < EARLY_RESPONSES_BEFORE:
         return "early_responses"
