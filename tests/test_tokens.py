@@ -824,4 +824,23 @@ def test_a_single_allof_is_the_schema_it_wraps() -> None:
     field = {"allOf": [{"$ref": "#/$defs/Labels"}], "description": "The label"}
     schema = {"$defs": defs, "type": "object", "properties": {"label": field}}
     rendered = tokens.render_functions([("f", "", schema, False)])
-    assert '// The label\nlabel?: "happy" | "sad",' in rendered
+    assert "// The label\nlabel?: Labels," in rendered  # the enum is declared as an alias
+    inline = {"allOf": [{"type": "string"}], "description": "A name"}
+    schema = {"type": "object", "properties": {"name": inline}}
+    assert "// A name\nname?: string," in tokens.render_functions([("f", "", schema, False)])
+
+
+def test_enum_definitions_are_declared_as_type_aliases() -> None:
+    # a $ref to a non-object definition renders as its name, declared before the function
+    # (fitted on recorded pydantic enum fields); object definitions stay inline
+    defs = {
+        "Labels": {"enum": ["happy", "sad"], "type": "string"},
+        "Address": {"type": "object", "properties": {"city": {"type": "string"}}},
+        "Unused": {"enum": ["x"], "type": "string"},
+    }
+    properties = {"label": {"$ref": "#/$defs/Labels"}, "address": {"$ref": "#/$defs/Address"}}
+    schema = {"$defs": defs, "type": "object", "properties": properties}
+    rendered = tokens.render_functions([("f", "Files it.", schema, False)])
+    assert 'type Labels = "happy" | "sad";\n\n// Files it.\ntype f = (_: {' in rendered
+    assert "label?: Labels,\naddress?: {\n    city?: string,\n    }," in rendered
+    assert "Unused" not in rendered

@@ -39,6 +39,8 @@ def _ts_type(
     if isinstance(ref, str):
         name = ref.rsplit("/", 1)[-1]
         target = defs.get(name)
+        if isinstance(target, dict) and _ALIAS in target:
+            return name
         if isinstance(target, dict):
             merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
             # a definition is expanded once: recursive models would otherwise explode
@@ -132,12 +134,13 @@ def render_functions(functions: list[Function]) -> str:
     """The ``namespace functions`` block for (name, description, parameters, strict) tuples."""
     parts = ["# Tools\n\n## functions\n\nnamespace functions {\n"]
     for name, description, parameters, strict in functions:
-        parts.extend(_comment_lines(description))
         defs: dict[str, Any] = {}
         if isinstance(parameters, dict):
             for key in ("$defs", "definitions"):
                 if isinstance(parameters.get(key), dict):
                     defs.update(parameters[key])
+            defs = _declare_aliases(parameters, defs, strict, parts)
+        parts.extend(_comment_lines(description))
         if isinstance(parameters, dict) and parameters.get("properties"):
             rendered = _ts_type(parameters, defs, strict=strict)
             parts.append(f"type {name} = (_: {_schema_comment(parameters)}{rendered}) => any;\n")
@@ -145,6 +148,35 @@ def render_functions(functions: list[Function]) -> str:
             parts.append(f"type {name} = () => any;\n")
     parts.append("} // namespace functions")
     return "\n".join(parts)
+
+
+def _declare_aliases(
+    parameters: dict[str, Any], defs: dict[str, Any], strict: bool, parts: list[str]
+) -> dict[str, Any]:
+    """Declare the referenced definitions that are not objects (enums, unions) as
+    ``type Name = ...;`` before the function, and return the definitions with those
+    replaced by their name (rules: ``tools._aliases``); objects stay inline."""
+    if not defs:
+        return defs
+    text = json.dumps(parameters)
+    aliases = [
+        key
+        for key, target in defs.items()
+        if isinstance(target, dict)
+        and not _is_object(target)
+        and (f'/$defs/{key}"' in text or f'/definitions/{key}"' in text)
+    ]
+    for key in aliases:
+        parts.append(f"type {key} = {_ts_type(defs[key], defs, 1, strict)};\n")
+    return {key: {_ALIAS: key} if key in aliases else value for key, value in defs.items()}
+
+
+_ALIAS = "\x00alias"
+"""Marks a definition declared as a type alias: a $ref to it renders as its name."""
+
+
+def _is_object(schema: dict[str, Any]) -> bool:
+    return schema.get("type") == "object" or isinstance(schema.get("properties"), dict)
 
 
 def _schema_comment(parameters: dict[str, Any]) -> str:
