@@ -908,3 +908,73 @@ def test_reasoning_models_bill_parallel_calls_more_than_one_after_another() -> N
     extra = token_rules()["tools"]["reasoning_parallel_call"]
     assert tokens_of("gpt-5.4", parallel) == tokens_of("gpt-5.4", serial) + extra
     assert tokens_of("gpt-4.1", parallel) == tokens_of("gpt-4.1", serial)
+
+
+def test_stored_responses_and_items_are_a_range_from_what_the_request_shows() -> None:
+    # previous_response_id, conversation and item_reference make the service add stored text
+    # the request does not show: counted as shown, with a range up to a whole context window
+    ask = {"role": "user", "content": "And grass?"}
+    shown = _responses_tokens(model="gpt-4o-mini", input=[ask])
+    most = token_rules()["stored_items"]["most"]
+    for extra in (
+        {"previous_response_id": "resp_123"},
+        {"conversation": "conv_123"},
+        {"input": [{"type": "item_reference", "id": "msg_1"}, ask, {"type": "item_reference"}]},
+    ):
+        stored = _responses_tokens(**{"model": "gpt-4o-mini", "input": [ask], **extra})
+        assert "hidden_text_estimated" in stored.flags
+        assert "unsupported_input_not_counted" not in stored.flags
+        assert stored.input_tokens == shown.input_tokens
+        assert stored.input_tokens_range == (shown.input_tokens, shown.input_tokens + most)
+
+
+def test_tool_choice_none_costs_a_token_more_than_auto() -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    ask = [{"role": "user", "content": "Hi"}]
+    auto = chat("gpt-4o", ask, tools=[tool], tool_choice="auto")
+    assert chat("gpt-4o", ask, tools=[tool], tool_choice="required") == auto
+    assert chat("gpt-4o", ask, tools=[tool], tool_choice="none") == auto + 1
+
+
+def test_a_top_level_propertys_title_and_description_are_parted_by_an_empty_comment() -> None:
+    # harmony's renderer writes "// {title}\n//\n" before a description; the service does so
+    # for top-level properties that have both (fitted: cl100k_base requests are one under
+    # per such property without it)
+    label = {"title": "Label", "description": "The label.", "type": "string"}
+    item = {"type": "object", "properties": {"label": label}}
+    schema = {"type": "object", "properties": {"label": label, "item": item}}
+    rendered = tokens.render_functions([("f", "", schema, False)])
+    assert "{\n// Label\n//\n// The label.\nlabel?: string," in rendered
+    assert "    // Label\n    // The label.\n    label?: string," in rendered
+    alone = tokens.render_functions(
+        [("f", "", {**schema, "properties": {"x": {"title": "X"}}}, False)]
+    )
+    assert "// X\nx?: any," in alone
+
+
+def test_a_single_allof_is_the_schema_it_wraps() -> None:
+    # pydantic writes a described enum field as {"allOf": [{"$ref": ...}], "description": ...}
+    defs = {"Labels": {"enum": ["happy", "sad"], "type": "string"}}
+    field = {"allOf": [{"$ref": "#/$defs/Labels"}], "description": "The label"}
+    schema = {"$defs": defs, "type": "object", "properties": {"label": field}}
+    rendered = tokens.render_functions([("f", "", schema, False)])
+    assert "// The label\nlabel?: Labels," in rendered  # the enum is declared as an alias
+    inline = {"allOf": [{"type": "string"}], "description": "A name"}
+    schema = {"type": "object", "properties": {"name": inline}}
+    assert "// A name\nname?: string," in tokens.render_functions([("f", "", schema, False)])
+
+
+def test_enum_definitions_are_declared_as_type_aliases() -> None:
+    # a $ref to a non-object definition renders as its name, declared before the function
+    # (fitted on recorded pydantic enum fields); object definitions stay inline
+    defs = {
+        "Labels": {"enum": ["happy", "sad"], "type": "string"},
+        "Address": {"type": "object", "properties": {"city": {"type": "string"}}},
+        "Unused": {"enum": ["x"], "type": "string"},
+    }
+    properties = {"label": {"$ref": "#/$defs/Labels"}, "address": {"$ref": "#/$defs/Address"}}
+    schema = {"$defs": defs, "type": "object", "properties": properties}
+    rendered = tokens.render_functions([("f", "Files it.", schema, False)])
+    assert 'type Labels = "happy" | "sad";\n\n// Files it.\ntype f = (_: {' in rendered
+    assert "label?: Labels,\naddress?: {\n    city?: string,\n    }," in rendered
+    assert "Unused" not in rendered

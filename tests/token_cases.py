@@ -35,7 +35,7 @@ BODY_NOT_AS_SENT = frozenset(
         "pydantic_ai_serializer_NFKC_smart_char_normalization_possible",
     }
 )
-RANGE_REASONS = ("remote_image", "file_input", "hidden_server_text")
+RANGE_REASONS = ("remote_image", "file_input", "hidden_server_text", "stored_items")
 
 
 def exclusion(case: dict[str, Any]) -> str | None:
@@ -49,13 +49,17 @@ def exclusion(case: dict[str, Any]) -> str | None:
       JSON schema, whose property order the service renders into the prompt;
     - ``remote_image``: an image by URL or file id, whose size the request does not carry;
     - ``file_input``: a file (PDF, text) whose extracted text the service adds;
+    - ``stored_items``: a Responses request that continues a stored response or
+      conversation (``previous_response_id``, ``conversation``) or names a stored item
+      (``item_reference``): text the request does not show;
     - ``hidden_server_text``: a hosted tool or an encrypted reasoning item, text the request
       does not show;
     - ``early_responses``: a Responses request recorded before EARLY_RESPONSES_BEFORE, when
       the service added hidden text it no longer adds (18 tokens without tools, 211 to 228
       with them, on every such fit case).
 
-    The last three are counted as ranges; ``range_coverage`` measures them.
+    ``remote_image``, ``hidden_server_text`` and ``stored_items`` are counted as ranges;
+    ``range_coverage`` measures them.
     """
     caveats = set(case["caveats"])
     if caveats & BODY_NOT_AS_SENT:
@@ -68,6 +72,8 @@ def exclusion(case: dict[str, Any]) -> str | None:
         return "remote_image"
     if _has_part(case["request_body"], ("file", "input_file")):
         return "file_input"
+    if _refers_to_stored(case["request_body"]):
+        return "stored_items"  # before hosted tools: its range spans theirs
     if caveats & {"hosted_tool", "encrypted_reasoning"}:
         return "hidden_server_text"
     recorded = case["recorded"] or "9999"
@@ -103,6 +109,16 @@ def _has_remote_image(body: dict[str, Any]) -> bool:
         if not (isinstance(url, str) and url.startswith("data:")):
             return True
     return False
+
+
+def _refers_to_stored(body: dict[str, Any]) -> bool:
+    """Whether a Responses body continues stored text or names a stored item by id."""
+    if body.get("previous_response_id") or body.get("conversation"):
+        return True
+    items = body.get("input")
+    return isinstance(items, list) and any(
+        isinstance(item, dict) and item.get("type") == "item_reference" for item in items
+    )
 
 
 def _renders_key_order(body: dict[str, Any]) -> bool:

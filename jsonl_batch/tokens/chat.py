@@ -50,6 +50,7 @@ class ChatRequest:
         "reasoning",
         "responses",
         "rules",
+        "stored",
         "text",
     )
 
@@ -63,6 +64,8 @@ class ChatRequest:
         self.responses = False
         self.hidden = 0
         """Expected tokens of text the service adds and the request does not show."""
+        self.stored = False
+        """Whether the request refers to stored responses or items (counted once)."""
         self.below = 0
         self.above = 0
         """How far the least and the most the request can cost lie from the count."""
@@ -442,6 +445,8 @@ class ChatRequest:
     def count_responses(self, body: dict[str, Any]) -> int:
         """A Responses body: ``instructions`` is a system message, ``input`` the messages."""
         self.responses = True
+        if body.get("previous_response_id") or body.get("conversation"):
+            self._stored_items()
         per_message = self.context.per_message
         total = self.context.priming
         system_tail: str | None = None
@@ -563,9 +568,21 @@ class ChatRequest:
                 total += self._loaded_tools(item, per_message, search)
             elif kind == "reasoning":
                 self._reasoning_item(item, kept=index > last_user)
+            elif kind == "item_reference":
+                self._stored_items()
             else:
                 self.flags.add(FLAG_UNSUPPORTED_ITEM)
         return total
+
+    def _stored_items(self) -> None:
+        """The request continues a stored response or conversation, or names a stored item
+        by id: the service adds text the request does not show. Nothing is added to the
+        count; the range runs up to the most any model takes (rules: ``stored_items``)."""
+        if self.stored:
+            return  # one allowance per request: it already spans a whole context window
+        self.stored = True
+        self.flags.add(FLAG_HIDDEN_TEXT)
+        self._uncertain(0, 0, self.rules["stored_items"]["most"])
 
     def _reasoning_item(self, item: dict[str, Any], *, kept: bool) -> None:
         """A reasoning item sent back: its text is encrypted, so its tokens are estimated

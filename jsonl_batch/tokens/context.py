@@ -16,7 +16,8 @@ the count leaves it out and the range reaches the most it can add."""
 FLAG_HOSTED_TOOL = "hosted_tool_estimated"
 """A tool the service runs (web search, file search, ...): its hidden text is an estimate."""
 FLAG_HIDDEN_TEXT = "hidden_text_estimated"
-"""Text the request only refers to (encrypted reasoning items): its tokens are an estimate."""
+"""Text the request only refers to (encrypted reasoning items, stored responses and items):
+its tokens are an estimate within ``input_tokens_range``."""
 FLAG_ENCODING_UNAVAILABLE = "encoding_unavailable"
 """The model's tokenizer (r50k_base, p50k_base: retired GPT-3 models) does not ship offline;
 the request was counted with the fallback encoding instead."""

@@ -39,12 +39,19 @@ def _ts_type(
     if isinstance(ref, str):
         name = ref.rsplit("/", 1)[-1]
         target = defs.get(name)
+        if isinstance(target, dict) and _ALIAS in target:
+            return name
         if isinstance(target, dict):
             merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
             # a definition is expanded once: recursive models would otherwise explode
             inner = {key: value for key, value in defs.items() if key != name}
             return _ts_type(merged, inner, depth + 1, strict, indent)
         return "any"
+    all_of = schema.get("allOf")
+    if isinstance(all_of, list) and len(all_of) == 1 and isinstance(all_of[0], dict):
+        # pydantic wraps a described $ref so: {"allOf": [{"$ref": ...}], "description": ...}
+        merged = {**all_of[0], **{k: v for k, v in schema.items() if k != "allOf"}}
+        return _ts_type(merged, defs, depth + 1, strict, indent)
     for union_key in ("anyOf", "oneOf"):
         variants = schema.get(union_key)
         if isinstance(variants, list) and variants:
@@ -98,9 +105,14 @@ def _ts_object(
     for key, value in properties.items():
         if isinstance(value, dict):
             title = value.get("title")
+            description = value.get("description")
+            described = isinstance(description, str) and bool(description)
             if isinstance(title, str) and title:
                 lines.append(f"{indent}// {title}")
-            description = value.get("description")
+                if described and not indent:
+                    # an empty comment line between a top-level property's title and its
+                    # description (harmony's renderer; rules: tools._property_title)
+                    lines.append("//")
             if isinstance(description, str) and description:
                 lines.extend(indent + line for line in _comment_lines(description))
         optional = "" if key in required_names else "?"
@@ -122,12 +134,13 @@ def render_functions(functions: list[Function]) -> str:
     """The ``namespace functions`` block for (name, description, parameters, strict) tuples."""
     parts = ["# Tools\n\n## functions\n\nnamespace functions {\n"]
     for name, description, parameters, strict in functions:
-        parts.extend(_comment_lines(description))
         defs: dict[str, Any] = {}
         if isinstance(parameters, dict):
             for key in ("$defs", "definitions"):
                 if isinstance(parameters.get(key), dict):
                     defs.update(parameters[key])
+            defs = _declare_aliases(parameters, defs, strict, parts)
+        parts.extend(_comment_lines(description))
         if isinstance(parameters, dict) and parameters.get("properties"):
             rendered = _ts_type(parameters, defs, strict=strict)
             parts.append(f"type {name} = (_: {_schema_comment(parameters)}{rendered}) => any;\n")
@@ -135,6 +148,35 @@ def render_functions(functions: list[Function]) -> str:
             parts.append(f"type {name} = () => any;\n")
     parts.append("} // namespace functions")
     return "\n".join(parts)
+
+
+def _declare_aliases(
+    parameters: dict[str, Any], defs: dict[str, Any], strict: bool, parts: list[str]
+) -> dict[str, Any]:
+    """Declare the referenced definitions that are not objects (enums, unions) as
+    ``type Name = ...;`` before the function, and return the definitions with those
+    replaced by their name (rules: ``tools._aliases``); objects stay inline."""
+    if not defs:
+        return defs
+    text = json.dumps(parameters)
+    aliases = [
+        key
+        for key, target in defs.items()
+        if isinstance(target, dict)
+        and not _is_object(target)
+        and (f'/$defs/{key}"' in text or f'/definitions/{key}"' in text)
+    ]
+    for key in aliases:
+        parts.append(f"type {key} = {_ts_type(defs[key], defs, 1, strict)};\n")
+    return {key: {_ALIAS: key} if key in aliases else value for key, value in defs.items()}
+
+
+_ALIAS = "\x00alias"
+"""Marks a definition declared as a type alias: a $ref to it renders as its name."""
+
+
+def _is_object(schema: dict[str, Any]) -> bool:
+    return schema.get("type") == "object" or isinstance(schema.get("properties"), dict)
 
 
 def _schema_comment(parameters: dict[str, Any]) -> str:
@@ -245,9 +287,11 @@ def tool_choice_tokens(choice: Any, text: Callable[[str], int]) -> int:
     """What ``tool_choice`` adds on a non-reasoning model (fitted constant, rules file).
 
     Naming one function adds a hidden instruction that names it again as
-    ``functions.<name>``: a constant plus those tokens. ``"required"`` and ``"none"`` cost
-    the same as ``"auto"``.
+    ``functions.<name>``: a constant plus those tokens. ``"none"`` costs a token more than
+    ``"auto"`` (fitted, ``none_tool_choice``); ``"required"`` the same.
     """
+    if choice == "none":
+        return int(token_rules()["tools"]["none_tool_choice"])
     if not isinstance(choice, dict):
         return 0
     function = choice.get("function")
