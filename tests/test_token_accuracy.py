@@ -22,7 +22,7 @@ from jsonl_batch.tokens import TokenCounter
 
 from .token_cases import CLEAN, KINDS, SPLITS, Report, load_cases, measure, request_of
 
-# (split, kind): (exact, within 2 %) floors. Measured 2026-12-03 on 9,078 cases; the README's
+# (split, kind): (exact, within 2 %) floors. Measured 2026-12-03 on 9,141 cases; the README's
 # table has the figures and LiteLLM's on the same cases. The fit part grew from 2,460 to
 # 6,773 cases that round (issue 13), with tool schemas the earlier rules had not seen, hence
 # the lower fit tools floor. "heldout_unread" is the held-out part without the three
@@ -30,7 +30,7 @@ from .token_cases import CLEAN, KINDS, SPLITS, Report, load_cases, measure, requ
 FLOORS = {
     ("fit", "chat"): (0.97, 0.99),
     ("fit", "tools"): (0.84, 0.92),
-    ("fit", "image"): (0.91, 0.94),
+    ("fit", "image"): (0.97, 0.97),
     ("fit", "embedding"): (0.99, 0.99),
     ("fit", "responses"): (0.9, 0.96),
     ("fit", "all"): (0.93, 0.97),
@@ -50,13 +50,13 @@ FLOORS = {
 # Cases left out of the exact figures, by reason (tests/token_cases.py); a change here means
 # the data or the rule changed.
 EXCLUDED = {
-    ("fit", "body_not_as_sent"): 85,
-    ("fit", "early_responses"): 30,
-    ("fit", "hidden_server_text"): 39,
-    ("fit", "key_order_lost"): 10,
-    ("fit", "remote_image"): 24,
-    ("fit", "stored_items"): 6,
+    ("fit", "body_not_as_sent"): 118,
+    ("fit", "early_responses"): 31,
     ("fit", "file_input"): 20,
+    ("fit", "hidden_server_text"): 39,
+    ("fit", "key_order_lost"): 13,
+    ("fit", "remote_image"): 28,
+    ("fit", "stored_items"): 6,
     ("heldout", "early_responses"): 8,
     ("heldout", "hidden_server_text"): 126,
     ("heldout", "remote_image"): 56,
@@ -69,7 +69,7 @@ RANGE_COVERAGE = {
     ("fit", "hidden_server_text"): 0.97,
     ("fit", "stored_items"): 1.0,
     ("heldout", "remote_image"): 1.0,
-    ("heldout", "hidden_server_text"): 0.65,
+    ("heldout", "hidden_server_text"): 0.64,
     ("heldout", "stored_items"): 1.0,
 }
 
