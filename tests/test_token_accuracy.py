@@ -1,6 +1,6 @@
 """Accuracy of the token counter against the prompt tokens the real API reported.
 
-The cases are real recorded requests from 42 public repositories, committed in
+The cases are real recorded requests from 47 public repositories, committed in
 ``tests/data/token_cases`` (sources, licences and the held-out rule in its README). The
 counter's rules were fitted on the ``fit`` part only; the ``heldout`` part (every project
 recorded by a non-Python client) was never fitted on, and the failures of three of its
@@ -22,11 +22,12 @@ from jsonl_batch.tokens import TokenCounter
 
 from .token_cases import CLEAN, KINDS, SPLITS, Report, load_cases, measure, request_of
 
-# (split, kind): (exact, within 2 %) floors. Measured 2026-12-03 on 9,141 cases; the README's
-# table has the figures and LiteLLM's on the same cases. The fit part grew from 2,460 to
-# 6,773 cases that round (issue 13), with tool schemas the earlier rules had not seen, hence
-# the lower fit tools floor. "heldout_unread" is the held-out part without the three
-# projects whose failures were read (tests/token_cases.py): the cleanest figure.
+# (split, kind): (exact, within 2 %) floors. Measured 2026-12-03 on 11,081 cases; the README's
+# table has the figures and LiteLLM's on the same cases. The held-out part grew from 2,305 to
+# 4,245 cases that round (issue 13: five more non-Python-client projects, never read, so
+# that it is at least 30 % of the cases), hence its changed floors. "heldout_unread" is the
+# held-out part without the three projects whose failures were read (tests/token_cases.py):
+# the cleanest figure.
 FLOORS = {
     ("fit", "chat"): (0.97, 0.99),
     ("fit", "tools"): (0.84, 0.92),
@@ -34,37 +35,37 @@ FLOORS = {
     ("fit", "embedding"): (0.99, 0.99),
     ("fit", "responses"): (0.9, 0.96),
     ("fit", "all"): (0.93, 0.97),
-    ("heldout", "chat"): (0.76, 0.81),
-    ("heldout", "tools"): (0.65, 0.93),
-    ("heldout", "image"): (0.5, 0.68),
+    ("heldout", "chat"): (0.86, 0.92),
+    ("heldout", "tools"): (0.62, 0.88),
+    ("heldout", "image"): (0.57, 0.73),
     ("heldout", "embedding"): (1.0, 1.0),
-    ("heldout", "responses"): (0.66, 0.78),
-    ("heldout", "all"): (0.7, 0.88),
-    ("heldout_unread", "chat"): (0.94, 0.94),
-    ("heldout_unread", "tools"): (0.71, 0.87),
-    ("heldout_unread", "image"): (0.86, 0.86),
+    ("heldout", "responses"): (0.64, 0.76),
+    ("heldout", "all"): (0.76, 0.91),
+    ("heldout_unread", "chat"): (0.91, 0.98),
+    ("heldout_unread", "tools"): (0.59, 0.79),
+    ("heldout_unread", "image"): (0.91, 0.91),
     ("heldout_unread", "embedding"): (1.0, 1.0),
-    ("heldout_unread", "responses"): (0.65, 0.8),
-    ("heldout_unread", "all"): (0.86, 0.92),
+    ("heldout_unread", "responses"): (0.61, 0.73),
+    ("heldout_unread", "all"): (0.84, 0.93),
 }
 # Cases left out of the exact figures, by reason (tests/token_cases.py); a change here means
 # the data or the rule changed.
 EXCLUDED = {
     ("fit", "body_not_as_sent"): 118,
     ("fit", "early_responses"): 31,
-    ("fit", "file_input"): 20,
     ("fit", "hidden_server_text"): 39,
     ("fit", "key_order_lost"): 13,
     ("fit", "remote_image"): 28,
     ("fit", "stored_items"): 6,
-    ("heldout", "early_responses"): 8,
-    ("heldout", "hidden_server_text"): 126,
-    ("heldout", "remote_image"): 56,
-    ("heldout", "stored_items"): 36,
+    ("fit", "file_input"): 20,
+    ("heldout", "early_responses"): 14,
+    ("heldout", "hidden_server_text"): 150,
+    ("heldout", "remote_image"): 57,
+    ("heldout", "stored_items"): 61,
 }
 # How often the range of a case counted as a range holds the API's count (floors).
 RANGE_COVERAGE = {
-    ("fit", "remote_image"): 0.95,
+    ("fit", "remote_image"): 0.96,
     ("fit", "file_input"): 1.0,
     ("fit", "hidden_server_text"): 0.97,
     ("fit", "stored_items"): 1.0,
