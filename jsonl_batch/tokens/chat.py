@@ -34,6 +34,7 @@ from .tools import (
     tool_choice_tokens,
     tool_search,
     uncommented_functions,
+    without_titles,
 )
 
 
@@ -362,6 +363,11 @@ class ChatRequest:
         if not functions:
             return 0
         rule = self.rules["tools"]
+        if self.context.untitled_schemas:
+            functions = [
+                (name, description, without_titles(parameters, top=True), strict)
+                for name, description, parameters, strict in functions
+            ]
         cache = self.context.functions_cache
         key = orjson.dumps(functions, option=orjson.OPT_NON_STR_KEYS)
         rendered_tokens = cache.get(key)
@@ -431,7 +437,9 @@ class ChatRequest:
             total += self.rules["tools"]["reasoning_chat_overhead"]
         elif functions:
             total += tool_choice_tokens(
-                body.get("tool_choice", body.get("function_call")), self.text
+                body.get("tool_choice", body.get("function_call")),
+                self.text,
+                untitled=self.context.untitled_schemas,
             )
         if _is_json_schema(response_format):
             # earlier answers are billed as structured output (harmony's "<|constrain|>json")
