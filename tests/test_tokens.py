@@ -1011,3 +1011,14 @@ def test_the_2023_function_models_bill_no_titles_and_a_shorter_forced_choice() -
     assert tokens_with("gpt-4-0613", bare, tool_choice=forced) == tokens_with(
         "gpt-4-0613", bare
     ) + 4 + len(get_encoding("cl100k_base").encode("f"))
+
+
+def test_only_gpt_5_models_bill_a_hidden_preamble_for_chat_tools() -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    ask = [{"role": "user", "content": "Hi"}]
+
+    def tools_cost(model: str) -> int:
+        return chat(model, ask, tools=[tool]) - chat(model, ask)
+
+    preamble = token_rules()["tools"]["reasoning_chat_overhead"]
+    assert tools_cost("gpt-5.4") == tools_cost("o3-mini") + preamble

@@ -25,6 +25,7 @@ from .images import (
     image_tokens,
     least_image_tokens,
 )
+from .model_table import base_model_of
 from .rules import token_rules
 from .tools import (
     Function,
@@ -433,8 +434,10 @@ class ChatRequest:
         functions = self._chat_functions(body)
         total += self._functions_block(functions, system_tail)
         if functions and self.reasoning:
-            # reasoning models get a hidden preamble when Chat Completions carries tools
-            total += self.rules["tools"]["reasoning_chat_overhead"]
+            # gpt-5 models get a hidden preamble when Chat Completions carries tools
+            preambled = tuple(self.rules["tools"]["reasoning_chat_overhead_models"])
+            if base_model_of(self.model).startswith(preambled):
+                total += self.rules["tools"]["reasoning_chat_overhead"]
         elif functions:
             total += tool_choice_tokens(
                 body.get("tool_choice", body.get("function_call")),
