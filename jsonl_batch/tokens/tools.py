@@ -219,7 +219,7 @@ def without_titles(schema: Any, *, top: bool = False) -> Any:
     left_out = ("title", "description") if top else ("title",)
     return {
         key: (
-            {name: without_titles(value) for name, value in schema[key].items()}
+            {name: without_titles(inner) for name, inner in value.items()}
             if key in ("properties", "$defs", "definitions") and isinstance(value, dict)
             else without_titles(value)
         )
@@ -322,7 +322,8 @@ def tool_choice_tokens(choice: Any, text: Callable[[str], int], *, untitled: boo
     """What ``tool_choice`` adds on a non-reasoning model (fitted constant, rules file).
 
     Naming one function adds a hidden instruction that names it again as
-    ``functions.<name>``: a constant plus those tokens. ``"none"`` costs a token more than
+    ``functions.<name>``: a constant plus those tokens; on the ``untitled`` 2023 models
+    4 + the name's tokens (hmarr/openai-chat-tokens). ``"none"`` costs a token more than
     ``"auto"`` (fitted, ``none_tool_choice``); ``"required"`` the same.
     """
     if choice == "none":
