@@ -24,29 +24,30 @@ from .token_cases import CLEAN, KINDS, SPLITS, Report, load_cases, measure, requ
 
 # (split, kind): (exact, within 2 %) floors. Measured 2026-12-03 on 11,081 cases; the README's
 # table has the figures and LiteLLM's on the same cases. The held-out part grew from 2,305 to
-# 4,245 cases that round (issue 13: five more non-Python-client projects, never read, so
-# that it is at least 30 % of the cases), hence its changed floors. "heldout_unread" is the
-# held-out part without the three projects whose failures were read (tests/token_cases.py):
-# the cleanest figure.
+# 4,245 cases in issue 13's fourth round (five more non-Python-client projects, never read,
+# so that it is at least 30 % of the cases), hence its changed floors; the fifth round's
+# rules (untitled 2023 function models, numeric bounds, the gpt-5-only preamble) raised the
+# tools and all floors. "heldout_unread" is the held-out part without the three projects
+# whose failures were read (tests/token_cases.py): the cleanest figure.
 FLOORS = {
     ("fit", "chat"): (0.97, 0.99),
-    ("fit", "tools"): (0.84, 0.92),
+    ("fit", "tools"): (0.85, 0.94),
     ("fit", "image"): (0.97, 0.97),
     ("fit", "embedding"): (0.99, 0.99),
     ("fit", "responses"): (0.9, 0.96),
-    ("fit", "all"): (0.93, 0.97),
+    ("fit", "all"): (0.94, 0.97),
     ("heldout", "chat"): (0.86, 0.92),
-    ("heldout", "tools"): (0.62, 0.88),
+    ("heldout", "tools"): (0.63, 0.89),
     ("heldout", "image"): (0.57, 0.73),
     ("heldout", "embedding"): (1.0, 1.0),
     ("heldout", "responses"): (0.64, 0.76),
     ("heldout", "all"): (0.76, 0.91),
     ("heldout_unread", "chat"): (0.91, 0.98),
-    ("heldout_unread", "tools"): (0.59, 0.79),
+    ("heldout_unread", "tools"): (0.6, 0.81),
     ("heldout_unread", "image"): (0.91, 0.91),
     ("heldout_unread", "embedding"): (1.0, 1.0),
     ("heldout_unread", "responses"): (0.61, 0.73),
-    ("heldout_unread", "all"): (0.84, 0.93),
+    ("heldout_unread", "all"): (0.84, 0.94),
 }
 # Cases left out of the exact figures, by reason (tests/token_cases.py); a change here means
 # the data or the rule changed.

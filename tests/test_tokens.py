@@ -978,3 +978,47 @@ def test_enum_definitions_are_declared_as_type_aliases() -> None:
     assert 'type Labels = "happy" | "sad";\n\n// Files it.\ntype f = (_: {' in rendered
     assert "label?: Labels,\naddress?: {\n    city?: string,\n    }," in rendered
     assert "Unused" not in rendered
+
+
+def test_numeric_bounds_trail_a_property_like_its_default() -> None:
+    # harmony writes a default as " // default: ..." after the property; bounds are billed
+    # the same way (fitted on the recorded requests with bounds)
+    rating = {"type": "integer", "minimum": 0, "maximum": 5, "default": 3}
+    schema = {"type": "object", "properties": {"rating": rating, "note": {"type": "string"}}}
+    rendered = tokens.render_functions([("f", "", schema, False)])
+    assert "rating?: number, // default: 3, minimum: 0, maximum: 5\nnote?: string," in rendered
+
+
+def test_the_2023_function_models_bill_no_titles_and_a_shorter_forced_choice() -> None:
+    # gpt-4-0613 renders schemas as hmarr/openai-chat-tokens does: no titles, no description
+    # of the parameters object; a forced function costs 4 + its name's tokens
+    parameters = {
+        "type": "object",
+        "title": "Book",
+        "description": "A book.",
+        "properties": {"author": {"title": "Author", "description": "Who.", "type": "string"}},
+    }
+    bare = {"type": "object", "properties": {"author": {"description": "Who.", "type": "string"}}}
+
+    def tokens_with(model: str, schema: dict[str, Any], **extra: Any) -> int:
+        tool = {"type": "function", "function": {"name": "f", "parameters": schema}}
+        return chat(model, [{"role": "user", "content": "Hi"}], tools=[tool], **extra)
+
+    assert tokens_with("gpt-4-0613", parameters) == tokens_with("gpt-4-0613", bare)
+    assert tokens_with("gpt-4", parameters) == tokens_with("gpt-4-0613", parameters)
+    assert tokens_with("gpt-4-0125-preview", parameters) > tokens_with("gpt-4-0125-preview", bare)
+    forced = {"type": "function", "function": {"name": "f"}}
+    assert tokens_with("gpt-4-0613", bare, tool_choice=forced) == tokens_with(
+        "gpt-4-0613", bare
+    ) + 4 + len(get_encoding("cl100k_base").encode("f"))
+
+
+def test_only_gpt_5_models_bill_a_hidden_preamble_for_chat_tools() -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    ask = [{"role": "user", "content": "Hi"}]
+
+    def tools_cost(model: str) -> int:
+        return chat(model, ask, tools=[tool]) - chat(model, ask)
+
+    preamble = token_rules()["tools"]["reasoning_chat_overhead"]
+    assert tools_cost("gpt-5.4") == tools_cost("o3-mini") + preamble

@@ -25,6 +25,7 @@ from .images import (
     image_tokens,
     least_image_tokens,
 )
+from .model_table import base_model_of
 from .rules import token_rules
 from .tools import (
     Function,
@@ -34,6 +35,7 @@ from .tools import (
     tool_choice_tokens,
     tool_search,
     uncommented_functions,
+    without_titles,
 )
 
 
@@ -362,6 +364,11 @@ class ChatRequest:
         if not functions:
             return 0
         rule = self.rules["tools"]
+        if self.context.untitled_schemas:
+            functions = [
+                (name, description, without_titles(parameters, top=True), strict)
+                for name, description, parameters, strict in functions
+            ]
         cache = self.context.functions_cache
         key = orjson.dumps(functions, option=orjson.OPT_NON_STR_KEYS)
         rendered_tokens = cache.get(key)
@@ -427,11 +434,15 @@ class ChatRequest:
         functions = self._chat_functions(body)
         total += self._functions_block(functions, system_tail)
         if functions and self.reasoning:
-            # reasoning models get a hidden preamble when Chat Completions carries tools
-            total += self.rules["tools"]["reasoning_chat_overhead"]
+            # gpt-5 models get a hidden preamble when Chat Completions carries tools
+            preambled = tuple(self.rules["tools"]["reasoning_chat_overhead_models"])
+            if base_model_of(self.model).startswith(preambled):
+                total += self.rules["tools"]["reasoning_chat_overhead"]
         elif functions:
             total += tool_choice_tokens(
-                body.get("tool_choice", body.get("function_call")), self.text
+                body.get("tool_choice", body.get("function_call")),
+                self.text,
+                untitled=self.context.untitled_schemas,
             )
         if _is_json_schema(response_format):
             # earlier answers are billed as structured output (harmony's "<|constrain|>json")

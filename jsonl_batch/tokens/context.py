@@ -72,4 +72,5 @@ class ModelContext:
     name_separator: str  # a name follows the role after this ("" : the 0301 format)
     priming: int  # tokens that prime the reply
     functions_cache: dict[bytes, int]
+    untitled_schemas: bool  # 2023 function models: no titles, no parameters description
     image_size: ImageSizeLookup | None  # sizes remote images (opt-in), else None

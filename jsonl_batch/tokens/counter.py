@@ -169,6 +169,7 @@ class TokenCounter:
                 name_separator=framing.get("name_separator", ""),
                 priming=chat_rules["reasoning_reply_priming" if reasoning else "reply_priming"],
                 functions_cache=self._functions_caches.setdefault(encoding_name, {}),
+                untitled_schemas=base_model_of(model) in token_rules()["tools"]["untitled_models"],
                 image_size=self.image_size,
             )
             self._contexts[raw_model] = context

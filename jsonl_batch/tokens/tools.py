@@ -118,11 +118,27 @@ def _ts_object(
         optional = "" if key in required_names else "?"
         rendered = _ts_type(value, defs, depth + 1, strict, indent + _NESTED_INDENT)
         line = f"{indent}{key}{optional}: {rendered},"
-        if isinstance(value, dict) and "default" in value:
-            line += f" // default: {json.dumps(value['default'], ensure_ascii=False)}"
+        if isinstance(value, dict):
+            line += _trailing_comment(value)
         lines.append(line)
     lines.append(indent + "}")
     return "\n".join(lines)
+
+
+def _trailing_comment(schema: dict[str, Any]) -> str:
+    """A property's default and numeric bounds as a comment after its line.
+
+    ``// default: 1`` as openai/harmony's renderer writes it; bounds the same way, joined
+    with ``, `` (``tools._bounds`` in the rules file: fitted, harmony has none)."""
+    notes = [
+        f"{key}: {json.dumps(schema[key], ensure_ascii=False)}"
+        for key in _TRAILING_KEYWORDS
+        if key in schema
+    ]
+    return f" // {', '.join(notes)}" if notes else ""
+
+
+_TRAILING_KEYWORDS = ("default", "minimum", "maximum")
 
 
 def _comment_lines(text: str) -> list[str]:
@@ -191,6 +207,25 @@ def _schema_comment(parameters: dict[str, Any]) -> str:
         if isinstance(value, str) and value:
             lines.extend(_comment_lines(value))
     return "".join(line + "\n" for line in lines)
+
+
+def without_titles(schema: Any, *, top: bool = False) -> Any:
+    """A parameters schema as the 2023 function models render it: no ``title`` anywhere and
+    no description of the parameters object itself (``tools.untitled_models``, rules file)."""
+    if isinstance(schema, list):
+        return [without_titles(value) for value in schema]
+    if not isinstance(schema, dict):
+        return schema
+    left_out = ("title", "description") if top else ("title",)
+    return {
+        key: (
+            {name: without_titles(inner) for name, inner in value.items()}
+            if key in ("properties", "$defs", "definitions") and isinstance(value, dict)
+            else without_titles(value)
+        )
+        for key, value in schema.items()
+        if key not in left_out
+    }
 
 
 def uncommented_functions(functions: list[Function]) -> int:
@@ -283,11 +318,12 @@ def function_of(function: dict[str, Any], flags: Flags, *, strict_default: bool)
     )
 
 
-def tool_choice_tokens(choice: Any, text: Callable[[str], int]) -> int:
+def tool_choice_tokens(choice: Any, text: Callable[[str], int], *, untitled: bool = False) -> int:
     """What ``tool_choice`` adds on a non-reasoning model (fitted constant, rules file).
 
     Naming one function adds a hidden instruction that names it again as
-    ``functions.<name>``: a constant plus those tokens. ``"none"`` costs a token more than
+    ``functions.<name>``: a constant plus those tokens; on the ``untitled`` 2023 models
+    4 + the name's tokens (hmarr/openai-chat-tokens). ``"none"`` costs a token more than
     ``"auto"`` (fitted, ``none_tool_choice``); ``"required"`` the same.
     """
     if choice == "none":
@@ -298,6 +334,8 @@ def tool_choice_tokens(choice: Any, text: Callable[[str], int]) -> int:
     name = function.get("name") if isinstance(function, dict) else choice.get("name")
     if not isinstance(name, str):
         return 0
+    if untitled:
+        return int(token_rules()["tools"]["untitled_forced_tool_choice"]) + text(name)
     return int(token_rules()["tools"]["forced_tool_choice"]) + text(f"functions.{name}")
 
 
