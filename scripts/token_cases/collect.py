@@ -169,31 +169,19 @@ def _batch_rows(interactions: list[Row], base: Row, stats: collections.Counter[s
         if usage is None or not isinstance(body, dict):
             stats["excl:batch_line_no_usage"] += 1
             continue
-        count, field, cached, response_model, response_id, usage_block = usage
-        kind, features, caveats, excluded, images = extract.analyse_body(endpoint, body)
-        if excluded:
-            stats["excl:" + excluded] += 1
+        request = _request(endpoint, body, usage, stats)
+        if request is None:
             continue
         reply = response.get("body") or {}
         index = f"batch:{pair['upload_index']}:{line.get('custom_id')}"
         rows.append(
             base
+            | request
             | {
                 "index": index,
                 "service": "openai",
-                "endpoint": endpoint,
                 "azure_deployment": None,
-                "body": body,
-                "count": count,
-                "field": field,
-                "cached": cached,
-                "response_model": response_model,
-                "response_id": response_id,
-                "usage": usage_block,
-                "kind": kind,
-                "features": [*features, "batch_line"],
-                "caveats": caveats,
-                "images": images,
+                "features": [*request["features"], "batch_line"],
                 "created": _date(reply.get("created") or reply.get("created_at")),
                 "streamed": False,
                 "auth": ["batch_output_file"],
@@ -235,32 +223,19 @@ def _interaction_rows(
         if status not in (None, 200, "200", 201):
             stats["excl:non200_with_usage"] += 1
             continue
-        count, field, cached, response_model, response_id, usage_block = usage
-        kind, features, caveats, excluded, images = extract.analyse_body(endpoint, body)
-        if excluded:
-            stats["excl:" + excluded] += 1
+        request = _request(endpoint, body, usage, stats)
+        if request is None:
             continue
         options = body.get("stream_options")
         asked_usage = isinstance(options, dict) and options.get("include_usage")
         rows.append(
             base
+            | request
             | {
                 "index": index,
                 "service": service,
-                "endpoint": endpoint,
                 "azure_deployment": deployment,
-                "body": body,
                 "body_note": note,
-                "count": count,
-                "field": field,
-                "cached": cached,
-                "response_model": response_model,
-                "response_id": response_id,
-                "usage": usage_block,
-                "kind": kind,
-                "features": features,
-                "caveats": caveats,
-                "images": images,
                 "created": _created(reply_kind, reply),
                 "streamed": reply_kind == "sse",
                 "auth": extract.authenticity(it.get("resp_headers"), reply),
@@ -275,6 +250,31 @@ def _interaction_rows(
         )
         stats["candidates"] += 1
     return rows
+
+
+def _request(
+    endpoint: str, body: dict[str, Any], usage: extract.Usage, stats: collections.Counter[str]
+) -> Row | None:
+    """What a row says of the request and its count; None when the request is left out."""
+    count, field, cached, response_model, response_id, usage_block = usage
+    kind, features, caveats, excluded, images = extract.analyse_body(endpoint, body)
+    if excluded:
+        stats["excl:" + excluded] += 1
+        return None
+    return {
+        "endpoint": endpoint,
+        "body": body,
+        "count": count,
+        "field": field,
+        "cached": cached,
+        "response_model": response_model,
+        "response_id": response_id,
+        "usage": usage_block,
+        "kind": kind,
+        "features": features,
+        "caveats": caveats,
+        "images": images,
+    }
 
 
 def _created(reply_kind: str | None, reply: Any) -> str | None:
