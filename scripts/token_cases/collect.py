@@ -424,7 +424,7 @@ def _case(row: Row, project: dict[str, Any], mirrors: Path) -> Row | None:
         named = body.get("model")
         if named and response_model and not response_model.lower().startswith(str(named).lower()):
             caveats.append("azure_model_field_is_deployment_name")
-    images, image_caveats = _images(mirrors, repo, row["images"])
+    images, image_caveats = _images(mirrors, project, row["images"])
     caveats += image_caveats
     features = list(row["features"])
     if row.get("streamed") and "stream" not in features:
@@ -549,7 +549,10 @@ def _remote_size(mirror: str, commit: str, repo: str, url: str) -> tuple[int, in
     return None
 
 
-def _images(mirrors: Path, repo: str, images: list[Row]) -> tuple[list[Row], list[str]]:
+def _images(
+    mirrors: Path, project: dict[str, Any], images: list[Row]
+) -> tuple[list[Row], list[str]]:
+    repo = project["repo"]
     out, caveats = [], []
     for image in images:
         url, detail = image.get("url") or "", image.get("detail")
@@ -563,7 +566,7 @@ def _images(mirrors: Path, repo: str, images: list[Row]) -> tuple[list[Row], lis
         else:
             entry = {"source": "url", "url": url, "detail": detail}
             mirror = str(mirrors / repo.replace("/", "+") / "repo")
-            found = _remote_size(mirror, "HEAD", repo, url) if url else None
+            found = _remote_size(mirror, project["commit"], repo, url) if url else None
             if found:
                 entry["width"], entry["height"] = found[0], found[1]
                 entry["sized_from"] = f"same-named file in repo: {found[2]}"
