@@ -379,13 +379,19 @@ def _resources_without_quota(emulators: dict[str, Emulator], names: list[str]) -
 
 
 def test_a_full_deployment_hands_its_queue_to_an_idle_one(
-    emulators: dict[str, Emulator], tmp_path: Path
+    emulators: dict[str, Emulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No quota configured: the shards split evenly. East's real quota holds one shard at a
     time; the service says so (quota header, token_limit_exceeded), and once west is idle,
     east's waiting shards go there instead of queueing."""
     tokens = 3 * 8
-    emulators["east"].set_faults(token_quota=tokens)
+    # East runs a batch in about 3 s, west in about 50 ms: west is idle while east's first
+    # batch still holds its quota, however loaded the machine is.
+    config = EmulatorConfig(speed=50, deployments={LAYOUT["east"][0]: "gpt-4o-2024-08-06"})
+    emulators["east"].close()
+    east = emulators["east"] = Emulator(config).start()  # the fixture closes it
+    monkeypatch.setenv(KEY_VARS["east"], east.api_key)
+    east.set_faults(token_quota=tokens)
     source = write_requests(tmp_path / "data.jsonl", 30)  # east queues 4 behind 1: a margin
     options: dict[str, Any] = {"quota_retry_seconds": 0.05, "sleep": lambda _s: None}
     job = Job.submit(
