@@ -29,14 +29,18 @@ import contextlib
 import datetime as dt
 import hashlib
 import math
+import operator
 import os
 import queue
 import threading
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import msgspec
 import orjson
 
 from .errors import ConfigError, InputError, SplitError, storage_error
@@ -68,7 +72,8 @@ from .validate import ValidationReport, Validator
 
 PROGRESS_EVERY_BYTES = 1 << 20
 _BLOCK_BYTES = 1 << 20  # read at a time by the block router
-_HASH_QUEUE = 2  # buffers waiting to be hashed, at most
+_BUFFERS = 4  # blocks read or waiting to be hashed, at most
+_HASH_QUEUE = 8  # buffers (or slices of blocks) waiting to be hashed, at most
 _HASH_READ_BYTES = 1 << 20  # the source is read this much at a time to hash it
 _FLUSH_BYTES = 1 << 20
 # Findings a split itself cures: file-level limits and mixed url / model in one file.
@@ -252,9 +257,9 @@ class _Background:
             self._thread = None
 
 
-def _hash_update(task: tuple[Any, Any]) -> None:
-    hasher, data = task
-    hasher.update(data)
+def _call(task: tuple[Callable[[Any], object], Any]) -> None:
+    work, data = task
+    work(data)
 
 
 def _fsync_path(path: Path) -> None:
@@ -280,7 +285,7 @@ class _ShardSet:
         self.max_bytes = limits.max_bytes
         self.token_budget = limits.token_budget
         self.max_inputs = limits.max_embedding_inputs or 0
-        self.hashing = _Background(_hash_update, "split-sha256", _HASH_QUEUE, inline=not threads)
+        self.hashing = _Background(_call, "split-sha256", _HASH_QUEUE, inline=not threads)
         # one path per full shard
         self.syncing = _Background(_fsync_path, "split-fsync", inline=not threads)
 
@@ -339,6 +344,18 @@ class _ShardSet:
             self._flush(shard)
         return True
 
+    def write(self, shard: _Shard, data: bytes | memoryview) -> None:
+        """Write whole lines to an open shard now (the caller has counted them); ``data``
+        must not change until the hashing thread is done with it."""
+        if shard.buffer:
+            self._flush(shard)
+        assert shard.file is not None
+        try:
+            shard.file.write(data)
+        except OSError as exc:
+            raise storage_error(exc, self.out_dir, "write a shard") from None
+        self.hashing.put((shard.hasher.update, data))
+
     def _next_shard(self, model: str, url: str, full: _Shard | None) -> _Shard:
         if full is not None:
             self._close(full)
@@ -368,7 +385,7 @@ class _ShardSet:
             shard.file.write(shard.buffer)
         except OSError as exc:
             raise storage_error(exc, self.out_dir, "write a shard") from None
-        self.hashing.put((shard.hasher, shard.buffer))
+        self.hashing.put((shard.hasher.update, shard.buffer))
         shard.buffer = bytearray()  # the old one is the hashing thread's now
 
     def _close(self, shard: _Shard) -> None:
@@ -449,7 +466,7 @@ def _route(obj: Any) -> tuple[str, str, str]:
 
 def _embedding_inputs(obj: Any) -> int:
     """How many inputs an embeddings request sends (a list of strings or of token lists)."""
-    body = obj.get("body")
+    body = obj.get("body") if isinstance(obj, dict) else None  # None: a line orjson refuses
     inputs = body.get("input") if isinstance(body, dict) else None
     if isinstance(inputs, list) and inputs and not isinstance(inputs[0], int):
         return len(inputs)
@@ -573,6 +590,7 @@ def _stream(
     source_hash = hashlib.sha256()
     hash_line = source_hash.update
     file_hash = None
+    block_routed = validator is None and counter is None and _block_readable(source)
     if counter is None and _block_readable(source):  # hashed on a thread, not per line
         file_hash = _FileHash(source)
         hash_line = _hashed_elsewhere
@@ -686,7 +704,7 @@ def _stream(
                     skip_blank(line.raw)
                 else:
                     take(line.number, line.raw, line.obj, line.size, _route(line.obj))
-        elif counter is None and _block_readable(source):
+        elif block_routed:
             router = _BlockRouter(shard_set, tally, take, skip_blank, on_progress)
             router.slow_urls = slow_urls
             router.route(source, max_line_bytes)
@@ -776,6 +794,23 @@ def _block_readable(source: Path) -> bool:
     return not source.name.endswith(".gz") and is_regular_file(source)
 
 
+class _RouteBody(msgspec.Struct, frozen=True, gc=False):
+    model: str = ""
+
+
+class _RouteLine(msgspec.Struct, gc=False):
+    """What routing reads of a line: as :func:`_route` for a line whose three values are
+    strings or missing; any other line is not read (the caller routes it the slow way)."""
+
+    custom_id: str = ""
+    url: str = ""
+    body: _RouteBody = _RouteBody()
+
+
+_decode_route = msgspec.json.Decoder(_RouteLine).decode
+_route_key = operator.attrgetter("body.model", "url")
+
+
 class _BlockRouter:
     """Routes a plain file read in big blocks (split with no validation, no token limit).
 
@@ -805,19 +840,33 @@ class _BlockRouter:
         self.number = 0
 
     def route(self, source: Path, max_line_bytes: int) -> None:
+        """Route every line of ``source``, read into a few reused blocks (a new one per read
+        costs page faults); a block is read into again once the hashing thread is done
+        with the slices of it that went to shards."""
+        free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(_BUFFERS):
+            free.put(bytearray(_BLOCK_BYTES))
+        release = self.shard_set.hashing.put
         head = b""  # the start of a line whose end is in a later block
         offset = 0  # where ``head`` starts in the file
         with open_binary(source) as stream:
+            readinto: Callable[[bytearray], int] = stream.readinto  # type: ignore[attr-defined]
             try:
-                while block := stream.read(_BLOCK_BYTES):
+                while True:
+                    block = free.get()
+                    size = readinto(block)
+                    if not size:
+                        free.put(block)
+                        break
                     start = 0
                     if head:
-                        found = block.find(b"\n")
+                        found = block.find(b"\n", 0, size)
                         if found < 0 and len(head) < _BLOCK_BYTES:
-                            head += block
+                            head += block[:size]
+                            release((free.put, block))
                             continue
                         if found < 0:  # a long line: the rest read as the line reader does
-                            line = finish_line(stream, head + block, max_line_bytes)
+                            line = finish_line(stream, head + block[:size], max_line_bytes)
                         else:
                             start = found + 1
                             line = head + block[:start]
@@ -825,14 +874,16 @@ class _BlockRouter:
                         self._one(line, max_line_bytes)
                         offset += line if isinstance(line, int) else len(line)
                         if found < 0:
+                            release((free.put, block))
                             continue
-                    cut = block.rfind(b"\n") + 1
+                    cut = block.rfind(b"\n", 0, size) + 1
                     if cut > start:
                         self._lines(block, start, cut, max_line_bytes)
                         offset += cut - start
                     else:
                         cut = start
-                    head = block[cut:]
+                    head = bytes(block[cut:size])
+                    release((free.put, block))
             except ReadError as exc:  # say on which line reading stopped
                 raise InputError(
                     f"{source}:{self.number + 1}: cannot read past byte {offset}: {exc.reason}",
@@ -850,7 +901,133 @@ class _BlockRouter:
             return
         _route_line(self.number, line, self.take, self.skip_blank)
 
-    def _lines(self, data: bytes, start: int, cut: int, max_line_bytes: int) -> None:
+    def _lines(self, data: bytearray, start: int, cut: int, max_line_bytes: int) -> None:
+        """Every line of ``data[start:cut]`` (whole lines): all at once when
+        :meth:`_whole_lines` can, else one at a time (line 1, with its possible BOM, always)."""
+        if not self.number:
+            first = data.find(b"\n", start) + 1
+            self._each_line(bytes(data[start:first]), 0, first - start, max_line_bytes)
+            start = first
+        if start < cut and not self._whole_lines(data, start, cut, max_line_bytes):
+            self._each_line(bytes(data[start:cut]), 0, cut - start, max_line_bytes)
+
+    def _whole_lines(self, data: bytearray, start: int, cut: int, max_line_bytes: int) -> bool:
+        """Route the whole lines of ``data[start:cut]`` with one short Python step per line
+        (find its end): each line is read by :data:`_decode_route`, grouped, measured, cut
+        into shards and copied per group by C calls. False, with nothing done, when any line
+        is unusual (not UTF-8, a value :class:`_RouteLine` does not read: a blank or broken
+        line, two values on a line, a model that is not a string...; a line over a limit; an
+        url counted per line): then :meth:`_each_line` routes them as the line reader does."""
+        view = memoryview(data)
+        if not data.isascii():  # msgspec does not check the strings it skips
+            try:
+                str(view[start:cut], "utf-8")
+            except UnicodeDecodeError:
+                return False
+        lines: list[memoryview] = []
+        add = lines.append
+        find = data.find
+        pos = start
+        while pos < cut:
+            end = find(b"\n", pos, cut) + 1
+            add(view[pos:end])
+            pos = end
+        try:
+            routes = list(map(_decode_route, lines))
+        except msgspec.DecodeError:
+            return False
+        shard_set = self.shard_set
+        sizes = list(map(len, lines))
+        if cut - start > max_line_bytes or cut - start > shard_set.max_bytes:
+            longest = max(sizes)
+            if longest > max_line_bytes or longest > shard_set.max_bytes:
+                return False
+        keys = list(map(_route_key, routes))
+        groups = list(dict.fromkeys(keys))  # in order of first line
+        slow_urls = self.slow_urls
+        if slow_urls and any(url in slow_urls for _model, url in groups):
+            return False
+        number = self.number
+        if len(groups) == 1:
+            whole = view[start:cut]
+            self._add_run(groups[0], range(len(lines)), whole, lines, sizes, routes, number)
+        else:  # each group's lines, in file order (a stable sort by group)
+            group_of = {key: index for index, key in enumerate(groups)}
+            of_line = list(map(group_of.__getitem__, keys))
+            order = sorted(range(len(lines)), key=of_line.__getitem__)
+            first = 0
+            for index, key in enumerate(groups):
+                last = first + of_line.count(index)
+                self._add_run(key, order[first:last], None, lines, sizes, routes, number)
+                first = last
+        tally = self.tally
+        total = cut - start
+        tally.total += total
+        tally.requests += len(lines)
+        self.number = number + len(lines)
+        on_progress = self.on_progress
+        if on_progress is not None:  # as per line: when a line brings it to a MiB or more
+            ends = list(accumulate(sizes))
+            unreported = tally.unreported
+            done = 0
+            while (found := bisect_left(ends, PROGRESS_EVERY_BYTES - unreported + done)) < len(
+                ends
+            ):
+                on_progress(unreported + ends[found] - done)
+                unreported = 0
+                done = ends[found]
+            tally.unreported = unreported + total - done
+        return True
+
+    def _add_run(
+        self,
+        key: tuple[str, str],
+        members: range | list[int],
+        whole: memoryview | None,
+        lines: list[memoryview],
+        sizes: list[int],
+        routes: list[Any],
+        number: int,
+    ) -> None:
+        """Add one group's lines of a block (``members``, in file order; ``whole``: all the
+        block's lines when they are all this group's) to its shards, as :meth:`_ShardSet.add`
+        would one at a time."""
+        shard_set = self.shard_set
+        max_requests = shard_set.max_requests
+        max_bytes = shard_set.max_bytes
+        cum = list(accumulate(map(sizes.__getitem__, members)))
+        count = len(cum)
+        shard = shard_set.open_shards.get(key)
+        pos = 0
+        base = 0  # cum before ``pos``
+        while pos < count:
+            if (
+                shard is None
+                or shard.requests >= max_requests
+                or shard.bytes + cum[pos] - base > max_bytes
+            ):
+                shard = shard_set._next_shard(key[0], key[1], shard)
+                shard.first_custom_id = routes[members[pos]].custom_id
+                shard.first_line = number + members[pos] + 1
+            end = min(
+                count,
+                pos + max_requests - shard.requests,
+                bisect_right(cum, base + max_bytes - shard.bytes, pos),
+            )
+            shard.requests += end - pos
+            shard.bytes += cum[end - 1] - base
+            last = members[end - 1]
+            shard.last_custom_id = routes[last].custom_id
+            shard.last_line = number + last + 1
+            if whole is not None:  # one slice of the block
+                data: bytes | memoryview = whole[base : cum[end - 1]]
+            else:
+                data = b"".join(map(lines.__getitem__, members[pos:end]))
+            shard_set.write(shard, data)
+            base = cum[end - 1]
+            pos = end
+
+    def _each_line(self, data: bytes, start: int, cut: int, max_line_bytes: int) -> None:
         """Every line of ``data[start:cut]`` (whole lines); a line for an open shard it fits
         in is added here, any other the line-at-a-time way."""
         shard_set = self.shard_set
@@ -974,8 +1151,23 @@ def _route_line(
         try:
             obj = orjson.loads(content)  # a BOM on line 1, or a bad line
         except orjson.JSONDecodeError:
-            obj = None
+            take(number, raw, None, len(raw), _read_route(content))
+            return
     take(number, raw, obj, len(raw), _route(obj))
+
+
+def _read_route(content: bytes) -> tuple[str, str, str]:
+    """:func:`_route` of a line ``orjson`` refuses: read by :data:`_decode_route` when it is
+    UTF-8, as the block router reads it. Why: a number too big for a double is refused by
+    ``orjson`` but read by ``jiter`` (the validating split routes such a line by its model)
+    and skipped by ``msgspec``; every other line ``orjson`` refuses, ``msgspec`` refuses
+    too (``tests/test_fast_path.py``)."""
+    try:
+        content.decode()
+        route = _decode_route(content)
+    except (UnicodeDecodeError, msgspec.DecodeError):
+        return "", "", ""
+    return route.body.model, route.url, route.custom_id
 
 
 def _build_manifest(
