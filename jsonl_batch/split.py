@@ -34,9 +34,9 @@ import os
 import queue
 import threading
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, repeat
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -73,9 +73,13 @@ from .validate import ValidationReport, Validator
 PROGRESS_EVERY_BYTES = 1 << 20
 _BLOCK_BYTES = 1 << 20  # read at a time by the block router
 _BUFFERS = 4  # blocks read or waiting to be hashed, at most
-_HASH_QUEUE = 8  # buffers (or slices of blocks) waiting to be hashed, at most
+_STORE_QUEUE = 8  # buffers (or slices of blocks) waiting to be written, at most
 _HASH_READ_BYTES = 1 << 20  # the source is read this much at a time to hash it
 _FLUSH_BYTES = 1 << 20
+# Lines validate's quick path took wait to be routed as a batch: at most this many, and a
+# longer line is routed at once (memory stays bounded).
+_TAKEN_LINES = 256
+_TAKEN_LINE_BYTES = 1 << 14
 # Findings a split itself cures: file-level limits and mixed url / model in one file.
 FIXED_BY_SPLIT = frozenset(
     {
@@ -285,7 +289,9 @@ class _ShardSet:
         self.max_bytes = limits.max_bytes
         self.token_budget = limits.token_budget
         self.max_inputs = limits.max_embedding_inputs or 0
-        self.hashing = _Background(_call, "split-sha256", _HASH_QUEUE, inline=not threads)
+        # Writes, hashes and closes shards in order: those let go of the GIL.
+        self.storing = _Background(_call, "split-store", _STORE_QUEUE, inline=not threads)
+        self.store_error: OSError | None = None  # the first write or close that failed
         # one path per full shard
         self.syncing = _Background(_fsync_path, "split-fsync", inline=not threads)
 
@@ -344,22 +350,121 @@ class _ShardSet:
             self._flush(shard)
         return True
 
+    def add_lines(
+        self,
+        keys: list[tuple[str, str]],
+        lines: Sequence[bytes | memoryview],
+        sizes: list[int],
+        custom_id: Callable[[int], str],
+        number: int,
+        whole: memoryview | None = None,
+    ) -> None:
+        """:meth:`add` for consecutive request lines (line ``number + 1`` on; ``keys``: their
+        (model, url); ``whole``: all of them in one buffer), each within the requests and
+        bytes limits, with no Python work per line: shards are cut by ``bisect`` and written
+        a run of lines at a time."""
+        groups = list(dict.fromkeys(keys))  # in order of first line
+        if len(groups) == 1:
+            self._add_run(groups[0], range(len(lines)), whole, lines, sizes, custom_id, number)
+            return
+        # each group's lines, in file order (a stable sort by group)
+        group_of = {key: index for index, key in enumerate(groups)}
+        of_line = list(map(group_of.__getitem__, keys))
+        order = sorted(range(len(lines)), key=of_line.__getitem__)
+        first = 0
+        for index, key in enumerate(groups):
+            last = first + of_line.count(index)
+            self._add_run(key, order[first:last], None, lines, sizes, custom_id, number)
+            first = last
+
+    def _add_run(
+        self,
+        key: tuple[str, str],
+        members: range | list[int],
+        whole: memoryview | None,
+        lines: Sequence[bytes | memoryview],
+        sizes: list[int],
+        custom_id: Callable[[int], str],
+        number: int,
+    ) -> None:
+        """One group's lines (``members``, in file order; ``whole``: all the lines, when all
+        are this group's) added to its shards."""
+        max_requests = self.max_requests
+        max_bytes = self.max_bytes
+        cum = list(accumulate(map(sizes.__getitem__, members)))
+        count = len(cum)
+        shard = self.open_shards.get(key)
+        pos = 0
+        base = 0  # cum before ``pos``
+        while pos < count:
+            if (
+                shard is None
+                or shard.requests >= max_requests
+                or shard.bytes + cum[pos] - base > max_bytes
+            ):
+                shard = self._next_shard(key[0], key[1], shard)
+                shard.first_custom_id = custom_id(members[pos])
+                shard.first_line = number + members[pos] + 1
+            end = min(
+                count,
+                pos + max_requests - shard.requests,
+                bisect_right(cum, base + max_bytes - shard.bytes, pos),
+            )
+            shard.requests += end - pos
+            shard.bytes += cum[end - 1] - base
+            last = members[end - 1]
+            shard.last_custom_id = custom_id(last)
+            shard.last_line = number + last + 1
+            if whole is not None:  # one slice of the buffer
+                data: bytes | memoryview = whole[base : cum[end - 1]]
+            elif type(members) is range:
+                data = b"".join(lines[pos:end])
+            else:
+                data = b"".join(map(lines.__getitem__, members[pos:end]))
+            self.write(shard, data)
+            base = cum[end - 1]
+            pos = end
+
     def write(self, shard: _Shard, data: bytes | memoryview) -> None:
-        """Write whole lines to an open shard now (the caller has counted them); ``data``
-        must not change until the hashing thread is done with it."""
+        """Write whole lines to an open shard (the caller has counted them); ``data`` must
+        not change until the storing thread is done with it."""
         if shard.buffer:
             self._flush(shard)
-        assert shard.file is not None
+        self._store_later(shard, data)
+
+    def _store_later(self, shard: _Shard, data: bytes | bytearray | memoryview) -> None:
+        if self.store_error is not None:
+            raise storage_error(self.store_error, self.out_dir, "write a shard") from None
+        self.storing.put((self._store, (shard.file, shard.hasher, data)))
+
+    def _store(self, task: tuple[BinaryIO, Any, bytes | bytearray | memoryview]) -> None:
+        """Write and hash a piece of a shard (on the storing thread); after a failure,
+        nothing: the main thread raises it."""
+        file, hasher, data = task
+        if self.store_error is not None:
+            return
         try:
-            shard.file.write(data)
+            file.write(data)
         except OSError as exc:
-            raise storage_error(exc, self.out_dir, "write a shard") from None
-        self.hashing.put((shard.hasher.update, data))
+            self.store_error = exc
+            return
+        hasher.update(data)
+
+    def _store_close(self, task: tuple[BinaryIO, Path]) -> None:
+        """Close a full shard (on the storing thread) and have it synced."""
+        file, path = task
+        try:
+            file.close()  # fsync'd when the set is published
+        except OSError as exc:
+            if self.store_error is None:
+                self.store_error = exc
+            return
+        if self.store_error is None:
+            self.syncing.put(path)  # the publish's fsync of it is then cheap
 
     def _next_shard(self, model: str, url: str, full: _Shard | None) -> _Shard:
         if full is not None:
             self._close(full)
-            self.syncing.put(full.staging_path)  # the publish's fsync of it is then cheap
         group = self.groups.get((model, url))
         if group is None:
             group = self.groups[(model, url)] = _Group(len(self.groups) + 1, model, url)
@@ -380,21 +485,14 @@ class _ShardSet:
         return shard
 
     def _flush(self, shard: _Shard) -> None:
-        assert shard.file is not None
-        try:
-            shard.file.write(shard.buffer)
-        except OSError as exc:
-            raise storage_error(exc, self.out_dir, "write a shard") from None
-        self.hashing.put((shard.hasher.update, shard.buffer))
-        shard.buffer = bytearray()  # the old one is the hashing thread's now
+        self._store_later(shard, shard.buffer)
+        shard.buffer = bytearray()  # the old one is the storing thread's now
 
     def _close(self, shard: _Shard) -> None:
-        self._flush(shard)
+        if shard.buffer:
+            self._flush(shard)
         assert shard.file is not None
-        try:
-            shard.file.close()  # fsync'd when the set is published
-        except OSError as exc:
-            raise storage_error(exc, self.out_dir, "write a shard") from None
+        self.storing.put((self._store_close, (shard.file, shard.staging_path)))
         shard.file = None
 
     def close_all(self) -> None:
@@ -402,17 +500,18 @@ class _ShardSet:
             last = group.shards[-1]
             if last.file is not None:
                 self._close(last)
-        self.hashing.stop()
+        self.storing.stop()
         self.syncing.stop()
-        if self.syncing.error is not None:
-            raise storage_error(self.syncing.error, self.out_dir, "write a shard") from None
+        error = self.store_error or self.syncing.error
+        if error is not None:
+            raise storage_error(error, self.out_dir, "write a shard") from None
         for group in self.groups.values():
             for shard in group.shards:
                 shard.sha256 = shard.hasher.hexdigest()
 
     def discard(self) -> None:
         """Drop every shard written so far (the staging folder and all in it)."""
-        self.hashing.stop()
+        self.storing.stop()
         self.syncing.stop()
         for group in self.groups.values():
             for shard in group.shards:
@@ -601,7 +700,6 @@ def _stream(
     max_inputs = limits.max_embedding_inputs
     embedding_urls = {url for url, endpoint in profile.urls.items() if endpoint == "embeddings"}
     add = shard_set.add
-    add_if_fits = shard_set.add_if_fits
     lean = counter is None  # no tokens to count per line
     slow_urls = embedding_urls if max_inputs is not None else set()  # inputs counted per line
 
@@ -666,33 +764,57 @@ def _stream(
     try:
         if validator is not None:
             accepts = validator.accepts_parsed
+            # Lines the quick path took, not yet routed: routed a batch at a time with no
+            # Python work per line (:meth:`_ShardSet.add_lines`).
+            taken: list[bytes] = []
+            taken_models: list[str] = []
+            taken_ids: list[str] = []
+            first_taken = 0  # the number of the first of them
+
+            def route_taken() -> None:
+                # a line the quick path took has the first good line's url
+                url: str = validator.report.url  # type: ignore[assignment]
+                sizes = list(map(len, taken))
+                if max(sizes) <= max_bytes:
+                    keys = list(zip(taken_models, repeat(url)))
+                    shard_set.add_lines(keys, taken, sizes, taken_ids.__getitem__, first_taken - 1)
+                    if hash_line is not _hashed_elsewhere:
+                        hash_line(b"".join(taken))
+                    tally.count_lines(sizes, sum(sizes), on_progress)
+                else:  # ``take`` says which line is over the limit
+                    for index, raw in enumerate(taken):
+                        route = (taken_models[index], url, taken_ids[index])
+                        take(first_taken + index, raw, None, len(raw), route)
+                taken.clear()
+                taken_models.clear()
+                taken_ids.clear()
 
             def fast(number: int, raw: bytes, obj: Any) -> bool:
+                nonlocal first_taken
                 if not accepts(number, raw, obj):
                     return False
-                url: str = validator.report.url  # type: ignore[assignment]
-                # a line the quick path took has the first good line's url
-                model, custom_id = obj["body"]["model"], obj["custom_id"]
-                if (
-                    lean
-                    and writing
-                    and url not in slow_urls
-                    and add_if_fits(raw, number, model, url, custom_id)
-                ):  # ``take`` for a line that fits its open shard
-                    hash_line(raw)
-                    size = len(raw)
-                    tally.total += size
-                    tally.requests += 1
-                    if on_progress is not None:
-                        tally.unreported += size
-                        if tally.unreported >= PROGRESS_EVERY_BYTES:
-                            on_progress(tally.unreported)
-                            tally.unreported = 0
-                    return True
-                take(number, raw, obj, len(raw), (model, url, custom_id))
+                if not taken:
+                    url: str = validator.report.url  # type: ignore[assignment]
+                    if not writing or not lean or url in slow_urls:  # more to do per line
+                        take(
+                            number,
+                            raw,
+                            obj,
+                            len(raw),
+                            (obj["body"]["model"], url, obj["custom_id"]),
+                        )
+                        return True
+                    first_taken = number
+                taken.append(raw)
+                taken_models.append(obj["body"]["model"])
+                taken_ids.append(obj["custom_id"])
+                if len(taken) >= _TAKEN_LINES or len(raw) > _TAKEN_LINE_BYTES:
+                    route_taken()
                 return True
 
             for line in read_lines(source, max_line_bytes=max_line_bytes, fast=fast):
+                if taken:
+                    route_taken()
                 validator.check(line)
                 if writing and validator.error_count and not force:
                     writing = False  # keep validating for the full report; write nothing
@@ -704,6 +826,8 @@ def _stream(
                     skip_blank(line.raw)
                 else:
                     take(line.number, line.raw, line.obj, line.size, _route(line.obj))
+            if taken:
+                route_taken()
         elif block_routed:
             router = _BlockRouter(shard_set, tally, take, skip_blank, on_progress)
             router.slow_urls = slow_urls
@@ -737,6 +861,24 @@ class _Tally:
     requests: int = 0
     blank: int = 0
     unreported: int = 0
+
+    def count_lines(
+        self, sizes: list[int], total: int, on_progress: ProgressCallback | None
+    ) -> None:
+        """Count request lines (``total``: the sum of ``sizes``); progress is reported as
+        ``take`` does line by line: when a line brings the unreported bytes to a MiB."""
+        self.total += total
+        self.requests += len(sizes)
+        if on_progress is None:
+            return
+        ends = list(accumulate(sizes))
+        unreported = self.unreported
+        done = 0
+        while (found := bisect_left(ends, PROGRESS_EVERY_BYTES - unreported + done)) < len(ends):
+            on_progress(unreported + ends[found] - done)
+            unreported = 0
+            done = ends[found]
+        self.unreported = unreported + total - done
 
 
 def _hashed_elsewhere(raw: Any) -> None:
@@ -846,7 +988,7 @@ class _BlockRouter:
         free: queue.Queue[bytearray] = queue.Queue()
         for _ in range(_BUFFERS):
             free.put(bytearray(_BLOCK_BYTES))
-        release = self.shard_set.hashing.put
+        release = self.shard_set.storing.put
         head = b""  # the start of a line whose end is in a later block
         offset = 0  # where ``head`` starts in the file
         with open_binary(source) as stream:
@@ -943,89 +1085,16 @@ class _BlockRouter:
             if longest > max_line_bytes or longest > shard_set.max_bytes:
                 return False
         keys = list(map(_route_key, routes))
-        groups = list(dict.fromkeys(keys))  # in order of first line
         slow_urls = self.slow_urls
-        if slow_urls and any(url in slow_urls for _model, url in groups):
+        if slow_urls and any(url in slow_urls for _model, url in set(keys)):
             return False
         number = self.number
-        if len(groups) == 1:
-            whole = view[start:cut]
-            self._add_run(groups[0], range(len(lines)), whole, lines, sizes, routes, number)
-        else:  # each group's lines, in file order (a stable sort by group)
-            group_of = {key: index for index, key in enumerate(groups)}
-            of_line = list(map(group_of.__getitem__, keys))
-            order = sorted(range(len(lines)), key=of_line.__getitem__)
-            first = 0
-            for index, key in enumerate(groups):
-                last = first + of_line.count(index)
-                self._add_run(key, order[first:last], None, lines, sizes, routes, number)
-                first = last
-        tally = self.tally
-        total = cut - start
-        tally.total += total
-        tally.requests += len(lines)
+        shard_set.add_lines(
+            keys, lines, sizes, lambda line: routes[line].custom_id, number, view[start:cut]
+        )
+        self.tally.count_lines(sizes, cut - start, self.on_progress)
         self.number = number + len(lines)
-        on_progress = self.on_progress
-        if on_progress is not None:  # as per line: when a line brings it to a MiB or more
-            ends = list(accumulate(sizes))
-            unreported = tally.unreported
-            done = 0
-            while (found := bisect_left(ends, PROGRESS_EVERY_BYTES - unreported + done)) < len(
-                ends
-            ):
-                on_progress(unreported + ends[found] - done)
-                unreported = 0
-                done = ends[found]
-            tally.unreported = unreported + total - done
         return True
-
-    def _add_run(
-        self,
-        key: tuple[str, str],
-        members: range | list[int],
-        whole: memoryview | None,
-        lines: list[memoryview],
-        sizes: list[int],
-        routes: list[Any],
-        number: int,
-    ) -> None:
-        """Add one group's lines of a block (``members``, in file order; ``whole``: all the
-        block's lines when they are all this group's) to its shards, as :meth:`_ShardSet.add`
-        would one at a time."""
-        shard_set = self.shard_set
-        max_requests = shard_set.max_requests
-        max_bytes = shard_set.max_bytes
-        cum = list(accumulate(map(sizes.__getitem__, members)))
-        count = len(cum)
-        shard = shard_set.open_shards.get(key)
-        pos = 0
-        base = 0  # cum before ``pos``
-        while pos < count:
-            if (
-                shard is None
-                or shard.requests >= max_requests
-                or shard.bytes + cum[pos] - base > max_bytes
-            ):
-                shard = shard_set._next_shard(key[0], key[1], shard)
-                shard.first_custom_id = routes[members[pos]].custom_id
-                shard.first_line = number + members[pos] + 1
-            end = min(
-                count,
-                pos + max_requests - shard.requests,
-                bisect_right(cum, base + max_bytes - shard.bytes, pos),
-            )
-            shard.requests += end - pos
-            shard.bytes += cum[end - 1] - base
-            last = members[end - 1]
-            shard.last_custom_id = routes[last].custom_id
-            shard.last_line = number + last + 1
-            if whole is not None:  # one slice of the block
-                data: bytes | memoryview = whole[base : cum[end - 1]]
-            else:
-                data = b"".join(map(lines.__getitem__, members[pos:end]))
-            shard_set.write(shard, data)
-            base = cum[end - 1]
-            pos = end
 
     def _each_line(self, data: bytes, start: int, cut: int, max_line_bytes: int) -> None:
         """Every line of ``data[start:cut]`` (whole lines); a line for an open shard it fits
