@@ -19,8 +19,9 @@ Guarantees:
   input has been read: a reader sees the old shards and manifest or the new ones, even
   after a kill between two renames. An error or Ctrl-C removes the staging folder.
 * Memory: one open shard file (with a 1 MB buffer) per (model, url) group, so memory and
-  open files grow with the number of models and urls, never with the file size; the
-  validator adds one entry per distinct ``custom_id``.
+  open files grow with the number of models and urls, never with the file size, plus a few
+  1 MiB blocks read or waiting to be written; the validator adds one entry per distinct
+  ``custom_id``.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ from .validate import ValidationReport, Validator
 PROGRESS_EVERY_BYTES = 1 << 20
 _BLOCK_BYTES = 1 << 20  # read at a time by the block router
 _BUFFERS = 4  # blocks read or waiting to be hashed, at most
-_STORE_QUEUE = 8  # buffers (or slices of blocks) waiting to be written, at most
+_HASH_QUEUE = 8  # buffers (or slices of blocks) waiting to be hashed, at most
 _HASH_READ_BYTES = 1 << 20  # the source is read this much at a time to hash it
 _FLUSH_BYTES = 1 << 20
 # Lines validate's quick path took wait to be routed as a batch: at most this many, and a
@@ -289,9 +290,7 @@ class _ShardSet:
         self.max_bytes = limits.max_bytes
         self.token_budget = limits.token_budget
         self.max_inputs = limits.max_embedding_inputs or 0
-        # Writes, hashes and closes shards in order: those let go of the GIL.
-        self.storing = _Background(_call, "split-store", _STORE_QUEUE, inline=not threads)
-        self.store_error: OSError | None = None  # the first write or close that failed
+        self.hashing = _Background(_call, "split-sha256", _HASH_QUEUE, inline=not threads)
         # one path per full shard
         self.syncing = _Background(_fsync_path, "split-fsync", inline=not threads)
 
@@ -416,55 +415,33 @@ class _ShardSet:
             shard.last_custom_id = custom_id(last)
             shard.last_line = number + last + 1
             if whole is not None:  # one slice of the buffer
-                data: bytes | memoryview = whole[base : cum[end - 1]]
+                self.write(shard, whole[base : cum[end - 1]])
             elif type(members) is range:
-                data = b"".join(lines[pos:end])
+                self.append(shard, b"".join(lines[pos:end]))
             else:
-                data = b"".join(map(lines.__getitem__, members[pos:end]))
-            self.write(shard, data)
+                self.append(shard, b"".join(map(lines.__getitem__, members[pos:end])))
             base = cum[end - 1]
             pos = end
 
     def write(self, shard: _Shard, data: bytes | memoryview) -> None:
-        """Write whole lines to an open shard (the caller has counted them); ``data`` must
-        not change until the storing thread is done with it."""
+        """Write whole lines to an open shard now (the caller has counted them); ``data``
+        must not change until the hashing thread is done with it."""
         if shard.buffer:
             self._flush(shard)
-        self._store_later(shard, data)
+        self._write(shard, data)
 
-    def _store_later(self, shard: _Shard, data: bytes | bytearray | memoryview) -> None:
-        if self.store_error is not None:
-            raise storage_error(self.store_error, self.out_dir, "write a shard") from None
-        self.storing.put((self._store, (shard.file, shard.hasher, data)))
-
-    def _store(self, task: tuple[BinaryIO, Any, bytes | bytearray | memoryview]) -> None:
-        """Write and hash a piece of a shard (on the storing thread); after a failure,
-        nothing: the main thread raises it."""
-        file, hasher, data = task
-        if self.store_error is not None:
-            return
-        try:
-            file.write(data)
-        except OSError as exc:
-            self.store_error = exc
-            return
-        hasher.update(data)
-
-    def _store_close(self, task: tuple[BinaryIO, Path]) -> None:
-        """Close a full shard (on the storing thread) and have it synced."""
-        file, path = task
-        try:
-            file.close()  # fsync'd when the set is published
-        except OSError as exc:
-            if self.store_error is None:
-                self.store_error = exc
-            return
-        if self.store_error is None:
-            self.syncing.put(path)  # the publish's fsync of it is then cheap
+    def append(self, shard: _Shard, data: bytes) -> None:
+        """Add whole lines to an open shard (the caller has counted them), written a MiB at
+        a time."""
+        buffer = shard.buffer
+        buffer += data
+        if len(buffer) >= _FLUSH_BYTES:
+            self._flush(shard)
 
     def _next_shard(self, model: str, url: str, full: _Shard | None) -> _Shard:
         if full is not None:
             self._close(full)
+            self.syncing.put(full.staging_path)  # the publish's fsync of it is then cheap
         group = self.groups.get((model, url))
         if group is None:
             group = self.groups[(model, url)] = _Group(len(self.groups) + 1, model, url)
@@ -485,14 +462,28 @@ class _ShardSet:
         return shard
 
     def _flush(self, shard: _Shard) -> None:
-        self._store_later(shard, shard.buffer)
-        shard.buffer = bytearray()  # the old one is the storing thread's now
+        self._write(shard, shard.buffer)
+        shard.buffer = bytearray()  # the old one is the hashing thread's now
+
+    def _write(self, shard: _Shard, data: bytes | bytearray | memoryview) -> None:
+        # Written here, hashed on a thread: a write lets go of the GIL, so the hashing
+        # thread gets it then (a second thread that writes would wait for a busy main loop
+        # to let go of it, up to the 5 ms switch interval, several times a write).
+        assert shard.file is not None
+        try:
+            shard.file.write(data)
+        except OSError as exc:
+            raise storage_error(exc, self.out_dir, "write a shard") from None
+        self.hashing.put((shard.hasher.update, data))
 
     def _close(self, shard: _Shard) -> None:
         if shard.buffer:
             self._flush(shard)
         assert shard.file is not None
-        self.storing.put((self._store_close, (shard.file, shard.staging_path)))
+        try:
+            shard.file.close()  # fsync'd when the set is published
+        except OSError as exc:
+            raise storage_error(exc, self.out_dir, "write a shard") from None
         shard.file = None
 
     def close_all(self) -> None:
@@ -500,18 +491,17 @@ class _ShardSet:
             last = group.shards[-1]
             if last.file is not None:
                 self._close(last)
-        self.storing.stop()
+        self.hashing.stop()
         self.syncing.stop()
-        error = self.store_error or self.syncing.error
-        if error is not None:
-            raise storage_error(error, self.out_dir, "write a shard") from None
+        if self.syncing.error is not None:
+            raise storage_error(self.syncing.error, self.out_dir, "write a shard") from None
         for group in self.groups.values():
             for shard in group.shards:
                 shard.sha256 = shard.hasher.hexdigest()
 
     def discard(self) -> None:
         """Drop every shard written so far (the staging folder and all in it)."""
-        self.storing.stop()
+        self.hashing.stop()
         self.syncing.stop()
         for group in self.groups.values():
             for shard in group.shards:
@@ -956,13 +946,14 @@ _route_key = operator.attrgetter("body.model", "url")
 class _BlockRouter:
     """Routes a plain file read in big blocks (split with no validation, no token limit).
 
-    Why: reading, counting and adding a line at a time cost more than parsing it. Lines are
-    found in each block with ``bytes.find``; a line that parses to an object and fits its
-    group's open shard is added in one lean loop (:meth:`_ShardSet.add_if_fits`). Every
-    other line (line 1, a blank, broken or non-object line, a line over a limit or the cap,
-    one across two blocks, the last with no newline, an embeddings line when inputs are
-    capped) goes through ``take`` / ``skip_blank`` as the line reader's lines do, so shards,
-    manifest, errors and progress are the same (``tests/test_fast_path.py``).
+    Why: reading, parsing and adding a line at a time cost several times more than copying
+    it. The whole lines of a block are read by ``msgspec`` (only ``body.model``, ``url`` and
+    ``custom_id``) and added to their shards in runs (:meth:`_ShardSet.add_lines`,
+    :meth:`_whole_lines`). A block with any unusual line (a blank, broken or non-object
+    line, a line over a limit or the cap, not UTF-8, an embeddings line when inputs are
+    capped), line 1 (a BOM), a line across two blocks and the last with no newline go
+    through ``take`` / ``skip_blank`` as the line reader's lines do, so shards, manifest,
+    errors and progress are the same (``tests/test_fast_path.py``).
     """
 
     def __init__(
@@ -988,7 +979,7 @@ class _BlockRouter:
         free: queue.Queue[bytearray] = queue.Queue()
         for _ in range(_BUFFERS):
             free.put(bytearray(_BLOCK_BYTES))
-        release = self.shard_set.storing.put
+        release = self.shard_set.hashing.put
         head = b""  # the start of a line whose end is in a later block
         offset = 0  # where ``head`` starts in the file
         with open_binary(source) as stream:
