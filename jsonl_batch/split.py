@@ -37,7 +37,7 @@ import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate, repeat
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -73,15 +73,11 @@ from .validate import ValidationReport, Validator
 
 PROGRESS_EVERY_BYTES = 1 << 20
 _BLOCK_BYTES = 1 << 20  # read at a time by the block router
-_BUFFERS = 4  # blocks read or waiting to be hashed, at most
-_HASH_QUEUE = 8  # buffers (or slices of blocks) waiting to be hashed, at most
-_HASH_READ_BYTES = 4 << 20  # the source is read this much at a time to hash it (fewer hand-offs
+_BUFFERS = 3  # blocks read or waiting to be hashed, at most
+_HASH_QUEUE = 4  # buffers (or slices of blocks) waiting to be hashed, at most
+_HASH_READ_BYTES = 2 << 20  # the source is read this much at a time to hash it (fewer hand-offs
 # of the GIL from a busy main loop: each waits up to the 5 ms switch interval)
 _FLUSH_BYTES = 1 << 20
-# Lines validate's quick path took wait to be routed as a batch: at most this many, and a
-# longer line is routed at once (memory stays bounded).
-_TAKEN_LINES = 256
-_TAKEN_LINE_BYTES = 1 << 14
 # Findings a split itself cures: file-level limits and mixed url / model in one file.
 FIXED_BY_SPLIT = frozenset(
     {
@@ -357,12 +353,12 @@ class _ShardSet:
         sizes: list[int],
         custom_id: Callable[[int], str],
         number: int,
-        whole: memoryview | None = None,
+        whole: memoryview,
     ) -> None:
         """:meth:`add` for consecutive request lines (line ``number + 1`` on; ``keys``: their
-        (model, url); ``whole``: all of them in one buffer), each within the requests and
-        bytes limits, with no Python work per line: shards are cut by ``bisect`` and written
-        a run of lines at a time."""
+        (model, url); ``whole``: all of them, one after the other), each within the requests
+        and bytes limits, with no Python work per line: shards are cut by ``bisect`` and
+        written a run of lines at a time."""
         groups = list(dict.fromkeys(keys))  # in order of first line
         if len(groups) == 1:
             self._add_run(groups[0], range(len(lines)), whole, lines, sizes, custom_id, number)
@@ -415,10 +411,8 @@ class _ShardSet:
             last = members[end - 1]
             shard.last_custom_id = custom_id(last)
             shard.last_line = number + last + 1
-            if whole is not None:  # one slice of the buffer
+            if whole is not None:  # one slice of the block
                 self.write(shard, whole[base : cum[end - 1]])
-            elif type(members) is range:
-                self.append(shard, b"".join(lines[pos:end]))
             else:
                 self.append(shard, b"".join(map(lines.__getitem__, members[pos:end])))
             base = cum[end - 1]
@@ -691,6 +685,7 @@ def _stream(
     max_inputs = limits.max_embedding_inputs
     embedding_urls = {url for url, endpoint in profile.urls.items() if endpoint == "embeddings"}
     add = shard_set.add
+    add_if_fits = shard_set.add_if_fits
     lean = counter is None  # no tokens to count per line
     slow_urls = embedding_urls if max_inputs is not None else set()  # inputs counted per line
 
@@ -755,57 +750,33 @@ def _stream(
     try:
         if validator is not None:
             accepts = validator.accepts_parsed
-            # Lines the quick path took, not yet routed: routed a batch at a time with no
-            # Python work per line (:meth:`_ShardSet.add_lines`).
-            taken: list[bytes] = []
-            taken_models: list[str] = []
-            taken_ids: list[str] = []
-            first_taken = 0  # the number of the first of them
-
-            def route_taken() -> None:
-                # a line the quick path took has the first good line's url
-                url: str = validator.report.url  # type: ignore[assignment]
-                sizes = list(map(len, taken))
-                if max(sizes) <= max_bytes:
-                    keys = list(zip(taken_models, repeat(url)))
-                    shard_set.add_lines(keys, taken, sizes, taken_ids.__getitem__, first_taken - 1)
-                    if hash_line is not _hashed_elsewhere:
-                        hash_line(b"".join(taken))
-                    tally.count_lines(sizes, sum(sizes), on_progress)
-                else:  # ``take`` says which line is over the limit
-                    for index, raw in enumerate(taken):
-                        route = (taken_models[index], url, taken_ids[index])
-                        take(first_taken + index, raw, None, len(raw), route)
-                taken.clear()
-                taken_models.clear()
-                taken_ids.clear()
 
             def fast(number: int, raw: bytes, obj: Any) -> bool:
-                nonlocal first_taken
                 if not accepts(number, raw, obj):
                     return False
-                if not taken:
-                    url: str = validator.report.url  # type: ignore[assignment]
-                    if not writing or not lean or url in slow_urls:  # more to do per line
-                        take(
-                            number,
-                            raw,
-                            obj,
-                            len(raw),
-                            (obj["body"]["model"], url, obj["custom_id"]),
-                        )
-                        return True
-                    first_taken = number
-                taken.append(raw)
-                taken_models.append(obj["body"]["model"])
-                taken_ids.append(obj["custom_id"])
-                if len(taken) >= _TAKEN_LINES or len(raw) > _TAKEN_LINE_BYTES:
-                    route_taken()
+                url: str = validator.report.url  # type: ignore[assignment]
+                # a line the quick path took has the first good line's url
+                model, custom_id = obj["body"]["model"], obj["custom_id"]
+                if (
+                    lean
+                    and writing
+                    and url not in slow_urls
+                    and add_if_fits(raw, number, model, url, custom_id)
+                ):  # ``take`` for a line that fits its open shard
+                    hash_line(raw)
+                    size = len(raw)
+                    tally.total += size
+                    tally.requests += 1
+                    if on_progress is not None:
+                        tally.unreported += size
+                        if tally.unreported >= PROGRESS_EVERY_BYTES:
+                            on_progress(tally.unreported)
+                            tally.unreported = 0
+                    return True
+                take(number, raw, obj, len(raw), (model, url, custom_id))
                 return True
 
             for line in read_lines(source, max_line_bytes=max_line_bytes, fast=fast):
-                if taken:
-                    route_taken()
                 validator.check(line)
                 if writing and validator.error_count and not force:
                     writing = False  # keep validating for the full report; write nothing
@@ -817,8 +788,6 @@ def _stream(
                     skip_blank(line.raw)
                 else:
                     take(line.number, line.raw, line.obj, line.size, _route(line.obj))
-            if taken:
-                route_taken()
         elif block_routed:
             router = _BlockRouter(shard_set, tally, take, skip_blank, on_progress)
             router.slow_urls = slow_urls
