@@ -75,8 +75,7 @@ PROGRESS_EVERY_BYTES = 1 << 20
 _BLOCK_BYTES = 1 << 20  # read at a time by the block router
 _BUFFERS = 3  # blocks read or waiting to be hashed, at most
 _HASH_QUEUE = 4  # buffers (or slices of blocks) waiting to be hashed, at most
-_HASH_READ_BYTES = 2 << 20  # the source is read this much at a time to hash it (fewer hand-offs
-# of the GIL from a busy main loop: each waits up to the 5 ms switch interval)
+_HASH_READ_BYTES = 1 << 20  # the source is read this much at a time to hash it
 _FLUSH_BYTES = 1 << 20
 # Findings a split itself cures: file-level limits and mixed url / model in one file.
 FIXED_BY_SPLIT = frozenset(
