@@ -172,6 +172,14 @@ class _Guarded:
         self._position += len(data)
         return data
 
+    def readinto(self, buffer: bytearray, /) -> int:
+        try:
+            size: int = self._stream.readinto(buffer)  # type: ignore[attr-defined]
+        except READ_ERRORS as exc:
+            raise self._failed(exc) from None
+        self._position += size
+        return size
+
     def readline(self, size: int = -1, /) -> bytes:
         try:
             data = self._stream.readline(size)

@@ -19,8 +19,9 @@ Guarantees:
   input has been read: a reader sees the old shards and manifest or the new ones, even
   after a kill between two renames. An error or Ctrl-C removes the staging folder.
 * Memory: one open shard file (with a 1 MB buffer) per (model, url) group, so memory and
-  open files grow with the number of models and urls, never with the file size; the
-  validator adds one entry per distinct ``custom_id``.
+  open files grow with the number of models and urls, never with the file size, plus a few
+  1 MiB blocks read or waiting to be written; the validator adds one entry per distinct
+  ``custom_id``.
 """
 
 from __future__ import annotations
@@ -29,14 +30,18 @@ import contextlib
 import datetime as dt
 import hashlib
 import math
+import operator
 import os
 import queue
 import threading
-from collections.abc import Callable, Mapping
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import msgspec
 import orjson
 
 from .errors import ConfigError, InputError, SplitError, storage_error
@@ -68,7 +73,8 @@ from .validate import ValidationReport, Validator
 
 PROGRESS_EVERY_BYTES = 1 << 20
 _BLOCK_BYTES = 1 << 20  # read at a time by the block router
-_HASH_QUEUE = 2  # buffers waiting to be hashed, at most
+_BUFFERS = 3  # blocks read or waiting to be hashed, at most
+_HASH_QUEUE = 4  # buffers (or slices of blocks) waiting to be hashed, at most
 _HASH_READ_BYTES = 1 << 20  # the source is read this much at a time to hash it
 _FLUSH_BYTES = 1 << 20
 # Findings a split itself cures: file-level limits and mixed url / model in one file.
@@ -252,9 +258,9 @@ class _Background:
             self._thread = None
 
 
-def _hash_update(task: tuple[Any, Any]) -> None:
-    hasher, data = task
-    hasher.update(data)
+def _call(task: tuple[Callable[[Any], object], Any]) -> None:
+    work, data = task
+    work(data)
 
 
 def _fsync_path(path: Path) -> None:
@@ -280,7 +286,7 @@ class _ShardSet:
         self.max_bytes = limits.max_bytes
         self.token_budget = limits.token_budget
         self.max_inputs = limits.max_embedding_inputs or 0
-        self.hashing = _Background(_hash_update, "split-sha256", _HASH_QUEUE, inline=not threads)
+        self.hashing = _Background(_call, "split-sha256", _HASH_QUEUE, inline=not threads)
         # one path per full shard
         self.syncing = _Background(_fsync_path, "split-fsync", inline=not threads)
 
@@ -339,6 +345,93 @@ class _ShardSet:
             self._flush(shard)
         return True
 
+    def add_lines(
+        self,
+        keys: list[tuple[str, str]],
+        lines: Sequence[bytes | memoryview],
+        sizes: list[int],
+        custom_id: Callable[[int], str],
+        number: int,
+        whole: memoryview,
+    ) -> None:
+        """:meth:`add` for consecutive request lines (line ``number + 1`` on; ``keys``: their
+        (model, url); ``whole``: all of them, one after the other), each within the requests
+        and bytes limits, with no Python work per line: shards are cut by ``bisect`` and
+        written a run of lines at a time."""
+        groups = list(dict.fromkeys(keys))  # in order of first line
+        if len(groups) == 1:
+            self._add_run(groups[0], range(len(lines)), whole, lines, sizes, custom_id, number)
+            return
+        # each group's lines, in file order (a stable sort by group)
+        group_of = {key: index for index, key in enumerate(groups)}
+        of_line = list(map(group_of.__getitem__, keys))
+        order = sorted(range(len(lines)), key=of_line.__getitem__)
+        first = 0
+        for index, key in enumerate(groups):
+            last = first + of_line.count(index)
+            self._add_run(key, order[first:last], None, lines, sizes, custom_id, number)
+            first = last
+
+    def _add_run(
+        self,
+        key: tuple[str, str],
+        members: range | list[int],
+        whole: memoryview | None,
+        lines: Sequence[bytes | memoryview],
+        sizes: list[int],
+        custom_id: Callable[[int], str],
+        number: int,
+    ) -> None:
+        """One group's lines (``members``, in file order; ``whole``: all the lines, when all
+        are this group's) added to its shards."""
+        max_requests = self.max_requests
+        max_bytes = self.max_bytes
+        cum = list(accumulate(map(sizes.__getitem__, members)))
+        count = len(cum)
+        shard = self.open_shards.get(key)
+        pos = 0
+        base = 0  # cum before ``pos``
+        while pos < count:
+            if (
+                shard is None
+                or shard.requests >= max_requests
+                or shard.bytes + cum[pos] - base > max_bytes
+            ):
+                shard = self._next_shard(key[0], key[1], shard)
+                shard.first_custom_id = custom_id(members[pos])
+                shard.first_line = number + members[pos] + 1
+            end = min(
+                count,
+                pos + max_requests - shard.requests,
+                bisect_right(cum, base + max_bytes - shard.bytes, pos),
+            )
+            shard.requests += end - pos
+            shard.bytes += cum[end - 1] - base
+            last = members[end - 1]
+            shard.last_custom_id = custom_id(last)
+            shard.last_line = number + last + 1
+            if whole is not None:  # one slice of the block
+                self.write(shard, whole[base : cum[end - 1]])
+            else:
+                self.append(shard, b"".join(map(lines.__getitem__, members[pos:end])))
+            base = cum[end - 1]
+            pos = end
+
+    def write(self, shard: _Shard, data: bytes | memoryview) -> None:
+        """Write whole lines to an open shard now (the caller has counted them); ``data``
+        must not change until the hashing thread is done with it."""
+        if shard.buffer:
+            self._flush(shard)
+        self._write(shard, data)
+
+    def append(self, shard: _Shard, data: bytes) -> None:
+        """Add whole lines to an open shard (the caller has counted them), written a MiB at
+        a time."""
+        buffer = shard.buffer
+        buffer += data
+        if len(buffer) >= _FLUSH_BYTES:
+            self._flush(shard)
+
     def _next_shard(self, model: str, url: str, full: _Shard | None) -> _Shard:
         if full is not None:
             self._close(full)
@@ -363,16 +456,23 @@ class _ShardSet:
         return shard
 
     def _flush(self, shard: _Shard) -> None:
-        assert shard.file is not None
-        try:
-            shard.file.write(shard.buffer)
-        except OSError as exc:
-            raise storage_error(exc, self.out_dir, "write a shard") from None
-        self.hashing.put((shard.hasher, shard.buffer))
+        self._write(shard, shard.buffer)
         shard.buffer = bytearray()  # the old one is the hashing thread's now
 
+    def _write(self, shard: _Shard, data: bytes | bytearray | memoryview) -> None:
+        # Written here, hashed on a thread: a write lets go of the GIL, so the hashing
+        # thread gets it then (a second thread that writes would wait for a busy main loop
+        # to let go of it, up to the 5 ms switch interval, several times a write).
+        assert shard.file is not None
+        try:
+            shard.file.write(data)
+        except OSError as exc:
+            raise storage_error(exc, self.out_dir, "write a shard") from None
+        self.hashing.put((shard.hasher.update, data))
+
     def _close(self, shard: _Shard) -> None:
-        self._flush(shard)
+        if shard.buffer:
+            self._flush(shard)
         assert shard.file is not None
         try:
             shard.file.close()  # fsync'd when the set is published
@@ -449,7 +549,7 @@ def _route(obj: Any) -> tuple[str, str, str]:
 
 def _embedding_inputs(obj: Any) -> int:
     """How many inputs an embeddings request sends (a list of strings or of token lists)."""
-    body = obj.get("body")
+    body = obj.get("body") if isinstance(obj, dict) else None  # None: a line orjson refuses
     inputs = body.get("input") if isinstance(body, dict) else None
     if isinstance(inputs, list) and inputs and not isinstance(inputs[0], int):
         return len(inputs)
@@ -573,6 +673,7 @@ def _stream(
     source_hash = hashlib.sha256()
     hash_line = source_hash.update
     file_hash = None
+    block_routed = validator is None and counter is None and _block_readable(source)
     if counter is None and _block_readable(source):  # hashed on a thread, not per line
         file_hash = _FileHash(source)
         hash_line = _hashed_elsewhere
@@ -686,7 +787,7 @@ def _stream(
                     skip_blank(line.raw)
                 else:
                     take(line.number, line.raw, line.obj, line.size, _route(line.obj))
-        elif counter is None and _block_readable(source):
+        elif block_routed:
             router = _BlockRouter(shard_set, tally, take, skip_blank, on_progress)
             router.slow_urls = slow_urls
             router.route(source, max_line_bytes)
@@ -719,6 +820,24 @@ class _Tally:
     requests: int = 0
     blank: int = 0
     unreported: int = 0
+
+    def count_lines(
+        self, sizes: list[int], total: int, on_progress: ProgressCallback | None
+    ) -> None:
+        """Count request lines (``total``: the sum of ``sizes``); progress is reported as
+        ``take`` does line by line: when a line brings the unreported bytes to a MiB."""
+        self.total += total
+        self.requests += len(sizes)
+        if on_progress is None:
+            return
+        ends = list(accumulate(sizes))
+        unreported = self.unreported
+        done = 0
+        while (found := bisect_left(ends, PROGRESS_EVERY_BYTES - unreported + done)) < len(ends):
+            on_progress(unreported + ends[found] - done)
+            unreported = 0
+            done = ends[found]
+        self.unreported = unreported + total - done
 
 
 def _hashed_elsewhere(raw: Any) -> None:
@@ -776,16 +895,34 @@ def _block_readable(source: Path) -> bool:
     return not source.name.endswith(".gz") and is_regular_file(source)
 
 
+class _RouteBody(msgspec.Struct, frozen=True, gc=False):
+    model: str = ""
+
+
+class _RouteLine(msgspec.Struct, gc=False):
+    """What routing reads of a line: as :func:`_route` for a line whose three values are
+    strings or missing; any other line is not read (the caller routes it the slow way)."""
+
+    custom_id: str = ""
+    url: str = ""
+    body: _RouteBody = _RouteBody()
+
+
+_decode_route = msgspec.json.Decoder(_RouteLine).decode
+_route_key = operator.attrgetter("body.model", "url")
+
+
 class _BlockRouter:
     """Routes a plain file read in big blocks (split with no validation, no token limit).
 
-    Why: reading, counting and adding a line at a time cost more than parsing it. Lines are
-    found in each block with ``bytes.find``; a line that parses to an object and fits its
-    group's open shard is added in one lean loop (:meth:`_ShardSet.add_if_fits`). Every
-    other line (line 1, a blank, broken or non-object line, a line over a limit or the cap,
-    one across two blocks, the last with no newline, an embeddings line when inputs are
-    capped) goes through ``take`` / ``skip_blank`` as the line reader's lines do, so shards,
-    manifest, errors and progress are the same (``tests/test_fast_path.py``).
+    Why: reading, parsing and adding a line at a time cost several times more than copying
+    it. The whole lines of a block are read by ``msgspec`` (only ``body.model``, ``url`` and
+    ``custom_id``) and added to their shards in runs (:meth:`_ShardSet.add_lines`,
+    :meth:`_whole_lines`). A block with any unusual line (a blank, broken or non-object
+    line, a line over a limit or the cap, not UTF-8, an embeddings line when inputs are
+    capped), line 1 (a BOM), a line across two blocks and the last with no newline go
+    through ``take`` / ``skip_blank`` as the line reader's lines do, so shards, manifest,
+    errors and progress are the same (``tests/test_fast_path.py``).
     """
 
     def __init__(
@@ -805,19 +942,33 @@ class _BlockRouter:
         self.number = 0
 
     def route(self, source: Path, max_line_bytes: int) -> None:
+        """Route every line of ``source``, read into a few reused blocks (a new one per read
+        costs page faults); a block is read into again once the hashing thread is done
+        with the slices of it that went to shards."""
+        free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(_BUFFERS):
+            free.put(bytearray(_BLOCK_BYTES))
+        release = self.shard_set.hashing.put
         head = b""  # the start of a line whose end is in a later block
         offset = 0  # where ``head`` starts in the file
         with open_binary(source) as stream:
+            readinto: Callable[[bytearray], int] = stream.readinto  # type: ignore[attr-defined]
             try:
-                while block := stream.read(_BLOCK_BYTES):
+                while True:
+                    block = free.get()
+                    size = readinto(block)
+                    if not size:
+                        free.put(block)
+                        break
                     start = 0
                     if head:
-                        found = block.find(b"\n")
+                        found = block.find(b"\n", 0, size)
                         if found < 0 and len(head) < _BLOCK_BYTES:
-                            head += block
+                            head += block[:size]
+                            release((free.put, block))
                             continue
                         if found < 0:  # a long line: the rest read as the line reader does
-                            line = finish_line(stream, head + block, max_line_bytes)
+                            line = finish_line(stream, head + block[:size], max_line_bytes)
                         else:
                             start = found + 1
                             line = head + block[:start]
@@ -825,14 +976,16 @@ class _BlockRouter:
                         self._one(line, max_line_bytes)
                         offset += line if isinstance(line, int) else len(line)
                         if found < 0:
+                            release((free.put, block))
                             continue
-                    cut = block.rfind(b"\n") + 1
+                    cut = block.rfind(b"\n", 0, size) + 1
                     if cut > start:
                         self._lines(block, start, cut, max_line_bytes)
                         offset += cut - start
                     else:
                         cut = start
-                    head = block[cut:]
+                    head = bytes(block[cut:size])
+                    release((free.put, block))
             except ReadError as exc:  # say on which line reading stopped
                 raise InputError(
                     f"{source}:{self.number + 1}: cannot read past byte {offset}: {exc.reason}",
@@ -850,7 +1003,60 @@ class _BlockRouter:
             return
         _route_line(self.number, line, self.take, self.skip_blank)
 
-    def _lines(self, data: bytes, start: int, cut: int, max_line_bytes: int) -> None:
+    def _lines(self, data: bytearray, start: int, cut: int, max_line_bytes: int) -> None:
+        """Every line of ``data[start:cut]`` (whole lines): all at once when
+        :meth:`_whole_lines` can, else one at a time (line 1, with its possible BOM, always)."""
+        if not self.number:
+            first = data.find(b"\n", start) + 1
+            self._each_line(bytes(data[start:first]), 0, first - start, max_line_bytes)
+            start = first
+        if start < cut and not self._whole_lines(data, start, cut, max_line_bytes):
+            self._each_line(bytes(data[start:cut]), 0, cut - start, max_line_bytes)
+
+    def _whole_lines(self, data: bytearray, start: int, cut: int, max_line_bytes: int) -> bool:
+        """Route the whole lines of ``data[start:cut]`` with one short Python step per line
+        (find its end): each line is read by :data:`_decode_route`, grouped, measured, cut
+        into shards and copied per group by C calls. False, with nothing done, when any line
+        is unusual (not UTF-8, a value :class:`_RouteLine` does not read: a blank or broken
+        line, two values on a line, a model that is not a string...; a line over a limit; an
+        url counted per line): then :meth:`_each_line` routes them as the line reader does."""
+        view = memoryview(data)
+        if not data.isascii():  # msgspec does not check the strings it skips
+            try:
+                str(view[start:cut], "utf-8")
+            except UnicodeDecodeError:
+                return False
+        lines: list[memoryview] = []
+        add = lines.append
+        find = data.find
+        pos = start
+        while pos < cut:
+            end = find(b"\n", pos, cut) + 1
+            add(view[pos:end])
+            pos = end
+        try:
+            routes = list(map(_decode_route, lines))
+        except msgspec.DecodeError:
+            return False
+        shard_set = self.shard_set
+        sizes = list(map(len, lines))
+        if cut - start > max_line_bytes or cut - start > shard_set.max_bytes:
+            longest = max(sizes)
+            if longest > max_line_bytes or longest > shard_set.max_bytes:
+                return False
+        keys = list(map(_route_key, routes))
+        slow_urls = self.slow_urls
+        if slow_urls and any(url in slow_urls for _model, url in set(keys)):
+            return False
+        number = self.number
+        shard_set.add_lines(
+            keys, lines, sizes, lambda line: routes[line].custom_id, number, view[start:cut]
+        )
+        self.tally.count_lines(sizes, cut - start, self.on_progress)
+        self.number = number + len(lines)
+        return True
+
+    def _each_line(self, data: bytes, start: int, cut: int, max_line_bytes: int) -> None:
         """Every line of ``data[start:cut]`` (whole lines); a line for an open shard it fits
         in is added here, any other the line-at-a-time way."""
         shard_set = self.shard_set
@@ -974,8 +1180,23 @@ def _route_line(
         try:
             obj = orjson.loads(content)  # a BOM on line 1, or a bad line
         except orjson.JSONDecodeError:
-            obj = None
+            take(number, raw, None, len(raw), _read_route(content))
+            return
     take(number, raw, obj, len(raw), _route(obj))
+
+
+def _read_route(content: bytes) -> tuple[str, str, str]:
+    """:func:`_route` of a line ``orjson`` refuses: read by :data:`_decode_route` when it is
+    UTF-8, as the block router reads it. Why: a number too big for a double is refused by
+    ``orjson`` but read by ``jiter`` (the validating split routes such a line by its model)
+    and skipped by ``msgspec``; every other line ``orjson`` refuses, ``msgspec`` refuses
+    too (``tests/test_fast_path.py``)."""
+    try:
+        content.decode()
+        route = _decode_route(content)
+    except (UnicodeDecodeError, msgspec.DecodeError):
+        return "", "", ""
+    return route.body.model, route.url, route.custom_id
 
 
 def _build_manifest(

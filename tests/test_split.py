@@ -433,29 +433,19 @@ def test_an_error_in_the_middle_leaves_nothing_behind(
     out = tmp_path / "out"
     out.mkdir()
     (out / "unrelated.txt").write_text("mine")
-    real_add = split_module._ShardSet.add
-    real_add_if_fits = split_module._ShardSet.add_if_fits
+    real_next_shard = split_module._ShardSet._next_shard
     calls = {"n": 0}
 
-    def failing_add(self: object, *args: object) -> None:
-        calls["n"] += 1
-        if calls["n"] == 20:
+    def failing_next_shard(self: object, *args: object) -> object:
+        calls["n"] += 1  # the 10th of about 17 shards
+        if calls["n"] == 10:
             raise exception
-        real_add(self, *args)  # type: ignore[arg-type]
+        return real_next_shard(self, *args)  # type: ignore[arg-type]
 
-    def failing_add_if_fits(self: object, *args: object) -> bool:
-        if not real_add_if_fits(self, *args):  # type: ignore[arg-type]
-            return False  # then add is called
-        calls["n"] += 1
-        if calls["n"] == 20:
-            raise exception
-        return True
-
-    monkeypatch.setattr(split_module._ShardSet, "add", failing_add)
-    monkeypatch.setattr(split_module._ShardSet, "add_if_fits", failing_add_if_fits)
+    monkeypatch.setattr(split_module._ShardSet, "_next_shard", failing_next_shard)
     with pytest.raises(type(exception)):
         split_file(source, out, max_requests=3)
-    assert calls["n"] == 20
+    assert calls["n"] == 10
     assert [p.name for p in out.iterdir()] == ["unrelated.txt"]
 
 
