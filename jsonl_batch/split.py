@@ -319,14 +319,12 @@ class _ShardSet:
         shard.inputs += inputs
         shard.last_custom_id = custom_id
         shard.last_line = number
-        buffer = shard.buffer
-        buffer += raw
-        if len(buffer) >= _FLUSH_BYTES:
-            self._flush(shard)
+        self.append(shard, raw)
 
     def add_if_fits(self, raw: bytes, number: int, model: str, url: str, custom_id: str) -> bool:
         """:meth:`add` for a line (no tokens, no embedding inputs) that fits its group's open
-        shard; False (nothing done) when it does not: then :meth:`add` decides."""
+        shard; False (nothing done) when it does not: then :meth:`add` decides. The hot path
+        of a validating split: :meth:`append` is written out here to save a call per line."""
         shard = self.open_shards.get((model, url))
         size = len(raw)
         if (
